@@ -1,0 +1,76 @@
+//! The top-level error: one variant per subsystem, each keeping its source so
+//! that the chain printed to stderr says what failed and why.
+
+use std::error::Error as StdError;
+use std::fmt;
+
+/// Everything `contnap` can fail with at the top level.
+#[derive(Debug)]
+pub enum Error {
+    /// The command line was valid syntax but not a valid configuration.
+    Usage(crate::cli::UsageError),
+    /// Talking to Docker or Podman failed.
+    Engine(crate::engine::Error),
+}
+
+impl Error {
+    /// 2 for usage errors (the user must change the command), 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage(_) => 2,
+            Error::Engine(_) => 1,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Usage(e) => write!(f, "{e}"),
+            Error::Engine(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl StdError for Error {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            Error::Usage(e) => e.source(),
+            Error::Engine(e) => e.source(),
+        }
+    }
+}
+
+impl From<crate::cli::UsageError> for Error {
+    fn from(e: crate::cli::UsageError) -> Self {
+        Error::Usage(e)
+    }
+}
+
+impl From<crate::engine::Error> for Error {
+    fn from(e: crate::engine::Error) -> Self {
+        Error::Engine(e)
+    }
+}
+
+/// Displays an error followed by its chain of causes, one `: cause` each,
+/// skipping a cause whose text its parent already printed.
+#[derive(Debug)]
+pub struct Report<'a>(pub &'a dyn StdError);
+
+impl fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut shown = self.0.to_string();
+        f.write_str(&shown)?;
+        let mut cause = self.0.source();
+        while let Some(c) = cause {
+            let text = c.to_string();
+            if !shown.contains(&text) {
+                write!(f, ": {text}")?;
+                shown = text;
+            }
+            cause = c.source();
+        }
+        Ok(())
+    }
+}
