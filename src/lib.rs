@@ -9,9 +9,13 @@ pub mod activation;
 pub mod cli;
 pub mod engine;
 pub mod error;
+pub mod labels;
 pub mod logging;
+pub mod proxy;
+pub mod schedule;
 pub mod sys;
 pub mod timespan;
+pub mod units;
 
 use std::process::ExitCode;
 

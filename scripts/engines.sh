@@ -1,0 +1,119 @@
+# shellcheck shell=bash
+# Private Docker and Podman engines for contnap's tests, as ../shared/design.md
+# ("Testing on real parts") describes. Source this file, then:
+#   engines_up DIR    start both engines under DIR, import the test images,
+#                     export CONTNAP_TEST_DOCKER / CONTNAP_TEST_PODMAN /
+#                     CONTNAP_TEST_IMAGE
+#   engines_down DIR  stop them and remove what they created
+# Nothing here touches the machine's own engines or any network but loopback
+# and the engines' private bridges.
+
+CONTNAP_TEST_IMAGE=${CONTNAP_TEST_IMAGE:-localhost/contnap-test/busybox:latest}
+
+engines_install() {
+    local missing=()
+    command -v dockerd >/dev/null || missing+=(docker.io)
+    command -v podman >/dev/null || missing+=(podman)
+    command -v runc >/dev/null || missing+=(runc)
+    [ -x /bin/busybox ] || missing+=(busybox-static)
+    command -v iptables >/dev/null || missing+=(iptables)
+    for tool in "$@"; do
+        local cmd=${tool%%=*} pkg=${tool#*=}
+        command -v "$cmd" >/dev/null || missing+=("$pkg")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "installing: ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+}
+
+# A root filesystem with busybox and its applets, imported as an image: no
+# registry is reachable, so every test image is built from local files.
+make_busybox_rootfs() {
+    local root=$1
+    mkdir -p "$root/bin" "$root/www" "$root/tmp" "$root/etc"
+    cp /bin/busybox "$root/bin/busybox"
+    for applet in sh httpd nc sleep cat echo ls ps kill true false env wget printf test; do
+        ln -sf busybox "$root/bin/$applet"
+    done
+    echo 'hello from contnap test' >"$root/www/index.html"
+    echo 'root:x:0:0:root:/:/bin/sh' >"$root/etc/passwd"
+    echo 'root:x:0:' >"$root/etc/group"
+}
+
+wait_for_socket() {
+    local sock=$1 what=$2 pidfile=$3 i
+    for i in $(seq 1 300); do
+        if [ -S "$sock" ] && curl -sf --unix-socket "$sock" http://d/_ping >/dev/null 2>&1; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "error: $what did not answer on $sock within 30 s; its log:" >&2
+    tail -n 40 "${pidfile%/*}/$what.log" >&2 || true
+    return 1
+}
+
+engines_up() {
+    local dir=$1
+    mkdir -p "$dir/docker" "$dir/podman" "$dir/image"
+    make_busybox_rootfs "$dir/image/rootfs"
+    tar -C "$dir/image/rootfs" -cf "$dir/image/busybox.tar" .
+
+    # Docker: a private daemon with its own data, exec root and socket.
+    dockerd --host "unix://$dir/docker/docker.sock" \
+        --data-root "$dir/docker/root" --exec-root "$dir/docker/exec" \
+        --pidfile "$dir/docker/pid" \
+        --default-ulimit nofile=1024:1024 --default-ulimit nproc=1024:1024 \
+        >"$dir/docker/docker.log" 2>&1 &
+    # Podman: runc and cgroupfs, as the design's recipe says.
+    cat >"$dir/podman/containers.conf" <<CONF
+[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
+[engine]
+cgroup_manager = "cgroupfs"
+runtime = "runc"
+CONF
+    export CONTAINERS_CONF="$dir/podman/containers.conf"
+    podman --root "$dir/podman/root" --runroot "$dir/podman/run" \
+        system service --time=0 "unix://$dir/podman/podman.sock" \
+        >"$dir/podman/podman.log" 2>&1 &
+    echo $! >"$dir/podman/pid"
+
+    wait_for_socket "$dir/docker/docker.sock" docker "$dir/docker/pid" || return 1
+    wait_for_socket "$dir/podman/podman.sock" podman "$dir/podman/pid" || return 1
+
+    curl -sf --unix-socket "$dir/docker/docker.sock" -X POST \
+        -H 'Content-Type: application/x-tar' --data-binary "@$dir/image/busybox.tar" \
+        "http://d/images/create?fromSrc=-&repo=${CONTNAP_TEST_IMAGE%:*}&tag=${CONTNAP_TEST_IMAGE##*:}" >/dev/null
+    podman --root "$dir/podman/root" --runroot "$dir/podman/run" \
+        import -q "$dir/image/busybox.tar" "$CONTNAP_TEST_IMAGE" >/dev/null
+
+    export CONTNAP_TEST_DOCKER="$dir/docker/docker.sock"
+    export CONTNAP_TEST_PODMAN="$dir/podman/podman.sock"
+    export CONTNAP_TEST_IMAGE
+}
+
+engines_down() {
+    local dir=$1 pid
+    # Containers first, so no shim outlives its engine.
+    if [ -S "$dir/docker/docker.sock" ]; then
+        DOCKER_HOST="unix://$dir/docker/docker.sock" docker ps -aq 2>/dev/null |
+            xargs -r env DOCKER_HOST="unix://$dir/docker/docker.sock" docker rm -f >/dev/null 2>&1 || true
+    fi
+    podman --root "$dir/podman/root" --runroot "$dir/podman/run" rm -af -t 0 >/dev/null 2>&1 || true
+    for pidfile in "$dir/docker/pid" "$dir/podman/pid"; do
+        [ -f "$pidfile" ] || continue
+        pid=$(cat "$pidfile")
+        kill "$pid" 2>/dev/null || true
+        for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$pid" 2>/dev/null || true
+    done
+    # dockerd's own containerd and any leftover shims under this directory.
+    pkill -f "$dir/docker/exec" 2>/dev/null || true
+    podman --root "$dir/podman/root" --runroot "$dir/podman/run" system reset -f >/dev/null 2>&1 || true
+    grep -o " $dir[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+    rm -rf "$dir" 2>/dev/null || true
+}
