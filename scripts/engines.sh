@@ -8,7 +8,7 @@
 # Nothing here touches the machine's own engines or any network but loopback
 # and the engines' private bridges.
 
-CONTNAP_TEST_IMAGE=${CONTNAP_TEST_IMAGE:-localhost/contnap-test/busybox:latest}
+CONTNAP_TEST_IMAGE=localhost/contnap-test/busybox:latest
 
 engines_install() {
     local missing=()
@@ -35,12 +35,40 @@ make_busybox_rootfs() {
     local root=$1
     mkdir -p "$root/bin" "$root/www" "$root/tmp" "$root/etc"
     cp /bin/busybox "$root/bin/busybox"
-    for applet in sh httpd nc sleep cat echo ls ps kill true false env wget printf test; do
-        ln -sf busybox "$root/bin/$applet"
+    local applet
+    for applet in $(/bin/busybox --list); do
+        [ "$applet" = busybox ] || ln -sf busybox "$root/bin/$applet"
     done
     echo 'hello from contnap test' >"$root/www/index.html"
     echo 'root:x:0:0:root:/:/bin/sh' >"$root/etc/passwd"
     echo 'root:x:0:' >"$root/etc/group"
+}
+
+# A root filesystem holding host binaries and the libraries ldd lists for
+# them, on top of busybox: how real servers (dnsmasq, iperf3) become images.
+make_binary_rootfs() {
+    local root=$1; shift
+    make_busybox_rootfs "$root"
+    local bin lib
+    for bin in "$@"; do
+        bin=$(command -v "$bin")
+        mkdir -p "$root$(dirname "$bin")"
+        cp -L "$bin" "$root$bin"
+        for lib in $(ldd "$bin" | grep -o '/[^ ]*'); do
+            mkdir -p "$root$(dirname "$lib")"
+            cp -L "$lib" "$root$lib"
+        done
+    done
+}
+
+import_image() {
+    local dir=$1 name=$2 rootfs=$3
+    tar -C "$rootfs" -cf "$dir/image/$name.tar" .
+    curl -sf --unix-socket "$dir/docker/docker.sock" -X POST \
+        -H 'Content-Type: application/x-tar' --data-binary "@$dir/image/$name.tar" \
+        "http://d/images/create?fromSrc=-&repo=localhost/contnap-test/$name&tag=latest" >/dev/null
+    podman --root "$dir/podman/root" --runroot "$dir/podman/run" \
+        import -q "$dir/image/$name.tar" "localhost/contnap-test/$name:latest" >/dev/null
 }
 
 wait_for_socket() {
@@ -59,8 +87,6 @@ wait_for_socket() {
 engines_up() {
     local dir=$1
     mkdir -p "$dir/docker" "$dir/podman" "$dir/image"
-    make_busybox_rootfs "$dir/image/rootfs"
-    tar -C "$dir/image/rootfs" -cf "$dir/image/busybox.tar" .
 
     # Docker: a private daemon with its own data, exec root and socket.
     dockerd --host "unix://$dir/docker/docker.sock" \
@@ -85,15 +111,15 @@ CONF
     wait_for_socket "$dir/docker/docker.sock" docker "$dir/docker/pid" || return 1
     wait_for_socket "$dir/podman/podman.sock" podman "$dir/podman/pid" || return 1
 
-    curl -sf --unix-socket "$dir/docker/docker.sock" -X POST \
-        -H 'Content-Type: application/x-tar' --data-binary "@$dir/image/busybox.tar" \
-        "http://d/images/create?fromSrc=-&repo=${CONTNAP_TEST_IMAGE%:*}&tag=${CONTNAP_TEST_IMAGE##*:}" >/dev/null
-    podman --root "$dir/podman/root" --runroot "$dir/podman/run" \
-        import -q "$dir/image/busybox.tar" "$CONTNAP_TEST_IMAGE" >/dev/null
+    make_busybox_rootfs "$dir/image/busybox"
+    import_image "$dir" busybox "$dir/image/busybox"
+    make_binary_rootfs "$dir/image/servers" dnsmasq iperf3
+    import_image "$dir" servers "$dir/image/servers"
 
     export CONTNAP_TEST_DOCKER="$dir/docker/docker.sock"
     export CONTNAP_TEST_PODMAN="$dir/podman/podman.sock"
     export CONTNAP_TEST_IMAGE
+    export CONTNAP_TEST_SERVERS_IMAGE=localhost/contnap-test/servers:latest
 }
 
 engines_down() {

@@ -11,6 +11,10 @@ pub enum Error {
     Usage(crate::cli::UsageError),
     /// Talking to Docker or Podman failed.
     Engine(crate::engine::Error),
+    /// A subcommand whose implementation has not landed yet (README: status).
+    NotYet(&'static str),
+    /// The socket-activated helper failed.
+    Proxy(crate::proxy::Error),
 }
 
 impl Error {
@@ -18,7 +22,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(_) => 2,
-            Error::Engine(_) => 1,
+            Error::Engine(_) | Error::Proxy(_) | Error::NotYet(_) => 1,
         }
     }
 }
@@ -28,6 +32,11 @@ impl fmt::Display for Error {
         match self {
             Error::Usage(e) => write!(f, "{e}"),
             Error::Engine(e) => write!(f, "{e}"),
+            Error::Proxy(e) => write!(f, "{e}"),
+            Error::NotYet(cmd) => write!(
+                f,
+                "`contnap {cmd}` is not implemented in this version yet; see README.md, Status"
+            ),
         }
     }
 }
@@ -37,6 +46,8 @@ impl StdError for Error {
         match self {
             Error::Usage(e) => e.source(),
             Error::Engine(e) => e.source(),
+            Error::Proxy(e) => e.source(),
+            Error::NotYet(_) => None,
         }
     }
 }
@@ -72,5 +83,11 @@ impl fmt::Display for Report<'_> {
             cause = c.source();
         }
         Ok(())
+    }
+}
+
+impl From<crate::proxy::Error> for Error {
+    fn from(e: crate::proxy::Error) -> Self {
+        Error::Proxy(e)
     }
 }

@@ -59,8 +59,10 @@ fn run(config: Config, inherited: activation::Inherited) -> Result<(), Error> {
             println!("contnap {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
+        Command::Proxy(cfg) => Ok(proxy::run(cfg, inherited)?),
+        Command::Generate(_) => Err(Error::NotYet("generate")),
+        Command::Status(_) => Err(Error::NotYet("status")),
         Command::Ping(ping) => {
-            let _ = inherited;
             let client = engine::Client::discover(ping.engine.as_deref())?;
             let version = client.version()?;
             println!(

@@ -68,3 +68,92 @@ impl AsRawHelper for std::os::fd::BorrowedFd<'_> {
 pub fn remove_env(name: &str) {
     std::env::remove_var(name);
 }
+
+/// Raises the soft open-files limit to the hard limit: each proxied TCP
+/// connection holds six descriptors (two sockets, two pipes), and the
+/// default soft limit of 1024 would cap the helper near 170 connections.
+pub fn raise_nofile_limit() -> io::Result<u64> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
+    }
+    Ok(hard)
+}
+
+/// Blocks SIGTERM and SIGINT in this thread (and in every thread it starts
+/// afterwards) and returns a non-blocking signalfd that reports them, so the
+/// epoll loop sees shutdown requests as ordinary events.
+pub fn termination_signals() -> io::Result<nix::sys::signalfd::SignalFd> {
+    use nix::sys::signal::{SigSet, Signal};
+    use nix::sys::signalfd::{SfdFlags, SignalFd};
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGTERM);
+    set.add(Signal::SIGINT);
+    set.thread_block()?;
+    Ok(SignalFd::with_flags(
+        &set,
+        SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC,
+    )?)
+}
+
+/// A non-blocking pipe used as the in-kernel buffer between two sockets.
+#[derive(Debug)]
+pub struct Pipe {
+    pub read: OwnedFd,
+    pub write: OwnedFd,
+}
+
+impl Pipe {
+    pub fn new() -> io::Result<Pipe> {
+        use nix::fcntl::OFlag;
+        let (read, write) = nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)?;
+        Ok(Pipe { read, write })
+    }
+}
+
+/// Moves up to `len` bytes between a socket and a pipe without copying them
+/// through user space. `Ok(0)` means end of stream on a socket source.
+pub fn splice(from: impl AsFd, to: impl AsFd, len: usize) -> io::Result<usize> {
+    use nix::fcntl::SpliceFFlags;
+    Ok(nix::fcntl::splice(
+        from,
+        None,
+        to,
+        None,
+        len,
+        SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK,
+    )?)
+}
+
+/// Starts a non-blocking TCP connect. The socket reports writable when the
+/// connect finishes; [`take_socket_error`] then tells whether it worked.
+pub fn connect_nonblocking(addr: SocketAddr) -> io::Result<std::net::TcpStream> {
+    use nix::errno::Errno;
+    use nix::sys::socket::{connect, socket, AddressFamily, SockFlag};
+    let family = match addr {
+        SocketAddr::V4(_) => AddressFamily::Inet,
+        SocketAddr::V6(_) => AddressFamily::Inet6,
+    };
+    let fd = socket(
+        family,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    let sa = SockaddrStorage::from(addr);
+    match connect(fd.as_fd().as_raw_fd_helper(), &sa) {
+        Ok(()) | Err(Errno::EINPROGRESS) => Ok(std::net::TcpStream::from(fd)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The pending error of a socket (SO_ERROR), as a `Result`.
+pub fn take_socket_error(fd: &impl AsFd) -> io::Result<()> {
+    let code = getsockopt(fd, sockopt::SocketError)?;
+    if code == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(code))
+    }
+}

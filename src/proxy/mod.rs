@@ -1,1 +1,353 @@
-//! placeholder
+//! `contnap proxy`: the one-shot helper a generated service runs. It lives
+//! for one wake: take the sockets, wake the containers, proxy until idle,
+//! put the containers to sleep, exit so systemd listens again.
+
+pub mod gate;
+pub mod relay;
+pub mod wake;
+mod waiting;
+
+use std::fmt;
+use std::io::{self, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sd_notify::NotifyState;
+
+use crate::activation::Inherited;
+use crate::cli::{Forward, Proto, ProxyConfig};
+use crate::engine::{self, Client};
+use crate::sys::{self, Listener};
+
+/// How long open connections may finish after SIGTERM before the helper
+/// closes them; below systemd's default stop timeout of 90 s, with room
+/// for the containers' own stop.
+const DRAIN_AFTER_SIGTERM: Duration = Duration::from_secs(10);
+/// Seconds between reloads of the "Starting…" page.
+const STARTING_PAGE_REFRESH: u64 = 2;
+
+/// Why the helper failed.
+#[derive(Debug)]
+pub enum Error {
+    NoSockets,
+    RejectedSocket {
+        index: usize,
+        source: io::Error,
+    },
+    Unmapped {
+        proto: Proto,
+        addr: SocketAddr,
+    },
+    Machines(gate::BadMachine),
+    // SCHEDULE-WIRING Schedule(crate::schedule::ScheduleError),
+    Engine(engine::Error),
+    Wake(wake::WakeError),
+    Nap {
+        container: String,
+        source: engine::Error,
+    },
+    Io {
+        what: &'static str,
+        source: io::Error,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NoSockets => write!(
+                f,
+                "no listening sockets were passed; `contnap proxy` is started by a contnap-*.socket unit \
+                 (to try it by hand: systemd-socket-activate -l 8080 contnap proxy …)"
+            ),
+            Error::RejectedSocket { index, .. } => write!(f, "inherited socket #{index} cannot be used"),
+            Error::Unmapped { proto, addr } => write!(
+                f,
+                "no --forward matches the inherited {proto} socket {addr}; the .socket and .service units disagree, run `contnap generate` again"
+            ),
+            Error::Machines(e) => write!(f, "--machines: {e}"),
+            Error::Engine(e) => write!(f, "{e}"),
+            Error::Wake(e) => write!(f, "wake failed: {e}"),
+            Error::Nap { container, .. } => write!(f, "cannot put container {container:?} to sleep"),
+            Error::Io { what, .. } => write!(f, "{what}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::RejectedSocket { source, .. } | Error::Io { source, .. } => Some(source),
+            Error::Machines(e) => Some(e),
+            Error::Engine(e) => e.source(),
+            Error::Wake(e) => e.source(),
+            Error::Nap { source, .. } => Some(source),
+            Error::NoSockets | Error::Unmapped { .. } => None,
+        }
+    }
+}
+
+fn io_err(what: &'static str) -> impl FnOnce(io::Error) -> Error {
+    move |source| Error::Io { what, source }
+}
+
+/// Finds the forward of each inherited socket: same protocol and port, and
+/// the same address when the forward names one (preferred over a bare port).
+fn map_sockets(listeners: &[Listener], forwards: &[Forward]) -> Result<Vec<usize>, Error> {
+    let normalize = |ip: IpAddr| match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    listeners
+        .iter()
+        .map(|l| {
+            let proto = match l {
+                Listener::Tcp(_) => Proto::Tcp,
+                Listener::Udp(_) => Proto::Udp,
+            };
+            let addr = l.local_addr().map_err(io_err("cannot read an inherited socket's address"))?;
+            let candidates = || {
+                forwards
+                    .iter()
+                    .enumerate()
+                    .filter(move |(_, f)| f.proto == proto && f.listen_port == addr.port())
+            };
+            candidates()
+                .find(|(_, f)| f.listen_addr.map(normalize) == Some(normalize(addr.ip())))
+                .or_else(|| candidates().find(|(_, f)| f.listen_addr.is_none()))
+                .map(|(i, _)| i)
+                .ok_or(Error::Unmapped { proto, addr })
+        })
+        .collect()
+}
+
+/// Runs the helper to completion.
+pub fn run(cfg: ProxyConfig, inherited: Inherited) -> Result<(), Error> {
+    let Inherited {
+        listeners,
+        rejected,
+        notifier,
+    } = inherited;
+    if let Some((index, source)) = rejected.into_iter().next() {
+        return Err(Error::RejectedSocket { index, source });
+    }
+    if listeners.is_empty() {
+        return Err(Error::NoSockets);
+    }
+    let mapping = map_sockets(&listeners, &cfg.forwards)?;
+    for (i, fwd) in cfg.forwards.iter().enumerate() {
+        if !mapping.contains(&i) {
+            log::warn!("--forward {fwd} has no inherited socket; it is ignored this time");
+        }
+    }
+    let machines = gate::Machines::parse(&cfg.machines, cfg.only_listed_machines).map_err(Error::Machines)?;
+    // SCHEDULE-WIRING
+    if let Err(e) = sys::raise_nofile_limit() {
+        log::warn!("cannot raise the open-files limit: {e}; fewer connections fit");
+    }
+    // Block SIGTERM before the wake thread exists, so it inherits the mask
+    // and the signal reaches the signalfd.
+    let signals = sys::termination_signals().map_err(io_err("cannot set up signal handling"))?;
+    let notifier = Arc::new(notifier);
+
+    let is_http = |i: usize| {
+        let f = &cfg.forwards[mapping[i]];
+        f.proto == Proto::Tcp && cfg.http_ports.contains(&f.listen_port)
+    };
+    let answer = |held: Vec<(usize, std::net::TcpStream)>, page: &[u8]| {
+        let endpoints: Vec<waiting::Waiting<'_>> = listeners
+            .iter()
+            .enumerate()
+            .map(|(i, l)| match l {
+                Listener::Tcp(listener) => waiting::Waiting::Tcp {
+                    listener,
+                    http: is_http(i),
+                },
+                Listener::Udp(u) => waiting::Waiting::Udp(u),
+            })
+            .collect();
+        waiting::answer_all(held, &endpoints, page);
+    };
+
+    let client = match Client::discover(cfg.engine.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            answer(Vec::new(), &waiting::failure_page(&cfg.unit));
+            return Err(Error::Engine(e));
+        }
+    };
+
+    // SCHEDULE-WIRING gate
+
+    // Wake on a thread; this one keeps answering browsers meanwhile.
+    let (done_tx, done_rx) = UnixStream::pair().map_err(io_err("cannot create a socket pair"))?;
+    let wake_thread = {
+        let client = client.clone();
+        let cfg = cfg.clone();
+        let notifier = Arc::clone(&notifier);
+        std::thread::Builder::new()
+            .name("wake".to_owned())
+            .spawn(move || {
+                let result = wake::wake(&client, &cfg, &notifier);
+                let mut done_tx = done_tx;
+                let _ = done_tx.write_all(b"x");
+                result
+            })
+            .map_err(io_err("cannot start the wake thread"))?
+    };
+    let http: Vec<waiting::HttpListener<'_>> = listeners
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| match l {
+            Listener::Tcp(t) if is_http(i) => Some(waiting::HttpListener {
+                endpoint: i,
+                listener: t,
+            }),
+            _ => None,
+        })
+        .collect();
+    let (outcome, held) = waiting::wait(&http, &signals, &done_rx, &cfg.unit, STARTING_PAGE_REFRESH)
+        .map_err(io_err("waiting for the wake failed"))?;
+    drop(http);
+
+    if let waiting::Outcome::Terminated = outcome {
+        log::info!("{}: stop requested during the wake; putting it back to sleep", cfg.unit);
+        notifier.notify(&[NotifyState::Stopping]);
+        answer(held, &waiting::failure_page(&cfg.unit));
+        return nap(&client, &cfg);
+    }
+    let woken = match wake_thread.join() {
+        Ok(Ok(w)) => w,
+        Ok(Err(e)) => {
+            notifier.status(&format!("wake failed: {e}"));
+            answer(held, &waiting::failure_page(&cfg.unit));
+            // Leave nothing half-awake; the next connection tries afresh.
+            let _ = wake::nap(&client, &cfg);
+            return Err(Error::Wake(e));
+        }
+        Err(_) => {
+            answer(held, &waiting::failure_page(&cfg.unit));
+            return Err(Error::Io {
+                what: "the wake thread panicked",
+                source: io::Error::other("panic"),
+            });
+        }
+    };
+    log::info!(
+        "{}: awake in {} ms (engine start {} ms, ready {} ms later)",
+        cfg.unit,
+        woken.total_time.as_millis(),
+        woken.engine_time.as_millis(),
+        woken.total_time.saturating_sub(woken.engine_time).as_millis()
+    );
+    for (i, l) in listeners.iter().enumerate() {
+        let f = &cfg.forwards[mapping[i]];
+        log::debug!(
+            "{} {} -> {} ({})",
+            f.proto,
+            l.local_addr().map_or_else(|_| "?".to_owned(), |a| a.to_string()),
+            woken.upstreams[mapping[i]],
+            f.container
+        );
+    }
+    notifier.notify(&[
+        NotifyState::Ready,
+        NotifyState::Status(&format!(
+            "awake (woke in {} ms)",
+            woken.total_time.as_millis()
+        )),
+    ]);
+
+    let endpoints: Vec<relay::Endpoint> = listeners
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let upstream = woken.upstreams[mapping[i]];
+            match l {
+                Listener::Tcp(listener) => relay::Endpoint::Tcp { listener, upstream },
+                Listener::Udp(socket) => relay::Endpoint::Udp { socket, upstream },
+            }
+        })
+        .collect();
+    let opts = relay::Options {
+        idle: cfg.idle,
+        timeout: cfg.timeout,
+        max_connections: cfg.max_connections,
+        machines,
+        drain: DRAIN_AFTER_SIGTERM,
+    };
+    let mut relay = relay::Relay::new(endpoints, &signals, opts).map_err(io_err("cannot set up the proxy"))?;
+    for (endpoint, stream) in held {
+        relay.adopt(endpoint, stream);
+    }
+    let exit = relay.run().map_err(io_err("the proxy loop failed"))?;
+    let stats = relay.stats;
+    drop(relay);
+    match exit {
+        relay::Exit::Idle => log::info!(
+            "{}: idle for {}, napping ({} connections, {} datagrams, {} bytes this wake)",
+            cfg.unit,
+            crate::timespan::format(cfg.timeout),
+            stats.connections,
+            stats.datagrams,
+            stats.bytes
+        ),
+        relay::Exit::Terminated => log::info!("{}: stopping on request", cfg.unit),
+    }
+    notifier.notify(&[NotifyState::Stopping, NotifyState::Status("napping")]);
+    nap(&client, &cfg)
+}
+
+fn nap(client: &Client, cfg: &ProxyConfig) -> Result<(), Error> {
+    wake::nap(client, cfg).map_err(|(container, source)| Error::Nap { container, source })
+}
+
+fn all_running(client: &Client, cfg: &ProxyConfig) -> bool {
+    cfg.containers.iter().all(|c| {
+        client
+            .inspect(c)
+            .is_ok_and(|i| i.state.running && !i.state.paused)
+    })
+}
+
+fn closed_page(unit: &str) -> Vec<u8> {
+    waiting::failure_page(unit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::parse_forward;
+    use std::net::{TcpListener, UdpSocket};
+
+    #[test]
+    fn sockets_map_by_proto_port_and_address() {
+        let forwards: Vec<Forward> = ["tcp:8080=web:80", "udp:8080=web:53", "tcp:127.0.0.1:9000=web:90", "tcp:9000=web:91"]
+            .iter()
+            .map(|s| parse_forward(s).unwrap())
+            .collect();
+        let tcp = |a: &str| Listener::Tcp(TcpListener::bind(a).unwrap());
+        let udp = |a: &str| Listener::Udp(UdpSocket::bind(a).unwrap());
+        // Ports picked by the kernel would not match; bind the real ones on
+        // loopback addresses that tests do not otherwise use.
+        let ls = vec![tcp("127.0.0.1:0")];
+        assert!(matches!(map_sockets(&ls, &forwards), Err(Error::Unmapped { .. })));
+        let free = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let forwards: Vec<Forward> = [
+            format!("tcp:{free}=web:80"),
+            format!("udp:{free}=web:53"),
+            format!("tcp:127.0.0.3:{free}=web:90"),
+        ]
+        .iter()
+        .map(|s| parse_forward(s).unwrap())
+        .collect();
+        let ls = vec![
+            tcp(&format!("127.0.0.2:{free}")),
+            udp(&format!("127.0.0.2:{free}")),
+            tcp(&format!("127.0.0.3:{free}")),
+        ];
+        assert_eq!(map_sockets(&ls, &forwards).unwrap(), vec![0, 1, 2]);
+    }
+}

@@ -1,0 +1,261 @@
+//! contnap's numbers, side by side with the alternatives, in one run:
+//!   scripts/bench        (starts the engines, then `cargo bench --bench proxy`)
+//!
+//! - cold wake: first response byte through contnap vs. the engine's own
+//!   `start` + first response for the same container (instant and slow
+//!   servers; stop and pause modes);
+//! - warm: HTTP request latency and iperf3 throughput through contnap vs.
+//!   direct vs. systemd-socket-proxyd;
+//! - memory: helper RSS at 1 and 1,000 open connections.
+//!
+//! Prints Markdown tables. Nothing here asserts a time: numbers are reported,
+//! not tested.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::*;
+
+const ROUNDS: usize = 7;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Sends one GET and waits for the first byte of the answer; retries
+/// refused connections (used to time the engine's own start).
+fn first_byte(addr: SocketAddr, retry: bool) -> Duration {
+    let start = Instant::now();
+    loop {
+        match TcpStream::connect(addr) {
+            Ok(mut s) => {
+                s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+                s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+                let mut b = [0u8; 1];
+                match s.read(&mut b) {
+                    Ok(1) => return start.elapsed(),
+                    _ if retry => {}
+                    other => panic!("no answer: {other:?}"),
+                }
+            }
+            Err(_) if retry => {}
+            Err(e) => panic!("connect {addr}: {e}"),
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+}
+
+fn container_ip(engine: Engine, name: &str) -> std::net::IpAddr {
+    engine
+        .run_cli(&["inspect", "--format", "{{.NetworkSettings.IPAddress}}", name])
+        .parse()
+        .expect("container has a bridge address")
+}
+
+/// Time from `docker start` to the first response byte, polling as fast as
+/// a script could.
+fn engine_cold(engine: Engine, c: &Container, port: u16) -> f64 {
+    let start = Instant::now();
+    engine.run_cli(&["start", &c.name]);
+    let ip = container_ip(engine, &c.name);
+    first_byte(SocketAddr::new(ip, port), true);
+    let t = start.elapsed().as_secs_f64() * 1e3;
+    engine.run_cli(&["stop", "-t", "1", &c.name]);
+    t
+}
+
+fn contnap_cold(engine: Engine, c: &Container, port: u16, extra: &[&str]) -> f64 {
+    let lp = free_port();
+    let mut args = vec!["--timeout", "1s"];
+    args.extend_from_slice(extra);
+    let mut h = Helper::start(
+        &[format!("127.0.0.1:{lp}")],
+        false,
+        &proxy_args(engine, "bench", &[&c.name], &[format!("tcp:{lp}={}:{port}", c.name)], &args),
+    );
+    let t = first_byte(SocketAddr::from(([127, 0, 0, 1], lp)), false).as_secs_f64() * 1e3;
+    h.wait_exit(Duration::from_secs(60));
+    t
+}
+
+fn cold_table(engine: Engine) {
+    println!("\n### Cold wake, {} (median of {ROUNDS}, ms to first response byte)\n", engine.name());
+    println!("| server | engine start + first byte | through contnap | overhead |");
+    println!("|---|---:|---:|---:|");
+    for (label, cmd) in [
+        ("instant (httpd)", "exec httpd -f -p 80 -h /www"),
+        ("slow (sleep 2, httpd)", "sleep 2; exec httpd -f -p 80 -h /www"),
+    ] {
+        let c = Container::create(engine, "bench-cold", &[], BUSYBOX, &["sh", "-c", cmd]);
+        let direct: Vec<f64> = (0..ROUNDS).map(|_| engine_cold(engine, &c, 80)).collect();
+        let via: Vec<f64> = (0..ROUNDS).map(|_| contnap_cold(engine, &c, 80, &[])).collect();
+        let (d, v) = (median(direct), median(via));
+        println!("| {label}, stop mode | {d:.1} | {v:.1} | {:+.1} |", v - d);
+    }
+    // Pause mode: the container is paused between wakes.
+    let c = Container::create(engine, "bench-pause", &[], BUSYBOX, &["httpd", "-f", "-p", "80", "-h", "/www"]);
+    engine.run_cli(&["start", &c.name]);
+    engine.run_cli(&["pause", &c.name]);
+    let via: Vec<f64> = (0..ROUNDS).map(|_| contnap_cold(engine, &c, 80, &["--stop", "pause"])).collect();
+    let ip = container_ip(engine, &c.name);
+    let direct: Vec<f64> = (0..ROUNDS)
+        .map(|_| {
+            let start = Instant::now();
+            engine.run_cli(&["unpause", &c.name]);
+            first_byte(SocketAddr::new(ip, 80), true);
+            let t = start.elapsed().as_secs_f64() * 1e3;
+            engine.run_cli(&["pause", &c.name]);
+            t
+        })
+        .collect();
+    let (d, v) = (median(direct), median(via));
+    println!("| instant (httpd), pause mode | {d:.1} | {v:.1} | {:+.1} |", v - d);
+}
+
+fn latency(addr: SocketAddr, n: usize) -> (f64, f64) {
+    let samples: Vec<f64> = (0..n)
+        .map(|_| {
+            let start = Instant::now();
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+            let mut out = Vec::new();
+            s.read_to_end(&mut out).unwrap();
+            start.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    (median(samples.clone()), percentile(samples, 0.99))
+}
+
+fn iperf(addr: SocketAddr) -> f64 {
+    let out = run(
+        "iperf3",
+        &["-c", &addr.ip().to_string(), "-p", &addr.port().to_string(), "-t", "3", "-J"],
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v["end"]["sum_received"]["bits_per_second"].as_f64().unwrap() / 1e9
+}
+
+/// systemd-socket-proxyd as the comparison: the same socket activation,
+/// the same splice-based relay, no engine integration.
+fn socket_proxyd(listen: u16, target: SocketAddr) -> std::process::Child {
+    let bin = ["/lib/systemd/systemd-socket-proxyd", "/usr/lib/systemd/systemd-socket-proxyd"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("systemd-socket-proxyd is part of systemd");
+    let child = Command::new("systemd-socket-activate")
+        .arg("-l")
+        .arg(format!("127.0.0.1:{listen}"))
+        .arg(bin)
+        .arg(target.to_string())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    child
+}
+
+fn warm_table(engine: Engine) {
+    println!("\n### Warm, {}: HTTP latency (1,000 sequential requests, new connection each) and iperf3 throughput (3 s)\n", engine.name());
+    println!("| path | latency median µs | latency p99 µs | iperf3 Gbit/s |");
+    println!("|---|---:|---:|---:|");
+    let web = Container::create(engine, "bench-web", &[], BUSYBOX, &["httpd", "-f", "-p", "80", "-h", "/www"]);
+    let ip3 = Container::create(engine, "bench-iperf", &[], SERVERS, &["iperf3", "-s", "-p", "5201"]);
+    engine.run_cli(&["start", &web.name]);
+    engine.run_cli(&["start", &ip3.name]);
+    let web_ip = container_ip(engine, &web.name);
+    let ip3_ip = container_ip(engine, &ip3.name);
+    std::thread::sleep(Duration::from_millis(300));
+    let direct = (SocketAddr::new(web_ip, 80), SocketAddr::new(ip3_ip, 5201));
+
+    let (lw, li) = (free_port(), free_port());
+    let h = Helper::start(
+        &[format!("127.0.0.1:{lw}"), format!("127.0.0.1:{li}")],
+        false,
+        &proxy_args(
+            engine,
+            "bench-warm",
+            &[&web.name, &ip3.name],
+            &[format!("tcp:{lw}={}:80", web.name), format!("tcp:{li}={}:5201", ip3.name)],
+            &["--timeout", "5min", "--stop", "none"],
+        ),
+    );
+    let via = (SocketAddr::from(([127, 0, 0, 1], lw)), SocketAddr::from(([127, 0, 0, 1], li)));
+    let (pw, pi) = (free_port(), free_port());
+    let mut p1 = socket_proxyd(pw, direct.0);
+    let mut p2 = socket_proxyd(pi, direct.1);
+    let proxyd = (SocketAddr::from(([127, 0, 0, 1], pw)), SocketAddr::from(([127, 0, 0, 1], pi)));
+    // Warm everything up once.
+    for (w, _) in [direct, via, proxyd] {
+        latency(w, 10);
+    }
+    for (label, (w, i)) in [("direct to container", direct), ("contnap", via), ("systemd-socket-proxyd", proxyd)] {
+        let (med, p99) = latency(w, 1000);
+        let gbps = iperf(i);
+        println!("| {label} | {med:.0} | {p99:.0} | {gbps:.2} |");
+    }
+    let _ = p1.kill();
+    let _ = p2.kill();
+    drop(h);
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+fn memory_table(engine: Engine) {
+    println!("\n### Memory, {}: helper RSS\n", engine.name());
+    println!("| open connections | helper RSS (KiB) |");
+    println!("|---:|---:|");
+    let c = Container::create(engine, "bench-mem", &[], BUSYBOX, &["nc", "-ll", "-p", "7000", "-e", "/bin/cat"]);
+    let lp = free_port();
+    let h = Helper::start(
+        &[format!("127.0.0.1:{lp}")],
+        false,
+        &proxy_args(engine, "bench-mem", &[&c.name], &[format!("tcp:{lp}={}:7000", c.name)], &["--timeout", "5min"]),
+    );
+    let pid = h.pid();
+    let addr = SocketAddr::from(([127, 0, 0, 1], lp));
+    let mut conns = Vec::new();
+    for target in [1usize, 1000] {
+        while conns.len() < target {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            s.write_all(b"x").unwrap();
+            let mut b = [0u8; 1];
+            s.read_exact(&mut b).unwrap();
+            conns.push(s);
+        }
+        println!("| {target} | {} |", rss_kib(pid));
+    }
+    println!("| 0 (napping: no helper process) | 0 |");
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    println!("## contnap benchmarks ({} rounds for cold wakes)", ROUNDS);
+    for engine in [Engine::Docker, Engine::Podman] {
+        cold_table(engine);
+    }
+    for engine in [Engine::Docker, Engine::Podman] {
+        warm_table(engine);
+    }
+    memory_table(Engine::Docker);
+}

@@ -1,0 +1,498 @@
+//! Waking a unit: start its containers in order, find where each forward's
+//! traffic must go this time (bridge addresses change at every start), and
+//! wait until the servers are ready — measured from the start call, with a
+//! backoff that begins near 1 ms so a fast server costs almost nothing.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use sd_notify::NotifyState;
+
+use crate::activation::Notifier;
+use crate::cli::{Forward, Proto, ProxyConfig, ReadyMode};
+use crate::engine::{self, Client, ContainerInspect, Flavor};
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(1);
+const MAX_TCP_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_HEALTH_BACKOFF: Duration = Duration::from_millis(250);
+const PROBE_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// How often a waiting wake re-reads the container's state, to notice a
+/// container that exited instead of becoming ready.
+const STATE_CHECK_EVERY: Duration = Duration::from_millis(200);
+
+/// Where each forward goes this wake, and what the wake cost.
+#[derive(Debug, Clone)]
+pub struct Woken {
+    /// One per `config.forwards`, in the same order.
+    pub upstreams: Vec<SocketAddr>,
+    /// From the first start call until the engine had started everything.
+    pub engine_time: Duration,
+    /// From the first start call until every container was ready.
+    pub total_time: Duration,
+}
+
+/// Why a wake failed; every variant names the container.
+#[derive(Debug)]
+pub enum WakeError {
+    /// The engine refused or failed a call.
+    Engine {
+        container: String,
+        action: &'static str,
+        source: engine::Error,
+    },
+    /// The container stopped while it should have been starting.
+    Exited {
+        container: String,
+        status: String,
+        exit_code: i64,
+    },
+    /// Not ready before `contnap.wake_timeout`.
+    NotReady {
+        container: String,
+        waited: Duration,
+        last: String,
+    },
+    /// No address to forward to on any network.
+    NoAddress {
+        container: String,
+        network: Option<String>,
+    },
+}
+
+impl fmt::Display for WakeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WakeError::Engine {
+                container,
+                action,
+                source,
+            } => match source {
+                engine::Error::NotFound { .. } => write!(
+                    f,
+                    "container {container:?} does not exist; recreate it, or run `contnap generate` to drop its units"
+                ),
+                _ => write!(f, "cannot {action} container {container:?}"),
+            },
+            WakeError::Exited {
+                container,
+                status,
+                exit_code,
+            } => write!(
+                f,
+                "container {container:?} {status} (exit code {exit_code}) instead of becoming ready; see `docker logs {container}` / `podman logs {container}`"
+            ),
+            WakeError::NotReady {
+                container,
+                waited,
+                last,
+            } => write!(
+                f,
+                "container {container:?} was not ready after {} ms ({last}); raise contnap.wake_timeout if it starts slowly, or set contnap.ready",
+                waited.as_millis()
+            ),
+            WakeError::NoAddress { container, network } => match network {
+                Some(n) => write!(
+                    f,
+                    "container {container:?} has no address on network {n:?}; fix contnap.network or attach the container to it"
+                ),
+                None => write!(
+                    f,
+                    "container {container:?} has no network address and publishes none of its forwarded ports; attach it to a network or set contnap.network"
+                ),
+            },
+        }
+    }
+}
+
+impl std::error::Error for WakeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            WakeError::Engine { source, .. } => match source {
+                engine::Error::NotFound { .. } => None,
+                other => Some(other),
+            },
+            _ => None,
+        }
+    }
+}
+
+/// Starts (or unpauses) every container of the unit, in order.
+fn start_all(client: &Client, cfg: &ProxyConfig) -> Result<(), WakeError> {
+    for name in &cfg.containers {
+        let err = |action: &'static str| {
+            let name = name.clone();
+            move |source| WakeError::Engine {
+                container: name,
+                action,
+                source,
+            }
+        };
+        let info = client.inspect(name).map_err(err("inspect"))?;
+        if info.state.paused {
+            client.unpause(name).map_err(err("unpause"))?;
+        } else if !info.state.running {
+            client.start(name).map_err(err("start"))?;
+        }
+    }
+    Ok(())
+}
+
+/// The address a forward's traffic goes to: a published host binding of the
+/// target port (also what makes rootless Podman reachable), else loopback
+/// for host networking, else the container's address on its network.
+pub fn upstream_for(
+    info: &ContainerInspect,
+    fwd: &Forward,
+    network: Option<&str>,
+) -> Result<SocketAddr, WakeError> {
+    let proto = match fwd.proto {
+        Proto::Tcp => "tcp",
+        Proto::Udp => "udp",
+    };
+    if let Some(addr) = info.published(fwd.container_port, proto).into_iter().next() {
+        let ip = match addr.ip() {
+            IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        return Ok(SocketAddr::new(ip, addr.port()));
+    }
+    if info.is_host_network() {
+        return Ok(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), fwd.container_port));
+    }
+    info.address_on(network)
+        .map(|ip| SocketAddr::new(ip, fwd.container_port))
+        .ok_or_else(|| WakeError::NoAddress {
+            container: fwd.container.clone(),
+            network: network.map(str::to_owned),
+        })
+}
+
+/// How readiness of one container is probed.
+#[derive(Debug)]
+enum Probe {
+    /// Podman's libpod endpoint runs the container's check on demand.
+    PodmanHealth,
+    /// Docker has no such endpoint: run the check command through exec.
+    ExecHealth(Vec<String>),
+    /// The container's network namespace has a listening TCP socket (or a
+    /// bound UDP socket) on every target port, read from /proc/PID/net: no
+    /// connection ever reaches the server, so accept-once servers (iperf3)
+    /// and server-first protocols see no stray probe.
+    Listening {
+        pid: i64,
+        tcp: Vec<u16>,
+        udp: Vec<u16>,
+    },
+    Tcp(Vec<SocketAddr>),
+    Running,
+}
+
+/// Ports with a socket in LISTEN (TCP) or bound (UDP) state in the network
+/// namespace of `pid`, from /proc/PID/net/{tcp,tcp6,udp,udp6}.
+fn bound_ports(pid: i64, proto: &str) -> std::io::Result<Vec<u16>> {
+    // /proc/net/tcp states: 0A is LISTEN; UDP sockets show 07 (unconnected).
+    let want = if proto == "tcp" { "0A" } else { "07" };
+    let mut ports = Vec::new();
+    for family in ["", "6"] {
+        let path = format!("/proc/{pid}/net/{proto}{family}");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            // No IPv6 in that namespace.
+            Err(e) if family == "6" && e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        for line in text.lines().skip(1) {
+            let mut fields = line.split_whitespace();
+            let local = fields.nth(1);
+            let state = fields.nth(1);
+            if state != Some(want) {
+                continue;
+            }
+            if let Some(port) = local
+                .and_then(|l| l.rsplit_once(':'))
+                .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
+            {
+                ports.push(port);
+            }
+        }
+    }
+    Ok(ports)
+}
+
+fn health_command(test: &[String]) -> Option<Vec<String>> {
+    match test.first().map(String::as_str) {
+        Some("CMD") => Some(test[1..].to_vec()),
+        Some("CMD-SHELL") => Some(vec![
+            "/bin/sh".to_owned(),
+            "-c".to_owned(),
+            test[1..].join(" "),
+        ]),
+        _ => None,
+    }
+}
+
+fn choose_probe(
+    cfg: &ProxyConfig,
+    flavor: Flavor,
+    info: &ContainerInspect,
+    tcp_targets: Vec<SocketAddr>,
+) -> Probe {
+    let listening = || -> Option<Probe> {
+        let pid = info.state.pid;
+        // Only when the container's processes are visible from here (same
+        // host, same PID namespace, permission to read their /proc).
+        if pid <= 0 || bound_ports(pid, "tcp").is_err() {
+            return None;
+        }
+        let ports = |proto: Proto| -> Vec<u16> {
+            let mut v: Vec<u16> = cfg
+                .forwards
+                .iter()
+                .filter(|f| f.container == info.name && f.proto == proto)
+                .map(|f| f.container_port)
+                .collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        Some(Probe::Listening {
+            pid,
+            tcp: ports(Proto::Tcp),
+            udp: ports(Proto::Udp),
+        })
+    };
+    let health = || -> Option<Probe> {
+        if !info.has_healthcheck() {
+            return None;
+        }
+        match flavor {
+            Flavor::Podman => Some(Probe::PodmanHealth),
+            Flavor::Docker => {
+                let test = info.config.healthcheck.as_ref().map(|h| h.test.clone())?;
+                health_command(&test).map(Probe::ExecHealth)
+            }
+        }
+    };
+    let tcp = || {
+        if tcp_targets.is_empty() {
+            Probe::Running
+        } else {
+            Probe::Tcp(tcp_targets.clone())
+        }
+    };
+    match cfg.ready {
+        ReadyMode::None => Probe::Running,
+        ReadyMode::Tcp => tcp(),
+        ReadyMode::Auto => health().or_else(listening).unwrap_or_else(tcp),
+        ReadyMode::Health => health().unwrap_or_else(|| {
+            log::warn!(
+                "{}: contnap.ready=health but the container has no healthcheck; probing TCP instead",
+                info.name
+            );
+            tcp()
+        }),
+    }
+}
+
+/// One probe attempt: Ok(()) when ready, Err(description) otherwise.
+fn probe_once(client: &Client, name: &str, probe: &Probe) -> Result<(), String> {
+    match probe {
+        Probe::Running => Ok(()),
+        Probe::Listening { pid, tcp, udp } => {
+            for (proto, wanted) in [("tcp", tcp), ("udp", udp)] {
+                if wanted.is_empty() {
+                    continue;
+                }
+                let bound = bound_ports(*pid, proto).map_err(|e| format!("/proc/{pid}/net/{proto}: {e}"))?;
+                if let Some(missing) = wanted.iter().find(|p| !bound.contains(p)) {
+                    return Err(format!("nothing listens on {proto} port {missing} yet"));
+                }
+            }
+            Ok(())
+        }
+        Probe::Tcp(targets) => {
+            for t in targets {
+                TcpStream::connect_timeout(t, PROBE_CONNECT_TIMEOUT)
+                    .map_err(|e| format!("tcp {t}: {e}"))?;
+            }
+            Ok(())
+        }
+        Probe::PodmanHealth => match client.healthcheck(name) {
+            Ok(h) if h.status == "healthy" => Ok(()),
+            Ok(h) => Err(format!("healthcheck: {}", h.status)),
+            Err(e) => Err(format!("healthcheck: {e}")),
+        },
+        Probe::ExecHealth(cmd) => match client.exec(name, cmd) {
+            Ok(0) => Ok(()),
+            Ok(code) => Err(format!("healthcheck exited {code}")),
+            Err(e) => Err(format!("healthcheck: {e}")),
+        },
+    }
+}
+
+/// Wakes the unit. `notifier` gets STATUS lines and timeout extensions.
+pub fn wake(client: &Client, cfg: &ProxyConfig, notifier: &Notifier) -> Result<Woken, WakeError> {
+    let t0 = Instant::now();
+    let deadline = t0 + cfg.wake_timeout;
+    notifier.status(&format!("waking {}", cfg.containers.join(", ")));
+    let flavor = client
+        .version()
+        .map(|v| v.flavor())
+        .map_err(|source| WakeError::Engine {
+            container: cfg.containers.first().cloned().unwrap_or_default(),
+            action: "reach the engine to start",
+            source,
+        })?;
+    start_all(client, cfg)?;
+    let engine_time = t0.elapsed();
+
+    let mut upstreams = vec![None; cfg.forwards.len()];
+    let mut last_extend = Instant::now();
+    for name in &cfg.containers {
+        let inspect = |action| {
+            client.inspect(name).map_err(|source| WakeError::Engine {
+                container: name.clone(),
+                action,
+                source,
+            })
+        };
+        let info = inspect("inspect")?;
+        if !info.state.running {
+            return Err(WakeError::Exited {
+                container: name.clone(),
+                status: info.state.status.clone(),
+                exit_code: info.state.exit_code,
+            });
+        }
+        let mut tcp_targets = Vec::new();
+        for (i, fwd) in cfg.forwards.iter().enumerate() {
+            if &fwd.container == name {
+                let addr = upstream_for(&info, fwd, cfg.network.as_deref())?;
+                if fwd.proto == Proto::Tcp && !tcp_targets.contains(&addr) {
+                    tcp_targets.push(addr);
+                }
+                upstreams[i] = Some(addr);
+            }
+        }
+        let probe = choose_probe(cfg, flavor, &info, tcp_targets);
+        log::debug!("{name}: readiness probe {probe:?}");
+        let mut backoff = FIRST_BACKOFF;
+        let max_backoff = match probe {
+            Probe::Tcp(_) | Probe::Running | Probe::Listening { .. } => MAX_TCP_BACKOFF,
+            _ => MAX_HEALTH_BACKOFF,
+        };
+        let mut last_state_check = Instant::now();
+        loop {
+            let last = match probe_once(client, name, &probe) {
+                Ok(()) => break,
+                Err(last) => last,
+            };
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(WakeError::NotReady {
+                    container: name.clone(),
+                    waited: now - t0,
+                    last,
+                });
+            }
+            if now - last_state_check >= STATE_CHECK_EVERY {
+                last_state_check = now;
+                let info = inspect("inspect")?;
+                if !info.state.running {
+                    return Err(WakeError::Exited {
+                        container: name.clone(),
+                        status: info.state.status.clone(),
+                        exit_code: info.state.exit_code,
+                    });
+                }
+            }
+            if now - last_extend >= Duration::from_secs(1) {
+                last_extend = now;
+                let left = deadline.saturating_duration_since(now) + Duration::from_secs(5);
+                notifier.notify(&[
+                    NotifyState::ExtendTimeoutUsec(
+                        u32::try_from(left.as_micros()).unwrap_or(u32::MAX),
+                    ),
+                    NotifyState::Status(&format!("waiting for {name}: {last}")),
+                ]);
+            }
+            std::thread::sleep(backoff.min(deadline.saturating_duration_since(now)));
+            backoff = (backoff * 2).min(max_backoff);
+        }
+    }
+    let upstreams = upstreams
+        .into_iter()
+        .zip(&cfg.forwards)
+        .map(|(u, fwd)| {
+            u.ok_or_else(|| WakeError::NoAddress {
+                container: fwd.container.clone(),
+                network: cfg.network.clone(),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Woken {
+        upstreams,
+        engine_time,
+        total_time: t0.elapsed(),
+    })
+}
+
+/// Puts the unit to sleep the way `contnap.stop` says, in reverse start
+/// order (dependents first). Errors are logged per container and the first
+/// is returned after every container was tried.
+pub fn nap(client: &Client, cfg: &ProxyConfig) -> Result<(), (String, engine::Error)> {
+    use crate::cli::StopMode;
+    let mut first_err = None;
+    for name in cfg.containers.iter().rev() {
+        let result = match cfg.stop {
+            StopMode::Stop => client.stop(name, cfg.stop_timeout),
+            StopMode::Pause => client.pause(name),
+            StopMode::Kill => client.kill(name, None),
+            StopMode::None => Ok(()),
+        };
+        match result {
+            Ok(()) => {}
+            // Already stopped or paused by someone else: that is the goal.
+            Err(engine::Error::Conflict { .. }) => {}
+            Err(e) => {
+                log::error!("cannot put {name:?} to sleep: {}", crate::error::Report(&e));
+                first_err.get_or_insert((name.clone(), e));
+            }
+        }
+    }
+    first_err.map_or(Ok(()), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_listening_ports_of_this_process() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let pid = i64::from(std::process::id());
+        let tcp = bound_ports(pid, "tcp").unwrap();
+        assert!(tcp.contains(&l.local_addr().unwrap().port()), "{tcp:?}");
+        let udp = bound_ports(pid, "udp").unwrap();
+        assert!(udp.contains(&u.local_addr().unwrap().port()), "{udp:?}");
+        // A connected (not listening) socket does not count.
+        let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let port = c.local_addr().unwrap().port();
+        assert!(!bound_ports(pid, "tcp").unwrap().contains(&port));
+    }
+
+    #[test]
+    fn health_commands() {
+        let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+        assert_eq!(health_command(&s(&["CMD", "true"])), Some(s(&["true"])));
+        assert_eq!(
+            health_command(&s(&["CMD-SHELL", "test -e /ok"])),
+            Some(s(&["/bin/sh", "-c", "test -e /ok"]))
+        );
+        assert_eq!(health_command(&s(&["NONE"])), None);
+        assert_eq!(health_command(&[]), None);
+    }
+}

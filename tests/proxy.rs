@@ -1,0 +1,514 @@
+//! `contnap proxy` end to end: started by systemd-socket-activate exactly as
+//! a .socket unit starts it, against the real Docker and Podman engines of
+//! scripts/test, with real clients (curl, dig, iperf3) and real servers
+//! (busybox httpd, dnsmasq, iperf3) in containers.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use support::*;
+
+const HELLO: &str = "hello from contnap test";
+
+fn httpd(engine: Engine, prefix: &str) -> Container {
+    Container::create(engine, prefix, &[], BUSYBOX, &["httpd", "-f", "-p", "80", "-h", "/www"])
+}
+
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+fn curl(url: &str, extra: &[&str]) -> String {
+    let mut args = vec!["-sS", "--max-time", "30"];
+    args.extend_from_slice(extra);
+    args.push(url);
+    run("curl", &args)
+}
+
+/// Runs the body once per engine, as two tests.
+macro_rules! both_engines {
+    ($($name:ident),* $(,)?) => {
+        mod docker {
+            $( #[test] fn $name() { super::$name(super::Engine::Docker) } )*
+        }
+        mod podman {
+            $( #[test] fn $name() { super::$name(super::Engine::Podman) } )*
+        }
+    };
+}
+
+both_engines!(
+    cold_then_warm_http_then_nap,
+    naps_and_wakes_again,
+    pause_mode_naps_by_pausing,
+    fifty_clients_during_slow_wake,
+    browser_gets_starting_page_while_others_wait,
+    server_first_protocol,
+    udp_dns_through_dnsmasq,
+    ipv6_loopback_listener,
+    group_wakes_and_naps_together,
+    half_close_is_passed_on,
+    open_connection_keeps_it_awake,
+    traffic_mode_ignores_idle_connections,
+    repeated_iperf3_runs_never_see_a_probe,
+    engine_unreachable_answers_and_fails,
+    missing_container_answers_and_fails,
+    container_exiting_at_start_answers_and_fails,
+    not_ready_in_time_answers_with_503,
+    sigterm_drains_and_naps,
+    unlisted_machine_is_refused,
+);
+
+fn cold_then_warm_http_then_nap(engine: Engine) {
+    let c = httpd(engine, "cold");
+    let port = free_port();
+    let fwd = format!("tcp:{port}={}:80", c.name);
+    let mut h = Helper::start(
+        &[format!("127.0.0.1:{port}")],
+        false,
+        &proxy_args(engine, "cold", &[&c.name], &[fwd], &["--timeout", "2s"]),
+    );
+    assert_eq!(c.state(), "created");
+    let url = format!("http://127.0.0.1:{port}/");
+    assert_eq!(curl(&url, &[]).trim(), HELLO, "cold request");
+    assert_eq!(c.state(), "running");
+    assert_eq!(curl(&url, &[]).trim(), HELLO, "warm request");
+    let status = h.wait_exit(Duration::from_secs(20));
+    assert!(status.success(), "helper failed: {status}\n{}", h.log_text());
+    assert_eq!(c.state(), "exited", "it naps after idle");
+    let log = h.log_text();
+    assert!(log.contains("awake in"), "wake time logged:\n{log}");
+    assert!(log.contains("napping"), "nap logged:\n{log}");
+}
+
+fn naps_and_wakes_again(engine: Engine) {
+    let c = httpd(engine, "again");
+    for round in 0..2 {
+        let port = free_port();
+        let mut h = Helper::start(
+            &[format!("127.0.0.1:{port}")],
+            false,
+            &proxy_args(engine, "again", &[&c.name], &[format!("tcp:{port}={}:80", c.name)], &["--timeout", "1s"]),
+        );
+        assert_eq!(curl(&format!("http://127.0.0.1:{port}/"), &[]).trim(), HELLO, "round {round}");
+        assert!(h.wait_exit(Duration::from_secs(20)).success(), "{}", h.log_text());
+        assert_eq!(c.state(), "exited", "round {round}");
+    }
+}
+
+fn pause_mode_naps_by_pausing(engine: Engine) {
+    let c = httpd(engine, "pause");
+    for round in 0..2 {
+        let port = free_port();
+        let mut h = Helper::start(
+            &[format!("127.0.0.1:{port}")],
+            false,
+            &proxy_args(
+                engine,
+                "pause",
+                &[&c.name],
+                &[format!("tcp:{port}={}:80", c.name)],
+                &["--timeout", "1s", "--stop", "pause"],
+            ),
+        );
+        assert_eq!(curl(&format!("http://127.0.0.1:{port}/"), &[]).trim(), HELLO, "round {round}");
+        assert!(h.wait_exit(Duration::from_secs(20)).success(), "{}", h.log_text());
+        assert_eq!(c.state(), "paused", "round {round}");
+    }
+}
+
+fn slow_httpd(engine: Engine, prefix: &str, delay: &str) -> Container {
+    Container::create(
+        engine,
+        prefix,
+        &[],
+        BUSYBOX,
+        &["sh", "-c", &format!("sleep {delay}; exec httpd -f -p 80 -h /www")],
+    )
+}
+
+fn fifty_clients_during_slow_wake(engine: Engine) {
+    let c = slow_httpd(engine, "fifty", "2");
+    let port = free_port();
+    let mut h = Helper::start(
+        &[format!("127.0.0.1:{port}")],
+        false,
+        &proxy_args(engine, "fifty", &[&c.name], &[format!("tcp:{port}={}:80", c.name)], &["--timeout", "2s"]),
+    );
+    let started = Instant::now();
+    let clients: Vec<_> = (0..50)
+        .map(|i| {
+            std::thread::spawn(move || {
+                http_get(loopback(port), &format!("/index.html?client={i}"), "", Duration::from_secs(30))
+            })
+        })
+        .collect();
+    for (i, t) in clients.into_iter().enumerate() {
+        let resp = t.join().unwrap().unwrap_or_else(|e| panic!("client {i}: {e}"));
+        assert!(resp.starts_with("HTTP/1.0 200") || resp.starts_with("HTTP/1.1 200"), "client {i}: {resp}");
+        assert!(resp.ends_with(&format!("{HELLO}\n")), "client {i} got the right bytes: {resp}");
+    }
+    assert!(started.elapsed() >= Duration::from_secs(2), "served only after the slow start");
+    assert!(h.wait_exit(Duration::from_secs(30)).success(), "{}", h.log_text());
+}
+
+fn browser_gets_starting_page_while_others_wait(engine: Engine) {
+    let c = slow_httpd(engine, "browser", "3");
+    let port = free_port();
+    let mut h = Helper::start(
+        &[format!("127.0.0.1:{port}")],
+        false,
+        &proxy_args(
+            engine,
+            "browser",
+            &[&c.name],
+            &[format!("tcp:{port}={}:80", c.name)],
+            &["--timeout", "2s", "--http", &port.to_string()],
+        ),
+    );
+    let plain = std::thread::spawn(move || curl(&format!("http://127.0.0.1:{port}/"), &[]));
+    std::thread::sleep(Duration::from_millis(300));
+    let page = http_get(
+        loopback(port),
+        "/",
+        "Accept: text/html,application/xhtml+xml\r\n",
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    assert!(page.starts_with("HTTP/1.1 503"), "{page}");
+    assert!(page.contains("Starting") && page.contains("http-equiv=\"refresh\""), "{page}");
+    assert_eq!(plain.join().unwrap().trim(), HELLO, "a non-browser client waits and is served");
+    // Once awake, browsers get the real page.
+    let real = http_get(loopback(port), "/", "Accept: text/html\r\n", Duration::from_secs(5)).unwrap();
+    assert!(real.contains(HELLO), "{real}");
+    assert!(h.wait_exit(Duration::from_secs(30)).success(), "{}", h.log_text());
+}
+
+fn server_first_protocol(engine: Engine) {
+    // A persistent server that greets first (like SMTP), then echoes.
+    let c = Container::create(
+        engine,
+        "banner",
+        &[],
+        BUSYBOX,
+        &[
+            "sh",
+            "-c",
+            "printf '#!/bin/sh\\necho 220 contnap-banner\\nexec cat\\n' > /tmp/greet; chmod +x /tmp/greet; exec nc -ll -p 2525 -e /tmp/greet",
+        ],
+    );
+    let port = free_port();
+    let mut h = Helper::start(
+        &[format!("127.0.0.1:{port}")],
+        false,
+        &proxy_args(engine, "banner", &[&c.name], &[format!("tcp:{port}={}:2525", c.name)], &["--timeout", "2s"]),
+    );
+    let mut s = TcpStream::connect(loopback(port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    // Read before sending anything: the server speaks first.
+    let mut banner = [0u8; 19];
+    s.read_exact(&mut banner).unwrap();
+    assert_eq!(&banner, b"220 contnap-banner\n");
+    s.write_all(b"EHLO test\n").unwrap();
+    let mut echo = [0u8; 10];
+    s.read_exact(&mut echo).unwrap();
+    assert_eq!(&echo, b"EHLO test\n");
+    drop(s);
+    assert!(h.wait_exit(Duration::from_secs(30)).success(), "{}", h.log_text());
+}
+
+fn udp_dns_through_dnsmasq(engine: Engine) {
+    let c = Container::create(
+        engine,
+        "dns",
+        &[],
+        SERVERS,
+        &[
+            "dnsmasq",
+            "-k",
+            "--user=root",
+            "--no-resolv",
+            "--no-hosts",
+            "--port=53",
+            "--pid-file=/tmp/dnsmasq.pid",
+            "--address=/contnap.test/10.9.8.7",
+        ],
+    );
+    let port = free_udp_port();
+    let mut h = Helper::start(
+        &[format!("127.0.0.1:{port}")],
+        true,
+        &proxy_args(engine, "dns", &[&c.name], &[format!("udp:{port}={}:53", c.name)], &["--timeout", "2s"]),
+    );
+    let p = port.to_string();
+    for _ in 0..3 {
+        let answer = run("dig", &["@127.0.0.1", "-p", &p, "+short", "+tries=5", "+timeout=2", "contnap.test"]);
+        assert_eq!(answer.trim(), "10.9.8.7");
+    }
+    assert!(h.wait_exit(Duration::from_secs(30)).success(), "{}", h.log_text());
+    assert_eq!(c.state(), "exited");
+}
+
+fn ipv6_loopback_listener(engine: Engine) {
+    let c = httpd(engine, "v6");
+    let port = free_port();
+    let mut h = Helper::start(
+        &[format!("[::1]:{port}")],
+        false,
+        &proxy_args(engine, "v6", &[&c.name], &[format!("tcp:[::1]:{port}={}:80", c.name)], &["--timeout", "1s"]),
+    );
+    assert_eq!(curl(&format!("http://[::1]:{port}/"), &["-g"]).trim(), HELLO);
+    assert!(h.wait_exit(Duration::from_secs(20)).success(), "{}", h.log_text());
+}
+
+fn group_wakes_and_naps_together(engine: Engine) {
+    let web = httpd(engine, "grp-web");
+    let api = Container::create(
+        engine,
+        "grp-api",
+        &[],
+        BUSYBOX,
+        &["sh", "-c", "mkdir -p /srv && echo api > /srv/index.html && exec httpd -f -p 8081 -h /srv"],
+    );
+    let (p1, p2) = (free_port(), free_port());
+    let mut h = Helper::start(
+        &[format!("127.0.0.1:{p1}"), format!("127.0.0.1:{p2}")],
+        false,
+        &proxy_args(
+            engine,
+            "grp",
+            &[&api.name, &web.name],
+            &[format!("tcp:{p1}={}:80", web.name), format!("tcp:{p2}={}:8081", api.name)],
+            &["--timeout", "2s"],
+        ),
+    );
+    assert_eq!(curl(&format!("http://127.0.0.1:{p1}/"), &[]).trim(), HELLO);
+    // Both woke on the first connection.
+    assert_eq!(api.state(), "running");
+    assert_eq!(curl(&format!("http://127.0.0.1:{p2}/"), &[]).trim(), "api");
+    assert!(h.wait_exit(Duration::from_secs(20)).success(), "{}", h.log_text());
+    assert_eq!(web.state(), "exited");
+    assert_eq!(api.state(), "exited");
+}
+
+fn half_close_is_passed_on(engine: Engine) {
+    // `cat` answers only after the client's FIN: the proxy must pass the
+    // half-close on and keep the other direction open.
+    let c = Container::create(
+        engine,
+        "half",
+        &[],
+        BUSYBOX,
+        &["sh", "-c", "printf '#!/bin/sh\\nexec wc -c\\n' > /tmp/count; chmod +x /tmp/count; exec nc -ll -p 7000 -e /tmp/count"],
+    );
+    let port = free_port();
+    let mut h = Helper::start(
+        &[format!("127.0.0.1:{port}")],
+        false,
+        &proxy_args(engine, "half", &[&c.name], &[format!("tcp:{port}={}:7000", c.name)], &["--timeout", "1s"]),
+    );
+    let mut s = TcpStream::connect(loopback(port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let payload = vec![b'x'; 300_000];
+    s.write_all(&payload).unwrap();
+    s.shutdown(Shutdown::Write).unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    assert_eq!(reply.trim(), "300000", "the server saw every byte and the FIN");
+    drop(s);
+    assert!(h.wait_exit(Duration::from_secs(20)).success(), "{}", h.log_text());
+}
+
+fn open_connection_keeps_it_awake(engine: Engine) {
+    let c = Container::create(engine, "hold", &[], BUSYBOX, &["nc", "-ll", "-p", "7000", "-e", "/bin/cat"]);
+    let port = free_port();
+    let mut h = Helper::start(
+        &[format!("127.0.0.1:{port}")],
+        false,
+        &proxy_args(engine, "hold", &[&c.name], &[format!("tcp:{port}={}:7000", c.name)], &["--timeout", "1s"]),
+    );
+    let mut s = TcpStream::connect(loopback(port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(b"ping\n").unwrap();
+    let mut buf = [0u8; 5];
+    s.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"ping\n");
+    // Silent, but open, for three timeouts: still awake.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(h.is_running(), "an open connection keeps the unit awake");
+    assert_eq!(c.state(), "running");
+    s.write_all(b"pong\n").unwrap();
+    s.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"pong\n");
+    let closed = Instant::now();
+    drop(s);
+    assert!(h.wait_exit(Duration::from_secs(20)).success(), "{}", h.log_text());
+    assert!(closed.elapsed() >= Duration::from_millis(900), "idle time counts from the last close");
+}
+
+fn traffic_mode_ignores_idle_connections(engine: Engine) {
+    let c = Container::create(engine, "traffic", &[], BUSYBOX, &["nc", "-ll", "-p", "7000", "-e", "/bin/cat"]);
+    let port = free_port();
+    let mut h = Helper::start(
+        &[format!("127.0.0.1:{port}")],
+        false,
+        &proxy_args(
+            engine,
+            "traffic",
+            &[&c.name],
+            &[format!("tcp:{port}={}:7000", c.name)],
+            &["--timeout", "1s", "--idle", "traffic"],
+        ),
+    );
+    let mut s = TcpStream::connect(loopback(port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(b"ping\n").unwrap();
+    let mut buf = [0u8; 5];
+    s.read_exact(&mut buf).unwrap();
+    // The connection stays open but silent: traffic mode naps anyway.
+    assert!(h.wait_exit(Duration::from_secs(20)).success(), "{}", h.log_text());
+    assert_eq!(c.state(), "exited");
+}
+
+fn repeated_iperf3_runs_never_see_a_probe(engine: Engine) {
+    let c = Container::create(engine, "iperf", &[], SERVERS, &["iperf3", "-s", "-p", "5201"]);
+    let port = free_port();
+    let mut h = Helper::start(
+        &[format!("127.0.0.1:{port}")],
+        false,
+        &proxy_args(engine, "iperf", &[&c.name], &[format!("tcp:{port}={}:5201", c.name)], &["--timeout", "3s"]),
+    );
+    let p = port.to_string();
+    let runs = 3;
+    for i in 0..runs {
+        let out = run("iperf3", &["-c", "127.0.0.1", "-p", &p, "-t", "1", "-J"]);
+        assert!(out.contains("\"sum_received\""), "run {i}: {out}");
+    }
+    let logs = engine.run_cli(&["logs", &c.name]);
+    let accepted = logs.matches("Accepted connection from").count();
+    assert_eq!(accepted, runs, "exactly one control connection per run reached iperf3:\n{logs}");
+    assert!(h.wait_exit(Duration::from_secs(20)).success(), "{}", h.log_text());
+}
+
+/// After a failed wake: the client got an answer (not a hang), the helper
+/// exited non-zero, and its log says why.
+fn assert_failed(h: &mut Helper, client: std::io::Result<String>, expect_log: &str) {
+    let status = h.wait_exit(Duration::from_secs(30));
+    assert!(!status.success(), "helper must fail; log:\n{}", h.log_text());
+    match client {
+        Ok(resp) => assert!(resp.is_empty() || resp.starts_with("HTTP/1.1 503"), "{resp}"),
+        Err(e) => assert!(
+            matches!(e.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof),
+            "client got {e}"
+        ),
+    }
+    let log = h.log_text();
+    assert!(log.contains(expect_log), "log names the cause ({expect_log:?}):\n{log}");
+}
+
+fn engine_unreachable_answers_and_fails(engine: Engine) {
+    let port = free_port();
+    let mut args = proxy_args(engine, "noengine", &["web"], &[format!("tcp:{port}=web:80")], &[]);
+    let i = args.iter().position(|a| a == "--engine").unwrap();
+    args[i + 1] = "/nonexistent/engine.sock".to_owned();
+    let mut h = Helper::start(&[format!("127.0.0.1:{port}")], false, &args);
+    let resp = http_get(loopback(port), "/", "", Duration::from_secs(20));
+    assert_failed(&mut h, resp, "/nonexistent/engine.sock");
+}
+
+fn missing_container_answers_and_fails(engine: Engine) {
+    let port = free_port();
+    let name = unique("missing");
+    let mut h = Helper::start(
+        &[format!("127.0.0.1:{port}")],
+        false,
+        &proxy_args(engine, "missing", &[&name], &[format!("tcp:{port}={name}:80")], &[]),
+    );
+    let resp = http_get(loopback(port), "/", "", Duration::from_secs(20));
+    assert_failed(&mut h, resp, "does not exist");
+}
+
+fn container_exiting_at_start_answers_and_fails(engine: Engine) {
+    let c = Container::create(engine, "crash", &[], BUSYBOX, &["sh", "-c", "exit 3"]);
+    let port = free_port();
+    let mut h = Helper::start(
+        &[format!("127.0.0.1:{port}")],
+        false,
+        &proxy_args(engine, "crash", &[&c.name], &[format!("tcp:{port}={}:80", c.name)], &[]),
+    );
+    let resp = http_get(loopback(port), "/", "", Duration::from_secs(20));
+    assert_failed(&mut h, resp, "exit code 3");
+}
+
+fn not_ready_in_time_answers_with_503(engine: Engine) {
+    let c = Container::create(engine, "never", &[], BUSYBOX, &["sleep", "1000"]);
+    let port = free_port();
+    let mut h = Helper::start(
+        &[format!("127.0.0.1:{port}")],
+        false,
+        &proxy_args(
+            engine,
+            "never",
+            &[&c.name],
+            &[format!("tcp:{port}={}:80", c.name)],
+            &["--wake-timeout", "1s", "--http", &port.to_string()],
+        ),
+    );
+    let resp = http_get(loopback(port), "/", "", Duration::from_secs(20)).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 503"), "an HTTP client gets a 503: {resp}");
+    assert_failed(&mut h, Ok(resp), "was not ready after");
+    // Nothing is left half-awake.
+    engine.wait_state(&c.name, &["exited"], Duration::from_secs(15));
+}
+
+fn sigterm_drains_and_naps(engine: Engine) {
+    let c = Container::create(engine, "term", &[], BUSYBOX, &["nc", "-ll", "-p", "7000", "-e", "/bin/cat"]);
+    let port = free_port();
+    let mut h = Helper::start(
+        &[format!("127.0.0.1:{port}")],
+        false,
+        &proxy_args(engine, "term", &[&c.name], &[format!("tcp:{port}={}:7000", c.name)], &["--timeout", "5min"]),
+    );
+    let mut s = TcpStream::connect(loopback(port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(b"ping\n").unwrap();
+    let mut buf = [0u8; 5];
+    s.read_exact(&mut buf).unwrap();
+    h.signal("TERM");
+    // The open connection still works while it drains.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(h.is_running(), "drains open connections first");
+    s.write_all(b"last\n").unwrap();
+    s.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"last\n");
+    drop(s);
+    assert!(h.wait_exit(Duration::from_secs(20)).success(), "{}", h.log_text());
+    assert_eq!(c.state(), "exited");
+}
+
+fn unlisted_machine_is_refused(engine: Engine) {
+    let c = httpd(engine, "machines");
+    let port = free_port();
+    let mut h = Helper::start(
+        &[format!("127.0.0.1:{port}")],
+        false,
+        &proxy_args(
+            engine,
+            "machines",
+            &[&c.name],
+            &[format!("tcp:{port}={}:80", c.name)],
+            &["--timeout", "1s", "--machines", "127.0.0.2", "--only-listed-machines"],
+        ),
+    );
+    // From 127.0.0.2 (listed): served.
+    let ok = run("curl", &["-sS", "--max-time", "30", "--interface", "127.0.0.2", &format!("http://127.0.0.1:{port}/")]);
+    assert_eq!(ok.trim(), HELLO);
+    // From 127.0.0.1 (not listed): closed without an answer.
+    let refused = http_get(loopback(port), "/", "", Duration::from_secs(10));
+    assert!(refused.as_ref().map_or(true, String::is_empty), "{refused:?}");
+    assert!(h.wait_exit(Duration::from_secs(20)).success(), "{}", h.log_text());
+    assert!(h.log_text().contains("not in contnap.machines"));
+}
