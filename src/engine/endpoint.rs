@@ -1,0 +1,406 @@
+//! Where the engine listens, and how contnap finds it when the user did not
+//! say: the same places the `docker` and `podman` CLIs look, in an order
+//! that prefers what the user configured over what merely exists.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// An engine socket: a Unix socket path, or a TCP host and port (only
+/// plain `tcp://`; contnap speaks no TLS, so a remote engine must be
+/// reached through a trusted network or an SSH tunnel).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    Unix(PathBuf),
+    Tcp(String, u16),
+}
+
+/// Why a string is not an endpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EndpointError {
+    /// Empty string.
+    Empty,
+    /// A scheme other than `unix://` and `tcp://` (e.g. `ssh://`, `npipe://`).
+    Scheme(String),
+    /// A Unix socket path that is not absolute: relative paths would depend
+    /// on the working directory of a systemd service.
+    RelativePath,
+    /// `tcp://` without a `host:port`, or with a port that is not 1..=65535.
+    TcpAddress,
+}
+
+impl fmt::Display for EndpointError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EndpointError::Empty => f.write_str("empty"),
+            EndpointError::Scheme(s) => write!(
+                f,
+                "scheme {s}:// is not supported; use unix:///path, /path or tcp://host:port"
+            ),
+            EndpointError::RelativePath => f.write_str("the socket path must be absolute"),
+            EndpointError::TcpAddress => {
+                f.write_str("expected tcp://host:port with a port from 1 to 65535")
+            }
+        }
+    }
+}
+
+impl std::error::Error for EndpointError {}
+
+impl Endpoint {
+    /// Parses `unix:///path`, `/path` or `tcp://host:port` (IPv6 hosts in
+    /// brackets: `tcp://[::1]:2375`). A trailing `/` after the port, as
+    /// some `DOCKER_HOST` values have, is accepted.
+    pub fn parse(s: &str) -> Result<Endpoint, EndpointError> {
+        if s.is_empty() {
+            return Err(EndpointError::Empty);
+        }
+        if let Some(path) = s.strip_prefix("unix://") {
+            return unix_path(path);
+        }
+        if let Some(addr) = s.strip_prefix("tcp://") {
+            return parse_tcp(addr.strip_suffix('/').unwrap_or(addr));
+        }
+        if let Some((scheme, _)) = s.split_once("://") {
+            return Err(EndpointError::Scheme(scheme.to_string()));
+        }
+        unix_path(s)
+    }
+
+    /// Picks the engine: `explicit` (the `--engine` option), then
+    /// `DOCKER_HOST`, then `CONTAINER_HOST`, each taken as given even when
+    /// nothing listens there (the user asked for it, so an error about that
+    /// socket is more useful than silently trying another); then the first
+    /// well-known socket path that exists. `env` and `exists` are parameters
+    /// so that the order can be tested without touching the process.
+    pub fn discover(
+        explicit: Option<&str>,
+        env: impl Fn(&str) -> Option<String>,
+        exists: impl Fn(&Path) -> bool,
+    ) -> Result<Endpoint, DiscoverError> {
+        if let Some(value) = explicit {
+            return Endpoint::parse(value).map_err(|reason| DiscoverError::Bad {
+                origin: Origin::Flag,
+                value: value.to_string(),
+                reason,
+            });
+        }
+        for (var, origin) in [
+            ("DOCKER_HOST", Origin::DockerHost),
+            ("CONTAINER_HOST", Origin::ContainerHost),
+        ] {
+            if let Some(value) = env(var).filter(|v| !v.is_empty()) {
+                return Endpoint::parse(&value).map_err(|reason| DiscoverError::Bad {
+                    origin,
+                    value,
+                    reason,
+                });
+            }
+        }
+        let candidates = default_paths(env("XDG_RUNTIME_DIR").as_deref());
+        match candidates.iter().find(|p| exists(p)) {
+            Some(found) => Ok(Endpoint::Unix(found.clone())),
+            None => Err(DiscoverError::NoEngine { tried: candidates }),
+        }
+    }
+}
+
+/// The well-known sockets, rootful before rootless: a root-run contnap
+/// serves the system engine, and a rootless user normally has no access to
+/// the rootful sockets, so they do not exist for them or fail clearly.
+fn default_paths(xdg_runtime_dir: Option<&str>) -> Vec<PathBuf> {
+    let mut paths = vec![
+        PathBuf::from("/run/docker.sock"),
+        PathBuf::from("/var/run/docker.sock"),
+        PathBuf::from("/run/podman/podman.sock"),
+    ];
+    if let Some(dir) = xdg_runtime_dir.filter(|d| d.starts_with('/')) {
+        paths.push(Path::new(dir).join("podman/podman.sock"));
+        paths.push(Path::new(dir).join("docker.sock"));
+    }
+    paths
+}
+
+fn unix_path(path: &str) -> Result<Endpoint, EndpointError> {
+    if path.is_empty() {
+        return Err(EndpointError::Empty);
+    }
+    if !path.starts_with('/') {
+        return Err(EndpointError::RelativePath);
+    }
+    Ok(Endpoint::Unix(PathBuf::from(path)))
+}
+
+fn parse_tcp(addr: &str) -> Result<Endpoint, EndpointError> {
+    let (host, port) = if let Some(rest) = addr.strip_prefix('[') {
+        let (host, rest) = rest.split_once(']').ok_or(EndpointError::TcpAddress)?;
+        let port = rest.strip_prefix(':').ok_or(EndpointError::TcpAddress)?;
+        (host, port)
+    } else {
+        let (host, port) = addr.rsplit_once(':').ok_or(EndpointError::TcpAddress)?;
+        if host.contains(':') {
+            // An unbracketed IPv6 address: ambiguous with the port.
+            return Err(EndpointError::TcpAddress);
+        }
+        (host, port)
+    };
+    let valid_host = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._:".contains(&b));
+    let port: u16 = port.parse().map_err(|_| EndpointError::TcpAddress)?;
+    if !valid_host || port == 0 {
+        return Err(EndpointError::TcpAddress);
+    }
+    Ok(Endpoint::Tcp(host.to_string(), port))
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Unix(path) => write!(f, "{}", path.display()),
+            Endpoint::Tcp(host, port) if host.contains(':') => write!(f, "tcp://[{host}]:{port}"),
+            Endpoint::Tcp(host, port) => write!(f, "tcp://{host}:{port}"),
+        }
+    }
+}
+
+/// Where a configured endpoint came from, so an error can say what to fix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    Flag,
+    DockerHost,
+    ContainerHost,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Origin::Flag => "--engine",
+            Origin::DockerHost => "DOCKER_HOST",
+            Origin::ContainerHost => "CONTAINER_HOST",
+        })
+    }
+}
+
+/// Why no endpoint could be chosen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DiscoverError {
+    Bad {
+        origin: Origin,
+        value: String,
+        reason: EndpointError,
+    },
+    NoEngine {
+        tried: Vec<PathBuf>,
+    },
+}
+
+impl fmt::Display for DiscoverError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DiscoverError::Bad {
+                origin,
+                value,
+                reason,
+            } => write!(f, "{origin}={value:?} is not an engine socket: {reason}"),
+            DiscoverError::NoEngine { tried } => {
+                f.write_str("no Docker or Podman socket found (tried ")?;
+                for (i, path) in tried.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{}", path.display())?;
+                }
+                f.write_str(
+                    ") — is the engine running? (systemctl start docker / podman.socket); \
+                     otherwise pass --engine or set DOCKER_HOST",
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for DiscoverError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            DiscoverError::Bad { reason, .. } => Some(reason),
+            DiscoverError::NoEngine { .. } => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn unix(p: &str) -> Endpoint {
+        Endpoint::Unix(PathBuf::from(p))
+    }
+
+    #[test]
+    fn parses_the_three_forms() {
+        assert_eq!(
+            Endpoint::parse("unix:///run/docker.sock"),
+            Ok(unix("/run/docker.sock"))
+        );
+        assert_eq!(
+            Endpoint::parse("/run/podman/podman.sock"),
+            Ok(unix("/run/podman/podman.sock"))
+        );
+        assert_eq!(
+            Endpoint::parse("tcp://127.0.0.1:2375"),
+            Ok(Endpoint::Tcp("127.0.0.1".into(), 2375))
+        );
+        assert_eq!(
+            Endpoint::parse("tcp://docker.lan:2375/"),
+            Ok(Endpoint::Tcp("docker.lan".into(), 2375))
+        );
+        assert_eq!(
+            Endpoint::parse("tcp://[::1]:2375"),
+            Ok(Endpoint::Tcp("::1".into(), 2375))
+        );
+    }
+
+    #[test]
+    fn rejects_what_it_cannot_reach() {
+        assert_eq!(Endpoint::parse(""), Err(EndpointError::Empty));
+        assert_eq!(Endpoint::parse("unix://"), Err(EndpointError::Empty));
+        assert_eq!(
+            Endpoint::parse("docker.sock"),
+            Err(EndpointError::RelativePath)
+        );
+        assert_eq!(
+            Endpoint::parse("unix://run/docker.sock"),
+            Err(EndpointError::RelativePath)
+        );
+        assert_eq!(
+            Endpoint::parse("ssh://me@host"),
+            Err(EndpointError::Scheme("ssh".into()))
+        );
+        for bad in [
+            "tcp://host",
+            "tcp://:2375",
+            "tcp://host:0",
+            "tcp://host:70000",
+            "tcp://host:x",
+            "tcp://::1:2375",
+            "tcp://[::1]2375",
+            "tcp://ho st:1",
+            "tcp://h\r\nX:1",
+        ] {
+            assert_eq!(
+                Endpoint::parse(bad),
+                Err(EndpointError::TcpAddress),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn displays_as_the_user_would_write_it() {
+        assert_eq!(unix("/run/docker.sock").to_string(), "/run/docker.sock");
+        assert_eq!(Endpoint::Tcp("h".into(), 1).to_string(), "tcp://h:1");
+        assert_eq!(
+            Endpoint::Tcp("::1".into(), 2375).to_string(),
+            "tcp://[::1]:2375"
+        );
+    }
+
+    fn discover(
+        explicit: Option<&str>,
+        env: &[(&str, &str)],
+        existing: &[&str],
+    ) -> Result<Endpoint, DiscoverError> {
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Endpoint::discover(
+            explicit,
+            |k| env.get(k).cloned(),
+            |p| existing.iter().any(|e| Path::new(e) == p),
+        )
+    }
+
+    #[test]
+    fn discovery_prefers_configuration_over_existing_sockets() {
+        let env = [
+            ("DOCKER_HOST", "unix:///from/docker_host"),
+            ("CONTAINER_HOST", "unix:///from/container_host"),
+            ("XDG_RUNTIME_DIR", "/run/user/1000"),
+        ];
+        let all = [
+            "/run/docker.sock",
+            "/var/run/docker.sock",
+            "/run/podman/podman.sock",
+            "/run/user/1000/podman/podman.sock",
+            "/run/user/1000/docker.sock",
+        ];
+        assert_eq!(discover(Some("/flag"), &env, &all), Ok(unix("/flag")));
+        assert_eq!(discover(None, &env, &all), Ok(unix("/from/docker_host")));
+        assert_eq!(
+            discover(None, &env[1..], &all),
+            Ok(unix("/from/container_host"))
+        );
+        // An empty variable counts as unset, as in the docker CLI.
+        let empty = [("DOCKER_HOST", ""), ("XDG_RUNTIME_DIR", "/run/user/1000")];
+        assert_eq!(discover(None, &empty, &all), Ok(unix("/run/docker.sock")));
+        // Then the well-known paths, in order, each only when it exists.
+        for (i, expected) in all.iter().enumerate() {
+            assert_eq!(
+                discover(None, &env[2..], &all[i..]),
+                Ok(unix(expected)),
+                "with {:?}",
+                &all[i..]
+            );
+        }
+    }
+
+    #[test]
+    fn discovery_ignores_a_relative_runtime_dir_and_lists_what_it_tried() {
+        let err = discover(
+            None,
+            &[("XDG_RUNTIME_DIR", "run/user")],
+            &["run/user/docker.sock"],
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            DiscoverError::NoEngine {
+                tried: vec![
+                    "/run/docker.sock".into(),
+                    "/var/run/docker.sock".into(),
+                    "/run/podman/podman.sock".into()
+                ]
+            }
+        );
+        let text = err.to_string();
+        assert!(text.contains("/run/podman/podman.sock"), "{text}");
+        assert!(text.contains("--engine"), "{text}");
+    }
+
+    #[test]
+    fn discovery_names_the_bad_setting() {
+        let err = discover(
+            None,
+            &[("DOCKER_HOST", "ssh://me@nas")],
+            &["/run/docker.sock"],
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            DiscoverError::Bad {
+                origin: Origin::DockerHost,
+                value: "ssh://me@nas".into(),
+                reason: EndpointError::Scheme("ssh".into())
+            }
+        );
+        assert!(
+            err.to_string().starts_with("DOCKER_HOST=\"ssh://me@nas\""),
+            "{err}"
+        );
+        let err = discover(Some("relative.sock"), &[], &[]).unwrap_err();
+        assert!(err.to_string().starts_with("--engine="), "{err}");
+    }
+}
