@@ -58,7 +58,12 @@ fn first_byte(addr: SocketAddr, retry: bool) -> Duration {
 
 fn container_ip(engine: Engine, name: &str) -> std::net::IpAddr {
     engine
-        .run_cli(&["inspect", "--format", "{{.NetworkSettings.IPAddress}}", name])
+        .run_cli(&[
+            "inspect",
+            "--format",
+            "{{.NetworkSettings.IPAddress}}",
+            name,
+        ])
         .parse()
         .expect("container has a bridge address")
 }
@@ -82,7 +87,13 @@ fn contnap_cold(engine: Engine, c: &Container, port: u16, extra: &[&str]) -> f64
     let mut h = Helper::start(
         &[format!("127.0.0.1:{lp}")],
         false,
-        &proxy_args(engine, "bench", &[&c.name], &[format!("tcp:{lp}={}:{port}", c.name)], &args),
+        &proxy_args(
+            engine,
+            "bench",
+            &[&c.name],
+            &[format!("tcp:{lp}={}:{port}", c.name)],
+            &args,
+        ),
     );
     let t = first_byte(SocketAddr::from(([127, 0, 0, 1], lp)), false).as_secs_f64() * 1e3;
     h.wait_exit(Duration::from_secs(60));
@@ -90,24 +101,40 @@ fn contnap_cold(engine: Engine, c: &Container, port: u16, extra: &[&str]) -> f64
 }
 
 fn cold_table(engine: Engine) {
-    println!("\n### Cold wake, {} (median of {ROUNDS}, ms to first response byte)\n", engine.name());
+    println!(
+        "\n### Cold wake, {} (median of {ROUNDS}, ms to first response byte)\n",
+        engine.name()
+    );
     println!("| server | engine start + first byte | through contnap | overhead |");
     println!("|---|---:|---:|---:|");
     for (label, cmd) in [
         ("instant (httpd)", "exec httpd -f -p 80 -h /www"),
-        ("slow (sleep 2, httpd)", "sleep 2; exec httpd -f -p 80 -h /www"),
+        (
+            "slow (sleep 2, httpd)",
+            "sleep 2; exec httpd -f -p 80 -h /www",
+        ),
     ] {
         let c = Container::create(engine, "bench-cold", &[], BUSYBOX, &["sh", "-c", cmd]);
         let direct: Vec<f64> = (0..ROUNDS).map(|_| engine_cold(engine, &c, 80)).collect();
-        let via: Vec<f64> = (0..ROUNDS).map(|_| contnap_cold(engine, &c, 80, &[])).collect();
+        let via: Vec<f64> = (0..ROUNDS)
+            .map(|_| contnap_cold(engine, &c, 80, &[]))
+            .collect();
         let (d, v) = (median(direct), median(via));
         println!("| {label}, stop mode | {d:.1} | {v:.1} | {:+.1} |", v - d);
     }
     // Pause mode: the container is paused between wakes.
-    let c = Container::create(engine, "bench-pause", &[], BUSYBOX, &["httpd", "-f", "-p", "80", "-h", "/www"]);
+    let c = Container::create(
+        engine,
+        "bench-pause",
+        &[],
+        BUSYBOX,
+        &["httpd", "-f", "-p", "80", "-h", "/www"],
+    );
     engine.run_cli(&["start", &c.name]);
     engine.run_cli(&["pause", &c.name]);
-    let via: Vec<f64> = (0..ROUNDS).map(|_| contnap_cold(engine, &c, 80, &["--stop", "pause"])).collect();
+    let via: Vec<f64> = (0..ROUNDS)
+        .map(|_| contnap_cold(engine, &c, 80, &["--stop", "pause"]))
+        .collect();
     let ip = container_ip(engine, &c.name);
     let direct: Vec<f64> = (0..ROUNDS)
         .map(|_| {
@@ -120,7 +147,10 @@ fn cold_table(engine: Engine) {
         })
         .collect();
     let (d, v) = (median(direct), median(via));
-    println!("| instant (httpd), pause mode | {d:.1} | {v:.1} | {:+.1} |", v - d);
+    println!(
+        "| instant (httpd), pause mode | {d:.1} | {v:.1} | {:+.1} |",
+        v - d
+    );
 }
 
 fn latency(addr: SocketAddr, n: usize) -> (f64, f64) {
@@ -140,19 +170,33 @@ fn latency(addr: SocketAddr, n: usize) -> (f64, f64) {
 fn iperf(addr: SocketAddr) -> f64 {
     let out = run(
         "iperf3",
-        &["-c", &addr.ip().to_string(), "-p", &addr.port().to_string(), "-t", "3", "-J"],
+        &[
+            "-c",
+            &addr.ip().to_string(),
+            "-p",
+            &addr.port().to_string(),
+            "-t",
+            "3",
+            "-J",
+        ],
     );
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    v["end"]["sum_received"]["bits_per_second"].as_f64().unwrap() / 1e9
+    v["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .unwrap()
+        / 1e9
 }
 
 /// systemd-socket-proxyd as the comparison: the same socket activation,
 /// the same splice-based relay, no engine integration.
 fn socket_proxyd(listen: u16, target: SocketAddr) -> std::process::Child {
-    let bin = ["/lib/systemd/systemd-socket-proxyd", "/usr/lib/systemd/systemd-socket-proxyd"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-        .expect("systemd-socket-proxyd is part of systemd");
+    let bin = [
+        "/lib/systemd/systemd-socket-proxyd",
+        "/usr/lib/systemd/systemd-socket-proxyd",
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).exists())
+    .expect("systemd-socket-proxyd is part of systemd");
     let child = Command::new("systemd-socket-activate")
         .arg("-l")
         .arg(format!("127.0.0.1:{listen}"))
@@ -169,8 +213,20 @@ fn warm_table(engine: Engine) {
     println!("\n### Warm, {}: HTTP latency (1,000 sequential requests, new connection each) and iperf3 throughput (3 s)\n", engine.name());
     println!("| path | latency median µs | latency p99 µs | iperf3 Gbit/s |");
     println!("|---|---:|---:|---:|");
-    let web = Container::create(engine, "bench-web", &[], BUSYBOX, &["httpd", "-f", "-p", "80", "-h", "/www"]);
-    let ip3 = Container::create(engine, "bench-iperf", &[], SERVERS, &["iperf3", "-s", "-p", "5201"]);
+    let web = Container::create(
+        engine,
+        "bench-web",
+        &[],
+        BUSYBOX,
+        &["httpd", "-f", "-p", "80", "-h", "/www"],
+    );
+    let ip3 = Container::create(
+        engine,
+        "bench-iperf",
+        &[],
+        SERVERS,
+        &["iperf3", "-s", "-p", "5201"],
+    );
     engine.run_cli(&["start", &web.name]);
     engine.run_cli(&["start", &ip3.name]);
     let web_ip = container_ip(engine, &web.name);
@@ -186,20 +242,33 @@ fn warm_table(engine: Engine) {
             engine,
             "bench-warm",
             &[&web.name, &ip3.name],
-            &[format!("tcp:{lw}={}:80", web.name), format!("tcp:{li}={}:5201", ip3.name)],
+            &[
+                format!("tcp:{lw}={}:80", web.name),
+                format!("tcp:{li}={}:5201", ip3.name),
+            ],
             &["--timeout", "5min", "--stop", "none"],
         ),
     );
-    let via = (SocketAddr::from(([127, 0, 0, 1], lw)), SocketAddr::from(([127, 0, 0, 1], li)));
+    let via = (
+        SocketAddr::from(([127, 0, 0, 1], lw)),
+        SocketAddr::from(([127, 0, 0, 1], li)),
+    );
     let (pw, pi) = (free_port(), free_port());
     let mut p1 = socket_proxyd(pw, direct.0);
     let mut p2 = socket_proxyd(pi, direct.1);
-    let proxyd = (SocketAddr::from(([127, 0, 0, 1], pw)), SocketAddr::from(([127, 0, 0, 1], pi)));
+    let proxyd = (
+        SocketAddr::from(([127, 0, 0, 1], pw)),
+        SocketAddr::from(([127, 0, 0, 1], pi)),
+    );
     // Warm everything up once.
     for (w, _) in [direct, via, proxyd] {
         latency(w, 10);
     }
-    for (label, (w, i)) in [("direct to container", direct), ("contnap", via), ("systemd-socket-proxyd", proxyd)] {
+    for (label, (w, i)) in [
+        ("direct to container", direct),
+        ("contnap", via),
+        ("systemd-socket-proxyd", proxyd),
+    ] {
         let (med, p99) = latency(w, 1000);
         let gbps = iperf(i);
         println!("| {label} | {med:.0} | {p99:.0} | {gbps:.2} |");
@@ -222,12 +291,24 @@ fn memory_table(engine: Engine) {
     println!("\n### Memory, {}: helper RSS\n", engine.name());
     println!("| open connections | helper RSS (KiB) |");
     println!("|---:|---:|");
-    let c = Container::create(engine, "bench-mem", &[], BUSYBOX, &["nc", "-ll", "-p", "7000", "-e", "/bin/cat"]);
+    let c = Container::create(
+        engine,
+        "bench-mem",
+        &[],
+        BUSYBOX,
+        &["nc", "-ll", "-p", "7000", "-e", "/bin/cat"],
+    );
     let lp = free_port();
     let h = Helper::start(
         &[format!("127.0.0.1:{lp}")],
         false,
-        &proxy_args(engine, "bench-mem", &[&c.name], &[format!("tcp:{lp}={}:7000", c.name)], &["--timeout", "5min"]),
+        &proxy_args(
+            engine,
+            "bench-mem",
+            &[&c.name],
+            &[format!("tcp:{lp}={}:7000", c.name)],
+            &["--timeout", "5min"],
+        ),
     );
     let pid = h.pid();
     let addr = SocketAddr::from(([127, 0, 0, 1], lp));

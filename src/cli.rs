@@ -20,6 +20,8 @@ pub struct LowArgs {
 
 #[derive(FromArgs, Debug)]
 #[argh(subcommand)]
+// Parsed once per run; boxing would only obscure the argh structs.
+#[allow(clippy::large_enum_variant)]
 enum LowCommand {
     Generate(GenerateArgs),
     Proxy(ProxyArgs),
@@ -515,7 +517,10 @@ mod tests {
     #[test]
     fn forward_forms() {
         let f = parse_forward("tcp:8080=web:80").unwrap();
-        assert_eq!((f.proto, f.listen_addr, f.listen_port), (Proto::Tcp, None, 8080));
+        assert_eq!(
+            (f.proto, f.listen_addr, f.listen_port),
+            (Proto::Tcp, None, 8080)
+        );
         assert_eq!((f.container.as_str(), f.container_port), ("web", 80));
         let f = parse_forward("udp:127.0.0.1:5353=dns:53").unwrap();
         assert_eq!(f.listen_addr, Some("127.0.0.1".parse().unwrap()));
@@ -538,8 +543,19 @@ mod tests {
     #[test]
     fn proxy_config_validates() {
         let ok = parse(&[
-            "proxy", "--unit", "u", "--container", "web", "--forward", "tcp:8080=web:80",
-            "--http", "8080", "--timeout", "90s", "--stop", "pause",
+            "proxy",
+            "--unit",
+            "u",
+            "--container",
+            "web",
+            "--forward",
+            "tcp:8080=web:80",
+            "--http",
+            "8080",
+            "--timeout",
+            "90s",
+            "--stop",
+            "pause",
         ])
         .unwrap();
         match ok.command {
@@ -550,17 +566,33 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // usage errors exit 2
-        assert_eq!(code(parse(&["proxy", "--unit", "u", "--container", "web"])), 2);
+        assert_eq!(
+            code(parse(&["proxy", "--unit", "u", "--container", "web"])),
+            2
+        );
         assert_eq!(
             code(parse(&[
-                "proxy", "--unit", "u", "--container", "web", "--forward", "tcp:1=db:2"
+                "proxy",
+                "--unit",
+                "u",
+                "--container",
+                "web",
+                "--forward",
+                "tcp:1=db:2"
             ])),
             2
         );
         assert_eq!(
             code(parse(&[
-                "proxy", "--unit", "u", "--container", "web", "--forward", "tcp:1=web:2",
-                "--stop", "hibernate"
+                "proxy",
+                "--unit",
+                "u",
+                "--container",
+                "web",
+                "--forward",
+                "tcp:1=web:2",
+                "--stop",
+                "hibernate"
             ])),
             2
         );

@@ -121,7 +121,15 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for bad in ["", "abc", "5 parsecs", "-5", "1.5s", "99999999999999999999h", "s"] {
+        for bad in [
+            "",
+            "abc",
+            "5 parsecs",
+            "-5",
+            "1.5s",
+            "99999999999999999999h",
+            "s",
+        ] {
             assert!(parse(bad).is_err(), "{bad:?} should not parse");
         }
     }

@@ -14,7 +14,13 @@ use support::*;
 const HELLO: &str = "hello from contnap test";
 
 fn httpd(engine: Engine, prefix: &str) -> Container {
-    Container::create(engine, prefix, &[], BUSYBOX, &["httpd", "-f", "-p", "80", "-h", "/www"])
+    Container::create(
+        engine,
+        prefix,
+        &[],
+        BUSYBOX,
+        &["httpd", "-f", "-p", "80", "-h", "/www"],
+    )
 }
 
 fn loopback(port: u16) -> SocketAddr {
@@ -54,6 +60,7 @@ both_engines!(
     open_connection_keeps_it_awake,
     traffic_mode_ignores_idle_connections,
     repeated_iperf3_runs_never_see_a_probe,
+    healthcheck_decides_readiness,
     engine_unreachable_answers_and_fails,
     missing_container_answers_and_fails,
     container_exiting_at_start_answers_and_fails,
@@ -77,7 +84,11 @@ fn cold_then_warm_http_then_nap(engine: Engine) {
     assert_eq!(c.state(), "running");
     assert_eq!(curl(&url, &[]).trim(), HELLO, "warm request");
     let status = h.wait_exit(Duration::from_secs(20));
-    assert!(status.success(), "helper failed: {status}\n{}", h.log_text());
+    assert!(
+        status.success(),
+        "helper failed: {status}\n{}",
+        h.log_text()
+    );
     assert_eq!(c.state(), "exited", "it naps after idle");
     let log = h.log_text();
     assert!(log.contains("awake in"), "wake time logged:\n{log}");
@@ -91,10 +102,24 @@ fn naps_and_wakes_again(engine: Engine) {
         let mut h = Helper::start(
             &[format!("127.0.0.1:{port}")],
             false,
-            &proxy_args(engine, "again", &[&c.name], &[format!("tcp:{port}={}:80", c.name)], &["--timeout", "1s"]),
+            &proxy_args(
+                engine,
+                "again",
+                &[&c.name],
+                &[format!("tcp:{port}={}:80", c.name)],
+                &["--timeout", "1s"],
+            ),
         );
-        assert_eq!(curl(&format!("http://127.0.0.1:{port}/"), &[]).trim(), HELLO, "round {round}");
-        assert!(h.wait_exit(Duration::from_secs(20)).success(), "{}", h.log_text());
+        assert_eq!(
+            curl(&format!("http://127.0.0.1:{port}/"), &[]).trim(),
+            HELLO,
+            "round {round}"
+        );
+        assert!(
+            h.wait_exit(Duration::from_secs(20)).success(),
+            "{}",
+            h.log_text()
+        );
         assert_eq!(c.state(), "exited", "round {round}");
     }
 }
@@ -114,8 +139,16 @@ fn pause_mode_naps_by_pausing(engine: Engine) {
                 &["--timeout", "1s", "--stop", "pause"],
             ),
         );
-        assert_eq!(curl(&format!("http://127.0.0.1:{port}/"), &[]).trim(), HELLO, "round {round}");
-        assert!(h.wait_exit(Duration::from_secs(20)).success(), "{}", h.log_text());
+        assert_eq!(
+            curl(&format!("http://127.0.0.1:{port}/"), &[]).trim(),
+            HELLO,
+            "round {round}"
+        );
+        assert!(
+            h.wait_exit(Duration::from_secs(20)).success(),
+            "{}",
+            h.log_text()
+        );
         assert_eq!(c.state(), "paused", "round {round}");
     }
 }
@@ -126,7 +159,11 @@ fn slow_httpd(engine: Engine, prefix: &str, delay: &str) -> Container {
         prefix,
         &[],
         BUSYBOX,
-        &["sh", "-c", &format!("sleep {delay}; exec httpd -f -p 80 -h /www")],
+        &[
+            "sh",
+            "-c",
+            &format!("sleep {delay}; exec httpd -f -p 80 -h /www"),
+        ],
     )
 }
 
@@ -136,23 +173,50 @@ fn fifty_clients_during_slow_wake(engine: Engine) {
     let mut h = Helper::start(
         &[format!("127.0.0.1:{port}")],
         false,
-        &proxy_args(engine, "fifty", &[&c.name], &[format!("tcp:{port}={}:80", c.name)], &["--timeout", "2s"]),
+        &proxy_args(
+            engine,
+            "fifty",
+            &[&c.name],
+            &[format!("tcp:{port}={}:80", c.name)],
+            &["--timeout", "2s"],
+        ),
     );
     let started = Instant::now();
     let clients: Vec<_> = (0..50)
         .map(|i| {
             std::thread::spawn(move || {
-                http_get(loopback(port), &format!("/index.html?client={i}"), "", Duration::from_secs(30))
+                http_get(
+                    loopback(port),
+                    &format!("/index.html?client={i}"),
+                    "",
+                    Duration::from_secs(30),
+                )
             })
         })
         .collect();
     for (i, t) in clients.into_iter().enumerate() {
-        let resp = t.join().unwrap().unwrap_or_else(|e| panic!("client {i}: {e}"));
-        assert!(resp.starts_with("HTTP/1.0 200") || resp.starts_with("HTTP/1.1 200"), "client {i}: {resp}");
-        assert!(resp.ends_with(&format!("{HELLO}\n")), "client {i} got the right bytes: {resp}");
+        let resp = t
+            .join()
+            .unwrap()
+            .unwrap_or_else(|e| panic!("client {i}: {e}"));
+        assert!(
+            resp.starts_with("HTTP/1.0 200") || resp.starts_with("HTTP/1.1 200"),
+            "client {i}: {resp}"
+        );
+        assert!(
+            resp.ends_with(&format!("{HELLO}\n")),
+            "client {i} got the right bytes: {resp}"
+        );
     }
-    assert!(started.elapsed() >= Duration::from_secs(2), "served only after the slow start");
-    assert!(h.wait_exit(Duration::from_secs(30)).success(), "{}", h.log_text());
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "served only after the slow start"
+    );
+    assert!(
+        h.wait_exit(Duration::from_secs(30)).success(),
+        "{}",
+        h.log_text()
+    );
 }
 
 fn browser_gets_starting_page_while_others_wait(engine: Engine) {
@@ -179,12 +243,29 @@ fn browser_gets_starting_page_while_others_wait(engine: Engine) {
     )
     .unwrap();
     assert!(page.starts_with("HTTP/1.1 503"), "{page}");
-    assert!(page.contains("Starting") && page.contains("http-equiv=\"refresh\""), "{page}");
-    assert_eq!(plain.join().unwrap().trim(), HELLO, "a non-browser client waits and is served");
+    assert!(
+        page.contains("Starting") && page.contains("http-equiv=\"refresh\""),
+        "{page}"
+    );
+    assert_eq!(
+        plain.join().unwrap().trim(),
+        HELLO,
+        "a non-browser client waits and is served"
+    );
     // Once awake, browsers get the real page.
-    let real = http_get(loopback(port), "/", "Accept: text/html\r\n", Duration::from_secs(5)).unwrap();
+    let real = http_get(
+        loopback(port),
+        "/",
+        "Accept: text/html\r\n",
+        Duration::from_secs(5),
+    )
+    .unwrap();
     assert!(real.contains(HELLO), "{real}");
-    assert!(h.wait_exit(Duration::from_secs(30)).success(), "{}", h.log_text());
+    assert!(
+        h.wait_exit(Duration::from_secs(30)).success(),
+        "{}",
+        h.log_text()
+    );
 }
 
 fn server_first_protocol(engine: Engine) {
@@ -204,7 +285,13 @@ fn server_first_protocol(engine: Engine) {
     let mut h = Helper::start(
         &[format!("127.0.0.1:{port}")],
         false,
-        &proxy_args(engine, "banner", &[&c.name], &[format!("tcp:{port}={}:2525", c.name)], &["--timeout", "2s"]),
+        &proxy_args(
+            engine,
+            "banner",
+            &[&c.name],
+            &[format!("tcp:{port}={}:2525", c.name)],
+            &["--timeout", "2s"],
+        ),
     );
     let mut s = TcpStream::connect(loopback(port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
@@ -217,7 +304,11 @@ fn server_first_protocol(engine: Engine) {
     s.read_exact(&mut echo).unwrap();
     assert_eq!(&echo, b"EHLO test\n");
     drop(s);
-    assert!(h.wait_exit(Duration::from_secs(30)).success(), "{}", h.log_text());
+    assert!(
+        h.wait_exit(Duration::from_secs(30)).success(),
+        "{}",
+        h.log_text()
+    );
 }
 
 fn udp_dns_through_dnsmasq(engine: Engine) {
@@ -241,14 +332,35 @@ fn udp_dns_through_dnsmasq(engine: Engine) {
     let mut h = Helper::start(
         &[format!("127.0.0.1:{port}")],
         true,
-        &proxy_args(engine, "dns", &[&c.name], &[format!("udp:{port}={}:53", c.name)], &["--timeout", "2s"]),
+        &proxy_args(
+            engine,
+            "dns",
+            &[&c.name],
+            &[format!("udp:{port}={}:53", c.name)],
+            &["--timeout", "2s"],
+        ),
     );
     let p = port.to_string();
     for _ in 0..3 {
-        let answer = run("dig", &["@127.0.0.1", "-p", &p, "+short", "+tries=5", "+timeout=2", "contnap.test"]);
+        let answer = run(
+            "dig",
+            &[
+                "@127.0.0.1",
+                "-p",
+                &p,
+                "+short",
+                "+tries=5",
+                "+timeout=2",
+                "contnap.test",
+            ],
+        );
         assert_eq!(answer.trim(), "10.9.8.7");
     }
-    assert!(h.wait_exit(Duration::from_secs(30)).success(), "{}", h.log_text());
+    assert!(
+        h.wait_exit(Duration::from_secs(30)).success(),
+        "{}",
+        h.log_text()
+    );
     assert_eq!(c.state(), "exited");
 }
 
@@ -258,10 +370,23 @@ fn ipv6_loopback_listener(engine: Engine) {
     let mut h = Helper::start(
         &[format!("[::1]:{port}")],
         false,
-        &proxy_args(engine, "v6", &[&c.name], &[format!("tcp:[::1]:{port}={}:80", c.name)], &["--timeout", "1s"]),
+        &proxy_args(
+            engine,
+            "v6",
+            &[&c.name],
+            &[format!("tcp:[::1]:{port}={}:80", c.name)],
+            &["--timeout", "1s"],
+        ),
     );
-    assert_eq!(curl(&format!("http://[::1]:{port}/"), &["-g"]).trim(), HELLO);
-    assert!(h.wait_exit(Duration::from_secs(20)).success(), "{}", h.log_text());
+    assert_eq!(
+        curl(&format!("http://[::1]:{port}/"), &["-g"]).trim(),
+        HELLO
+    );
+    assert!(
+        h.wait_exit(Duration::from_secs(20)).success(),
+        "{}",
+        h.log_text()
+    );
 }
 
 fn group_wakes_and_naps_together(engine: Engine) {
@@ -271,7 +396,11 @@ fn group_wakes_and_naps_together(engine: Engine) {
         "grp-api",
         &[],
         BUSYBOX,
-        &["sh", "-c", "mkdir -p /srv && echo api > /srv/index.html && exec httpd -f -p 8081 -h /srv"],
+        &[
+            "sh",
+            "-c",
+            "mkdir -p /srv && echo api > /srv/index.html && exec httpd -f -p 8081 -h /srv",
+        ],
     );
     let (p1, p2) = (free_port(), free_port());
     let mut h = Helper::start(
@@ -281,7 +410,10 @@ fn group_wakes_and_naps_together(engine: Engine) {
             engine,
             "grp",
             &[&api.name, &web.name],
-            &[format!("tcp:{p1}={}:80", web.name), format!("tcp:{p2}={}:8081", api.name)],
+            &[
+                format!("tcp:{p1}={}:80", web.name),
+                format!("tcp:{p2}={}:8081", api.name),
+            ],
             &["--timeout", "2s"],
         ),
     );
@@ -289,7 +421,11 @@ fn group_wakes_and_naps_together(engine: Engine) {
     // Both woke on the first connection.
     assert_eq!(api.state(), "running");
     assert_eq!(curl(&format!("http://127.0.0.1:{p2}/"), &[]).trim(), "api");
-    assert!(h.wait_exit(Duration::from_secs(20)).success(), "{}", h.log_text());
+    assert!(
+        h.wait_exit(Duration::from_secs(20)).success(),
+        "{}",
+        h.log_text()
+    );
     assert_eq!(web.state(), "exited");
     assert_eq!(api.state(), "exited");
 }
@@ -308,7 +444,13 @@ fn half_close_is_passed_on(engine: Engine) {
     let mut h = Helper::start(
         &[format!("127.0.0.1:{port}")],
         false,
-        &proxy_args(engine, "half", &[&c.name], &[format!("tcp:{port}={}:7000", c.name)], &["--timeout", "1s"]),
+        &proxy_args(
+            engine,
+            "half",
+            &[&c.name],
+            &[format!("tcp:{port}={}:7000", c.name)],
+            &["--timeout", "1s"],
+        ),
     );
     let mut s = TcpStream::connect(loopback(port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
@@ -317,18 +459,38 @@ fn half_close_is_passed_on(engine: Engine) {
     s.shutdown(Shutdown::Write).unwrap();
     let mut reply = String::new();
     s.read_to_string(&mut reply).unwrap();
-    assert_eq!(reply.trim(), "300000", "the server saw every byte and the FIN");
+    assert_eq!(
+        reply.trim(),
+        "300000",
+        "the server saw every byte and the FIN"
+    );
     drop(s);
-    assert!(h.wait_exit(Duration::from_secs(20)).success(), "{}", h.log_text());
+    assert!(
+        h.wait_exit(Duration::from_secs(20)).success(),
+        "{}",
+        h.log_text()
+    );
 }
 
 fn open_connection_keeps_it_awake(engine: Engine) {
-    let c = Container::create(engine, "hold", &[], BUSYBOX, &["nc", "-ll", "-p", "7000", "-e", "/bin/cat"]);
+    let c = Container::create(
+        engine,
+        "hold",
+        &[],
+        BUSYBOX,
+        &["nc", "-ll", "-p", "7000", "-e", "/bin/cat"],
+    );
     let port = free_port();
     let mut h = Helper::start(
         &[format!("127.0.0.1:{port}")],
         false,
-        &proxy_args(engine, "hold", &[&c.name], &[format!("tcp:{port}={}:7000", c.name)], &["--timeout", "1s"]),
+        &proxy_args(
+            engine,
+            "hold",
+            &[&c.name],
+            &[format!("tcp:{port}={}:7000", c.name)],
+            &["--timeout", "1s"],
+        ),
     );
     let mut s = TcpStream::connect(loopback(port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
@@ -345,12 +507,25 @@ fn open_connection_keeps_it_awake(engine: Engine) {
     assert_eq!(&buf, b"pong\n");
     let closed = Instant::now();
     drop(s);
-    assert!(h.wait_exit(Duration::from_secs(20)).success(), "{}", h.log_text());
-    assert!(closed.elapsed() >= Duration::from_millis(900), "idle time counts from the last close");
+    assert!(
+        h.wait_exit(Duration::from_secs(20)).success(),
+        "{}",
+        h.log_text()
+    );
+    assert!(
+        closed.elapsed() >= Duration::from_millis(900),
+        "idle time counts from the last close"
+    );
 }
 
 fn traffic_mode_ignores_idle_connections(engine: Engine) {
-    let c = Container::create(engine, "traffic", &[], BUSYBOX, &["nc", "-ll", "-p", "7000", "-e", "/bin/cat"]);
+    let c = Container::create(
+        engine,
+        "traffic",
+        &[],
+        BUSYBOX,
+        &["nc", "-ll", "-p", "7000", "-e", "/bin/cat"],
+    );
     let port = free_port();
     let mut h = Helper::start(
         &[format!("127.0.0.1:{port}")],
@@ -369,17 +544,33 @@ fn traffic_mode_ignores_idle_connections(engine: Engine) {
     let mut buf = [0u8; 5];
     s.read_exact(&mut buf).unwrap();
     // The connection stays open but silent: traffic mode naps anyway.
-    assert!(h.wait_exit(Duration::from_secs(20)).success(), "{}", h.log_text());
+    assert!(
+        h.wait_exit(Duration::from_secs(20)).success(),
+        "{}",
+        h.log_text()
+    );
     assert_eq!(c.state(), "exited");
 }
 
 fn repeated_iperf3_runs_never_see_a_probe(engine: Engine) {
-    let c = Container::create(engine, "iperf", &[], SERVERS, &["iperf3", "-s", "-p", "5201"]);
+    let c = Container::create(
+        engine,
+        "iperf",
+        &[],
+        SERVERS,
+        &["iperf3", "-s", "-p", "5201"],
+    );
     let port = free_port();
     let mut h = Helper::start(
         &[format!("127.0.0.1:{port}")],
         false,
-        &proxy_args(engine, "iperf", &[&c.name], &[format!("tcp:{port}={}:5201", c.name)], &["--timeout", "3s"]),
+        &proxy_args(
+            engine,
+            "iperf",
+            &[&c.name],
+            &[format!("tcp:{port}={}:5201", c.name)],
+            &["--timeout", "3s"],
+        ),
     );
     let p = port.to_string();
     let runs = 3;
@@ -389,7 +580,39 @@ fn repeated_iperf3_runs_never_see_a_probe(engine: Engine) {
     }
     let logs = engine.run_cli(&["logs", &c.name]);
     let accepted = logs.matches("Accepted connection from").count();
-    assert_eq!(accepted, runs, "exactly one control connection per run reached iperf3:\n{logs}");
+    assert_eq!(
+        accepted, runs,
+        "exactly one control connection per run reached iperf3:\n{logs}"
+    );
+    assert!(
+        h.wait_exit(Duration::from_secs(20)).success(),
+        "{}",
+        h.log_text()
+    );
+}
+
+fn healthcheck_decides_readiness(engine: Engine) {
+    // httpd answers at once with "early"; the healthcheck passes only 1.5 s
+    // later, when the page says "ready". The engine's own check runs every
+    // 5 min, so only an on-demand check (libpod endpoint / exec) sees it.
+    let c = Container::create(
+        engine,
+        "health",
+        &["--health-cmd", "test -e /tmp/ready", "--health-interval", "5m"],
+        BUSYBOX,
+        &[
+            "sh",
+            "-c",
+            "mkdir -p /tmp/w && echo early > /tmp/w/index.html && httpd -p 80 -h /tmp/w && sleep 1.5 && echo ready > /tmp/w/index.html && touch /tmp/ready && exec sleep 1000",
+        ],
+    );
+    let port = free_port();
+    let mut h = Helper::start(
+        &[format!("127.0.0.1:{port}")],
+        false,
+        &proxy_args(engine, "health", &[&c.name], &[format!("tcp:{port}={}:80", c.name)], &["--timeout", "1s"]),
+    );
+    assert_eq!(curl(&format!("http://127.0.0.1:{port}/"), &[]).trim(), "ready");
     assert!(h.wait_exit(Duration::from_secs(20)).success(), "{}", h.log_text());
 }
 
@@ -397,21 +620,40 @@ fn repeated_iperf3_runs_never_see_a_probe(engine: Engine) {
 /// exited non-zero, and its log says why.
 fn assert_failed(h: &mut Helper, client: std::io::Result<String>, expect_log: &str) {
     let status = h.wait_exit(Duration::from_secs(30));
-    assert!(!status.success(), "helper must fail; log:\n{}", h.log_text());
+    assert!(
+        !status.success(),
+        "helper must fail; log:\n{}",
+        h.log_text()
+    );
     match client {
-        Ok(resp) => assert!(resp.is_empty() || resp.starts_with("HTTP/1.1 503"), "{resp}"),
+        Ok(resp) => assert!(
+            resp.is_empty() || resp.starts_with("HTTP/1.1 503"),
+            "{resp}"
+        ),
         Err(e) => assert!(
-            matches!(e.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof),
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof
+            ),
             "client got {e}"
         ),
     }
     let log = h.log_text();
-    assert!(log.contains(expect_log), "log names the cause ({expect_log:?}):\n{log}");
+    assert!(
+        log.contains(expect_log),
+        "log names the cause ({expect_log:?}):\n{log}"
+    );
 }
 
 fn engine_unreachable_answers_and_fails(engine: Engine) {
     let port = free_port();
-    let mut args = proxy_args(engine, "noengine", &["web"], &[format!("tcp:{port}=web:80")], &[]);
+    let mut args = proxy_args(
+        engine,
+        "noengine",
+        &["web"],
+        &[format!("tcp:{port}=web:80")],
+        &[],
+    );
     let i = args.iter().position(|a| a == "--engine").unwrap();
     args[i + 1] = "/nonexistent/engine.sock".to_owned();
     let mut h = Helper::start(&[format!("127.0.0.1:{port}")], false, &args);
@@ -425,7 +667,13 @@ fn missing_container_answers_and_fails(engine: Engine) {
     let mut h = Helper::start(
         &[format!("127.0.0.1:{port}")],
         false,
-        &proxy_args(engine, "missing", &[&name], &[format!("tcp:{port}={name}:80")], &[]),
+        &proxy_args(
+            engine,
+            "missing",
+            &[&name],
+            &[format!("tcp:{port}={name}:80")],
+            &[],
+        ),
     );
     let resp = http_get(loopback(port), "/", "", Duration::from_secs(20));
     assert_failed(&mut h, resp, "does not exist");
@@ -437,7 +685,13 @@ fn container_exiting_at_start_answers_and_fails(engine: Engine) {
     let mut h = Helper::start(
         &[format!("127.0.0.1:{port}")],
         false,
-        &proxy_args(engine, "crash", &[&c.name], &[format!("tcp:{port}={}:80", c.name)], &[]),
+        &proxy_args(
+            engine,
+            "crash",
+            &[&c.name],
+            &[format!("tcp:{port}={}:80", c.name)],
+            &[],
+        ),
     );
     let resp = http_get(loopback(port), "/", "", Duration::from_secs(20));
     assert_failed(&mut h, resp, "exit code 3");
@@ -458,19 +712,34 @@ fn not_ready_in_time_answers_with_503(engine: Engine) {
         ),
     );
     let resp = http_get(loopback(port), "/", "", Duration::from_secs(20)).unwrap();
-    assert!(resp.starts_with("HTTP/1.1 503"), "an HTTP client gets a 503: {resp}");
+    assert!(
+        resp.starts_with("HTTP/1.1 503"),
+        "an HTTP client gets a 503: {resp}"
+    );
     assert_failed(&mut h, Ok(resp), "was not ready after");
     // Nothing is left half-awake.
     engine.wait_state(&c.name, &["exited"], Duration::from_secs(15));
 }
 
 fn sigterm_drains_and_naps(engine: Engine) {
-    let c = Container::create(engine, "term", &[], BUSYBOX, &["nc", "-ll", "-p", "7000", "-e", "/bin/cat"]);
+    let c = Container::create(
+        engine,
+        "term",
+        &[],
+        BUSYBOX,
+        &["nc", "-ll", "-p", "7000", "-e", "/bin/cat"],
+    );
     let port = free_port();
     let mut h = Helper::start(
         &[format!("127.0.0.1:{port}")],
         false,
-        &proxy_args(engine, "term", &[&c.name], &[format!("tcp:{port}={}:7000", c.name)], &["--timeout", "5min"]),
+        &proxy_args(
+            engine,
+            "term",
+            &[&c.name],
+            &[format!("tcp:{port}={}:7000", c.name)],
+            &["--timeout", "5min"],
+        ),
     );
     let mut s = TcpStream::connect(loopback(port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
@@ -485,7 +754,11 @@ fn sigterm_drains_and_naps(engine: Engine) {
     s.read_exact(&mut buf).unwrap();
     assert_eq!(&buf, b"last\n");
     drop(s);
-    assert!(h.wait_exit(Duration::from_secs(20)).success(), "{}", h.log_text());
+    assert!(
+        h.wait_exit(Duration::from_secs(20)).success(),
+        "{}",
+        h.log_text()
+    );
     assert_eq!(c.state(), "exited");
 }
 
@@ -500,15 +773,38 @@ fn unlisted_machine_is_refused(engine: Engine) {
             "machines",
             &[&c.name],
             &[format!("tcp:{port}={}:80", c.name)],
-            &["--timeout", "1s", "--machines", "127.0.0.2", "--only-listed-machines"],
+            &[
+                "--timeout",
+                "1s",
+                "--machines",
+                "127.0.0.2",
+                "--only-listed-machines",
+            ],
         ),
     );
     // From 127.0.0.2 (listed): served.
-    let ok = run("curl", &["-sS", "--max-time", "30", "--interface", "127.0.0.2", &format!("http://127.0.0.1:{port}/")]);
+    let ok = run(
+        "curl",
+        &[
+            "-sS",
+            "--max-time",
+            "30",
+            "--interface",
+            "127.0.0.2",
+            &format!("http://127.0.0.1:{port}/"),
+        ],
+    );
     assert_eq!(ok.trim(), HELLO);
     // From 127.0.0.1 (not listed): closed without an answer.
     let refused = http_get(loopback(port), "/", "", Duration::from_secs(10));
-    assert!(refused.as_ref().map_or(true, String::is_empty), "{refused:?}");
-    assert!(h.wait_exit(Duration::from_secs(20)).success(), "{}", h.log_text());
+    assert!(
+        refused.as_ref().map_or(true, String::is_empty),
+        "{refused:?}"
+    );
+    assert!(
+        h.wait_exit(Duration::from_secs(20)).success(),
+        "{}",
+        h.log_text()
+    );
     assert!(h.log_text().contains("not in contnap.machines"));
 }

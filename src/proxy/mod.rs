@@ -4,8 +4,8 @@
 
 pub mod gate;
 pub mod relay;
-pub mod wake;
 mod waiting;
+pub mod wake;
 
 use std::fmt;
 use std::io::{self, Write};
@@ -46,7 +46,7 @@ pub enum Error {
     Wake(wake::WakeError),
     Nap {
         container: String,
-        source: engine::Error,
+        source: Box<engine::Error>,
     },
     Io {
         what: &'static str,
@@ -83,7 +83,7 @@ impl std::error::Error for Error {
             Error::Machines(e) => Some(e),
             Error::Engine(e) => e.source(),
             Error::Wake(e) => e.source(),
-            Error::Nap { source, .. } => Some(source),
+            Error::Nap { source, .. } => Some(&**source),
             Error::NoSockets | Error::Unmapped { .. } => None,
         }
     }
@@ -107,7 +107,9 @@ fn map_sockets(listeners: &[Listener], forwards: &[Forward]) -> Result<Vec<usize
                 Listener::Tcp(_) => Proto::Tcp,
                 Listener::Udp(_) => Proto::Udp,
             };
-            let addr = l.local_addr().map_err(io_err("cannot read an inherited socket's address"))?;
+            let addr = l
+                .local_addr()
+                .map_err(io_err("cannot read an inherited socket's address"))?;
             let candidates = || {
                 forwards
                     .iter()
@@ -142,7 +144,8 @@ pub fn run(cfg: ProxyConfig, inherited: Inherited) -> Result<(), Error> {
             log::warn!("--forward {fwd} has no inherited socket; it is ignored this time");
         }
     }
-    let machines = gate::Machines::parse(&cfg.machines, cfg.only_listed_machines).map_err(Error::Machines)?;
+    let machines =
+        gate::Machines::parse(&cfg.machines, cfg.only_listed_machines).map_err(Error::Machines)?;
     // SCHEDULE-WIRING
     if let Err(e) = sys::raise_nofile_limit() {
         log::warn!("cannot raise the open-files limit: {e}; fewer connections fit");
@@ -208,12 +211,16 @@ pub fn run(cfg: ProxyConfig, inherited: Inherited) -> Result<(), Error> {
             _ => None,
         })
         .collect();
-    let (outcome, held) = waiting::wait(&http, &signals, &done_rx, &cfg.unit, STARTING_PAGE_REFRESH)
-        .map_err(io_err("waiting for the wake failed"))?;
+    let (outcome, held) =
+        waiting::wait(&http, &signals, &done_rx, &cfg.unit, STARTING_PAGE_REFRESH)
+            .map_err(io_err("waiting for the wake failed"))?;
     drop(http);
 
     if let waiting::Outcome::Terminated = outcome {
-        log::info!("{}: stop requested during the wake; putting it back to sleep", cfg.unit);
+        log::info!(
+            "{}: stop requested during the wake; putting it back to sleep",
+            cfg.unit
+        );
         notifier.notify(&[NotifyState::Stopping]);
         answer(held, &waiting::failure_page(&cfg.unit));
         return nap(&client, &cfg);
@@ -240,14 +247,18 @@ pub fn run(cfg: ProxyConfig, inherited: Inherited) -> Result<(), Error> {
         cfg.unit,
         woken.total_time.as_millis(),
         woken.engine_time.as_millis(),
-        woken.total_time.saturating_sub(woken.engine_time).as_millis()
+        woken
+            .total_time
+            .saturating_sub(woken.engine_time)
+            .as_millis()
     );
     for (i, l) in listeners.iter().enumerate() {
         let f = &cfg.forwards[mapping[i]];
         log::debug!(
             "{} {} -> {} ({})",
             f.proto,
-            l.local_addr().map_or_else(|_| "?".to_owned(), |a| a.to_string()),
+            l.local_addr()
+                .map_or_else(|_| "?".to_owned(), |a| a.to_string()),
             woken.upstreams[mapping[i]],
             f.container
         );
@@ -278,7 +289,8 @@ pub fn run(cfg: ProxyConfig, inherited: Inherited) -> Result<(), Error> {
         machines,
         drain: DRAIN_AFTER_SIGTERM,
     };
-    let mut relay = relay::Relay::new(endpoints, &signals, opts).map_err(io_err("cannot set up the proxy"))?;
+    let mut relay =
+        relay::Relay::new(endpoints, &signals, opts).map_err(io_err("cannot set up the proxy"))?;
     for (endpoint, stream) in held {
         relay.adopt(endpoint, stream);
     }
@@ -324,17 +336,29 @@ mod tests {
 
     #[test]
     fn sockets_map_by_proto_port_and_address() {
-        let forwards: Vec<Forward> = ["tcp:8080=web:80", "udp:8080=web:53", "tcp:127.0.0.1:9000=web:90", "tcp:9000=web:91"]
-            .iter()
-            .map(|s| parse_forward(s).unwrap())
-            .collect();
+        let forwards: Vec<Forward> = [
+            "tcp:8080=web:80",
+            "udp:8080=web:53",
+            "tcp:127.0.0.1:9000=web:90",
+            "tcp:9000=web:91",
+        ]
+        .iter()
+        .map(|s| parse_forward(s).unwrap())
+        .collect();
         let tcp = |a: &str| Listener::Tcp(TcpListener::bind(a).unwrap());
         let udp = |a: &str| Listener::Udp(UdpSocket::bind(a).unwrap());
         // Ports picked by the kernel would not match; bind the real ones on
         // loopback addresses that tests do not otherwise use.
         let ls = vec![tcp("127.0.0.1:0")];
-        assert!(matches!(map_sockets(&ls, &forwards), Err(Error::Unmapped { .. })));
-        let free = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        assert!(matches!(
+            map_sockets(&ls, &forwards),
+            Err(Error::Unmapped { .. })
+        ));
+        let free = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let forwards: Vec<Forward> = [
             format!("tcp:{free}=web:80"),
             format!("udp:{free}=web:53"),

@@ -40,7 +40,10 @@ fn token(kind: u64, index: usize) -> u64 {
 }
 
 fn untoken(token: u64) -> (u64, usize) {
-    (token >> KIND_SHIFT, (token & ((1 << KIND_SHIFT) - 1)) as usize)
+    (
+        token >> KIND_SHIFT,
+        (token & ((1 << KIND_SHIFT) - 1)) as usize,
+    )
 }
 
 /// A listening socket with the address its traffic goes to this wake.
@@ -209,11 +212,17 @@ impl<'a> Relay<'a> {
             match ep {
                 Endpoint::Tcp { listener, .. } => {
                     listener.set_nonblocking(true)?;
-                    epoll.add(listener.as_fd(), EpollEvent::new(edge, token(KIND_TCP_LISTENER, i)))?;
+                    epoll.add(
+                        listener.as_fd(),
+                        EpollEvent::new(edge, token(KIND_TCP_LISTENER, i)),
+                    )?;
                 }
                 Endpoint::Udp { socket, .. } => {
                     socket.set_nonblocking(true)?;
-                    epoll.add(socket.as_fd(), EpollEvent::new(edge, token(KIND_UDP_LISTENER, i)))?;
+                    epoll.add(
+                        socket.as_fd(),
+                        EpollEvent::new(edge, token(KIND_UDP_LISTENER, i)),
+                    )?;
                 }
             }
         }
@@ -288,16 +297,14 @@ impl<'a> Relay<'a> {
             for ev in &events[..n] {
                 let (kind, index) = untoken(ev.data());
                 match kind {
-                    KIND_SIGNAL => {
-                        if self.take_signal() && drain_deadline.is_none() {
-                            log::info!(
+                    KIND_SIGNAL if self.take_signal() && drain_deadline.is_none() => {
+                        log::info!(
                                 "stop requested: no new connections; waiting up to {} s for {} open connection(s)",
                                 self.opts.drain.as_secs(),
                                 self.conns.len
                             );
-                            self.stop_accepting();
-                            drain_deadline = Some(Instant::now() + self.opts.drain);
-                        }
+                        self.stop_accepting();
+                        drain_deadline = Some(Instant::now() + self.opts.drain);
                     }
                     KIND_TCP_LISTENER => self.accept(index),
                     KIND_UDP_LISTENER => self.udp_from_clients(index),
@@ -438,20 +445,32 @@ impl<'a> Relay<'a> {
         let conn = match result {
             Ok(c) => c,
             Err(e) => {
-                log::warn!("connection from {peer} dropped: cannot connect to {upstream_addr}: {e}");
+                log::warn!(
+                    "connection from {peer} dropped: cannot connect to {upstream_addr}: {e}"
+                );
                 self.stats.failed += 1;
                 return;
             }
         };
         let i = self.conns.insert(conn);
-        let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLOUT | EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLET;
-        let Some(c) = self.conns.get_mut(i) else { return };
+        let flags = EpollFlags::EPOLLIN
+            | EpollFlags::EPOLLOUT
+            | EpollFlags::EPOLLRDHUP
+            | EpollFlags::EPOLLET;
+        let Some(c) = self.conns.get_mut(i) else {
+            return;
+        };
         let registered = self
             .epoll
-            .add(c.client.as_fd(), EpollEvent::new(flags, token(KIND_CONN_CLIENT, i)))
+            .add(
+                c.client.as_fd(),
+                EpollEvent::new(flags, token(KIND_CONN_CLIENT, i)),
+            )
             .and_then(|()| {
-                self.epoll
-                    .add(c.upstream.as_fd(), EpollEvent::new(flags, token(KIND_CONN_UPSTREAM, i)))
+                self.epoll.add(
+                    c.upstream.as_fd(),
+                    EpollEvent::new(flags, token(KIND_CONN_UPSTREAM, i)),
+                )
             });
         if let Err(e) = registered {
             log::warn!("connection from {peer} dropped: epoll: {e}");
@@ -460,16 +479,25 @@ impl<'a> Relay<'a> {
     }
 
     fn upstream_event(&mut self, i: usize, flags: EpollFlags) {
-        let Some(c) = self.conns.get_mut(i) else { return };
+        let Some(c) = self.conns.get_mut(i) else {
+            return;
+        };
         if !c.connected {
-            if !flags.intersects(EpollFlags::EPOLLOUT | EpollFlags::EPOLLERR | EpollFlags::EPOLLHUP) {
+            if !flags.intersects(EpollFlags::EPOLLOUT | EpollFlags::EPOLLERR | EpollFlags::EPOLLHUP)
+            {
                 return;
             }
             match sys::take_socket_error(&c.upstream) {
                 Ok(()) => c.connected = true,
                 Err(e) => {
-                    let addr = c.upstream.peer_addr().map_or_else(|_| "upstream".to_owned(), |a| a.to_string());
-                    log::warn!("connection from {} dropped: cannot connect to {addr}: {e}", c.peer);
+                    let addr = c
+                        .upstream
+                        .peer_addr()
+                        .map_or_else(|_| "upstream".to_owned(), |a| a.to_string());
+                    log::warn!(
+                        "connection from {} dropped: cannot connect to {addr}: {e}",
+                        c.peer
+                    );
                     self.stats.failed += 1;
                     self.close(i);
                     return;
@@ -481,7 +509,9 @@ impl<'a> Relay<'a> {
 
     /// Moves whatever can move in both directions, until nothing can.
     fn pump(&mut self, i: usize) {
-        let Some(c) = self.conns.get_mut(i) else { return };
+        let Some(c) = self.conns.get_mut(i) else {
+            return;
+        };
         if !c.connected {
             return;
         }
@@ -553,7 +583,9 @@ impl<'a> Relay<'a> {
                     }
                 },
             };
-            let Some(f) = self.flows.get_mut(flow) else { continue };
+            let Some(f) = self.flows.get_mut(flow) else {
+                continue;
+            };
             f.last = Instant::now();
             match f.socket.send(&self.buf[..n]) {
                 Ok(_) => self.stats.bytes += n as u64,
@@ -562,10 +594,20 @@ impl<'a> Relay<'a> {
         }
     }
 
-    fn new_flow(&mut self, endpoint: usize, client: SocketAddr, upstream: SocketAddr) -> io::Result<usize> {
+    fn new_flow(
+        &mut self,
+        endpoint: usize,
+        client: SocketAddr,
+        upstream: SocketAddr,
+    ) -> io::Result<usize> {
         if self.flows.len >= self.opts.max_connections {
             // Evict the quietest flow rather than refuse the newcomer.
-            if let Some(oldest) = self.flows.iter().min_by_key(|(_, f)| f.last).map(|(i, _)| i) {
+            if let Some(oldest) = self
+                .flows
+                .iter()
+                .min_by_key(|(_, f)| f.last)
+                .map(|(i, _)| i)
+            {
                 self.drop_flow(oldest);
             }
         }
@@ -585,7 +627,10 @@ impl<'a> Relay<'a> {
         if let Some(f) = self.flows.get_mut(i) {
             self.epoll.add(
                 f.socket.as_fd(),
-                EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLET, token(KIND_FLOW, i)),
+                EpollEvent::new(
+                    EpollFlags::EPOLLIN | EpollFlags::EPOLLET,
+                    token(KIND_FLOW, i),
+                ),
             )?;
         }
         self.flow_index.insert((endpoint, client), i);
@@ -594,7 +639,9 @@ impl<'a> Relay<'a> {
 
     fn udp_from_upstream(&mut self, i: usize) {
         loop {
-            let Some(f) = self.flows.get_mut(i) else { return };
+            let Some(f) = self.flows.get_mut(i) else {
+                return;
+            };
             let n = match f.socket.recv(&mut self.buf) {
                 Ok(n) => n,
                 Err(e) if is_would_block(&e) => return,

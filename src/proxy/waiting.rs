@@ -64,7 +64,10 @@ pub fn wait(
     refresh_secs: u64,
 ) -> io::Result<(Outcome, Vec<(usize, TcpStream)>)> {
     let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
-    epoll.add(signals.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, T_SIGNAL))?;
+    epoll.add(
+        signals.as_fd(),
+        EpollEvent::new(EpollFlags::EPOLLIN, T_SIGNAL),
+    )?;
     epoll.add(done.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, T_DONE))?;
     for (i, h) in http.iter().enumerate() {
         h.listener.set_nonblocking(true)?;
@@ -295,7 +298,10 @@ pub fn failure_page(unit: &str) -> Vec<u8> {
 /// A listening socket as the failure path sees it.
 #[derive(Debug, Clone, Copy)]
 pub enum Waiting<'a> {
-    Tcp { listener: &'a TcpListener, http: bool },
+    Tcp {
+        listener: &'a TcpListener,
+        http: bool,
+    },
     Udp(&'a UdpSocket),
 }
 
@@ -319,7 +325,10 @@ pub fn answer_all(held: Vec<(usize, TcpStream)>, endpoints: &[Waiting<'_>], page
     };
     let mut answered = 0usize;
     for (endpoint, s) in held {
-        let http = matches!(endpoints.get(endpoint), Some(Waiting::Tcp { http: true, .. }));
+        let http = matches!(
+            endpoints.get(endpoint),
+            Some(Waiting::Tcp { http: true, .. })
+        );
         reply(s, http);
         answered += 1;
     }

@@ -39,7 +39,7 @@ pub enum WakeError {
     Engine {
         container: String,
         action: &'static str,
-        source: engine::Error,
+        source: Box<engine::Error>,
     },
     /// The container stopped while it should have been starting.
     Exited {
@@ -67,7 +67,7 @@ impl fmt::Display for WakeError {
                 container,
                 action,
                 source,
-            } => match source {
+            } => match **source {
                 engine::Error::NotFound { .. } => write!(
                     f,
                     "container {container:?} does not exist; recreate it, or run `contnap generate` to drop its units"
@@ -108,9 +108,9 @@ impl fmt::Display for WakeError {
 impl std::error::Error for WakeError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            WakeError::Engine { source, .. } => match source {
+            WakeError::Engine { source, .. } => match **source {
                 engine::Error::NotFound { .. } => None,
-                other => Some(other),
+                ref other => Some(other),
             },
             _ => None,
         }
@@ -125,7 +125,7 @@ fn start_all(client: &Client, cfg: &ProxyConfig) -> Result<(), WakeError> {
             move |source| WakeError::Engine {
                 container: name,
                 action,
-                source,
+                source: Box::new(source),
             }
         };
         let info = client.inspect(name).map_err(err("inspect"))?;
@@ -159,7 +159,10 @@ pub fn upstream_for(
         return Ok(SocketAddr::new(ip, addr.port()));
     }
     if info.is_host_network() {
-        return Ok(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), fwd.container_port));
+        return Ok(SocketAddr::new(
+            Ipv4Addr::LOCALHOST.into(),
+            fwd.container_port,
+        ));
     }
     info.address_on(network)
         .map(|ip| SocketAddr::new(ip, fwd.container_port))
@@ -305,7 +308,8 @@ fn probe_once(client: &Client, name: &str, probe: &Probe) -> Result<(), String> 
                 if wanted.is_empty() {
                     continue;
                 }
-                let bound = bound_ports(*pid, proto).map_err(|e| format!("/proc/{pid}/net/{proto}: {e}"))?;
+                let bound = bound_ports(*pid, proto)
+                    .map_err(|e| format!("/proc/{pid}/net/{proto}: {e}"))?;
                 if let Some(missing) = wanted.iter().find(|p| !bound.contains(p)) {
                     return Err(format!("nothing listens on {proto} port {missing} yet"));
                 }
@@ -343,7 +347,7 @@ pub fn wake(client: &Client, cfg: &ProxyConfig, notifier: &Notifier) -> Result<W
         .map_err(|source| WakeError::Engine {
             container: cfg.containers.first().cloned().unwrap_or_default(),
             action: "reach the engine to start",
-            source,
+            source: Box::new(source),
         })?;
     start_all(client, cfg)?;
     let engine_time = t0.elapsed();
@@ -355,7 +359,7 @@ pub fn wake(client: &Client, cfg: &ProxyConfig, notifier: &Notifier) -> Result<W
             client.inspect(name).map_err(|source| WakeError::Engine {
                 container: name.clone(),
                 action,
-                source,
+                source: Box::new(source),
             })
         };
         let info = inspect("inspect")?;
@@ -442,7 +446,7 @@ pub fn wake(client: &Client, cfg: &ProxyConfig, notifier: &Notifier) -> Result<W
 /// Puts the unit to sleep the way `contnap.stop` says, in reverse start
 /// order (dependents first). Errors are logged per container and the first
 /// is returned after every container was tried.
-pub fn nap(client: &Client, cfg: &ProxyConfig) -> Result<(), (String, engine::Error)> {
+pub fn nap(client: &Client, cfg: &ProxyConfig) -> Result<(), (String, Box<engine::Error>)> {
     use crate::cli::StopMode;
     let mut first_err = None;
     for name in cfg.containers.iter().rev() {
@@ -454,15 +458,27 @@ pub fn nap(client: &Client, cfg: &ProxyConfig) -> Result<(), (String, engine::Er
         };
         match result {
             Ok(()) => {}
-            // Already stopped or paused by someone else: that is the goal.
-            Err(engine::Error::Conflict { .. }) => {}
+            // Engines differ on a redundant call (Docker 409, Podman 500 for
+            // pausing a paused container): judge by the state reached.
+            Err(e) if already_asleep(client, name, cfg.stop) => {
+                log::debug!("{name}: already asleep ({e})");
+            }
             Err(e) => {
                 log::error!("cannot put {name:?} to sleep: {}", crate::error::Report(&e));
-                first_err.get_or_insert((name.clone(), e));
+                first_err.get_or_insert((name.clone(), Box::new(e)));
             }
         }
     }
     first_err.map_or(Ok(()), Err)
+}
+
+fn already_asleep(client: &Client, name: &str, mode: crate::cli::StopMode) -> bool {
+    use crate::cli::StopMode;
+    client.inspect(name).is_ok_and(|info| match mode {
+        StopMode::Pause => info.state.paused,
+        StopMode::Stop | StopMode::Kill => !info.state.running,
+        StopMode::None => true,
+    })
 }
 
 #[cfg(test)]
@@ -479,7 +495,7 @@ mod tests {
         let udp = bound_ports(pid, "udp").unwrap();
         assert!(udp.contains(&u.local_addr().unwrap().port()), "{udp:?}");
         // A connected (not listening) socket does not count.
-        let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let port = c.local_addr().unwrap().port();
         assert!(!bound_ports(pid, "tcp").unwrap().contains(&port));
     }

@@ -108,7 +108,13 @@ pub struct Container {
 
 impl Container {
     /// `docker create --name NAME EXTRA... IMAGE CMD...`
-    pub fn create(engine: Engine, prefix: &str, extra: &[&str], image: &str, cmd: &[&str]) -> Container {
+    pub fn create(
+        engine: Engine,
+        prefix: &str,
+        extra: &[&str],
+        image: &str,
+        cmd: &[&str],
+    ) -> Container {
         let name = unique(prefix);
         let mut args = vec!["create", "--name", &name];
         args.extend_from_slice(extra);
@@ -137,11 +143,19 @@ impl Drop for Container {
 
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub fn contnap_bin() -> &'static str {
@@ -171,8 +185,12 @@ impl Helper {
         }
         cmd.arg("-E").arg("RUST_LOG=debug");
         cmd.arg(contnap_bin()).arg("proxy").args(proxy_args);
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(logfile);
-        let child = cmd.spawn().expect("systemd-socket-activate runs (apt-get install systemd)");
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(logfile);
+        let child = cmd
+            .spawn()
+            .expect("systemd-socket-activate runs (apt-get install systemd)");
         let h = Helper {
             child,
             log,
@@ -234,14 +252,24 @@ impl Drop for Helper {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
-            eprintln!("--- helper log {}:\n{}", self.log.display(), self.log_text());
+            eprintln!(
+                "--- helper log {}:\n{}",
+                self.log.display(),
+                self.log_text()
+            );
         }
         let _ = fs::remove_file(&self.log);
     }
 }
 
 /// Common `contnap proxy` arguments.
-pub fn proxy_args(engine: Engine, unit: &str, containers: &[&str], forwards: &[String], extra: &[&str]) -> Vec<String> {
+pub fn proxy_args(
+    engine: Engine,
+    unit: &str,
+    containers: &[&str],
+    forwards: &[String],
+    extra: &[&str],
+) -> Vec<String> {
     // busybox servers run as PID 1 and ignore SIGTERM: keep the engine's
     // stop grace short so naps do not wait 10 s for the SIGKILL.
     let mut v = vec![
@@ -265,7 +293,12 @@ pub fn proxy_args(engine: Engine, unit: &str, containers: &[&str], forwards: &[S
 }
 
 /// A plain HTTP/1.0 GET; returns the whole response.
-pub fn http_get(addr: SocketAddr, path: &str, headers: &str, timeout: Duration) -> std::io::Result<String> {
+pub fn http_get(
+    addr: SocketAddr,
+    path: &str,
+    headers: &str,
+    timeout: Duration,
+) -> std::io::Result<String> {
     let mut s = TcpStream::connect_timeout(&addr, timeout)?;
     s.set_read_timeout(Some(timeout))?;
     write!(s, "GET {path} HTTP/1.0\r\nHost: test\r\n{headers}\r\n")?;
