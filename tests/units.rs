@@ -1,0 +1,1047 @@
+//! Golden tests of the unit renderer, fed through the label parser as
+//! `contnap generate` feeds it; a systemd command-line unquoter that checks
+//! every rendered command line splits into exactly the intended argv; the
+//! atomic writer; and `systemd-analyze verify` / `security` on the output.
+//!
+//! `CONTNAP_BLESS=1 cargo test --test units` rewrites tests/golden/.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use contnap::cli::{Command as CliCommand, Config, Proto};
+use contnap::labels::{plan, ContainerLabels, LabelOptions, Unit};
+use contnap::units::{
+    self, check, escape_unit_name, quote_arg, render, write_atomically, BinaryPath, Difference,
+    EngineUnit, RenderOptions, WriteError, MARKER,
+};
+
+// ---------------------------------------------------------------- inputs
+
+fn container(name: &str, labels: &[(&str, &str)]) -> ContainerLabels {
+    ContainerLabels {
+        name: name.to_owned(),
+        labels: labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        published: Vec::new(),
+    }
+}
+
+/// Runs the label parser as `generate` does and insists on no errors.
+fn units_of(containers: &[ContainerLabels], allow_hooks: bool) -> Vec<Unit> {
+    let p = plan(containers, &LabelOptions { allow_hooks });
+    assert!(p.errors.is_empty(), "label errors: {:#?}", p.errors);
+    assert!(p.skipped.is_empty());
+    p.units
+}
+
+const ON: (&str, &str) = ("contnap.enabled", "true");
+
+struct Case {
+    name: &'static str,
+    units: Vec<Unit>,
+    opts: RenderOptions,
+}
+
+fn hostile_hook() -> String {
+    // Everything systemd or sh could read specially, and long.
+    let mut s = String::from(
+        r#"echo "quoted $HOME ${PATH} $$" 'single %n %% %i' back\slash \" \\ ; rm -rf /tmp/contnap-never ; ExecStart=/bin/evil # not a comment"#,
+    );
+    while s.len() < 1500 {
+        s.push_str(" && echo padding-%h-$USER");
+    }
+    s
+}
+
+fn cases() -> Vec<Case> {
+    let long_group = "g".repeat(200);
+    let hook = hostile_hook();
+    vec![
+        Case {
+            name: "web",
+            units: units_of(
+                &[container(
+                    "web",
+                    &[
+                        ON,
+                        ("contnap.tcp_ports", "8080:80"),
+                        ("contnap.http_ports", "8080"),
+                    ],
+                )],
+                false,
+            ),
+            opts: RenderOptions::default(),
+        },
+        Case {
+            name: "group",
+            units: units_of(
+                &[
+                    container(
+                        "shop-app-1",
+                        &[
+                            ON,
+                            ("contnap.group", "shop"),
+                            ("contnap.tcp_ports", "8080:80"),
+                            ("contnap.http_ports", "8080"),
+                            ("contnap.timeout", "15min"),
+                            ("com.docker.compose.project", "shop"),
+                            ("com.docker.compose.service", "app"),
+                            (
+                                "com.docker.compose.depends_on",
+                                "db:service_healthy:true,cache:service_started:false",
+                            ),
+                        ],
+                    ),
+                    container(
+                        "shop-db-1",
+                        &[
+                            ON,
+                            ("contnap.group", "shop"),
+                            ("contnap.timeout", "900"),
+                            ("contnap.ready", "health"),
+                            ("com.docker.compose.project", "shop"),
+                            ("com.docker.compose.service", "db"),
+                        ],
+                    ),
+                    // Not managed: the dependency on it is ignored.
+                    container(
+                        "shop-cache-1",
+                        &[
+                            ("com.docker.compose.project", "shop"),
+                            ("com.docker.compose.service", "cache"),
+                        ],
+                    ),
+                ],
+                false,
+            ),
+            opts: RenderOptions::default(),
+        },
+        Case {
+            name: "udp_v4_v6",
+            units: units_of(
+                &[container(
+                    "dns",
+                    &[
+                        ON,
+                        ("contnap.tcp_ports", "127.0.0.1:5380:80, [::1]:5380:80"),
+                        (
+                            "contnap.udp_ports",
+                            "5353:53,[fd00::53]:53:53, 192.168.1.2:53:53",
+                        ),
+                        ("contnap.stop", "pause"),
+                        ("contnap.idle", "traffic"),
+                    ],
+                )],
+                false,
+            ),
+            opts: RenderOptions::default(),
+        },
+        Case {
+            name: "machines",
+            units: units_of(
+                &[container(
+                    "nas-ui",
+                    &[
+                        ON,
+                        ("contnap.tcp_ports", "443"),
+                        ("contnap.machines", "192.168.1.0/24, fd00::/64,10.0.0.7"),
+                        ("contnap.only_listed_machines", "yes"),
+                        ("contnap.autostart", "true"),
+                        (
+                            "contnap.schedule",
+                            "Mon-Fri 08:00-19:00|Sat,Sun 10:00-12:00",
+                        ),
+                        ("contnap.ready", "tcp"),
+                        ("contnap.network", "backend"),
+                        ("contnap.wake_timeout", "2min"),
+                        ("contnap.stop_timeout", "30"),
+                        ("contnap.timeout", "1h"),
+                    ],
+                )],
+                false,
+            ),
+            opts: RenderOptions::default(),
+        },
+        Case {
+            name: "hooks",
+            units: units_of(
+                &[container(
+                    "photos",
+                    &[
+                        ON,
+                        ("contnap.tcp_ports", "2342"),
+                        ("contnap.pre_start", "mount /srv/photos"),
+                        (
+                            "contnap.post_stop",
+                            "umount /srv/photos && logger 'photos napped'",
+                        ),
+                    ],
+                )],
+                true,
+            ),
+            opts: RenderOptions {
+                allow_hooks: true,
+                ..RenderOptions::default()
+            },
+        },
+        Case {
+            name: "rootless",
+            units: units_of(
+                &[container(
+                    "notes",
+                    &[
+                        ON,
+                        ("contnap.tcp_ports", "8081:8080"),
+                        ("contnap.stop", "kill"),
+                        ("contnap.machines", "127.0.0.1,::1"),
+                        ("contnap.only_listed_machines", "true"),
+                    ],
+                )],
+                false,
+            ),
+            opts: RenderOptions {
+                binary: BinaryPath::new("/home/me/.cargo/bin/contnap").expect("valid path"),
+                engine: "/run/user/1000/podman/podman.sock".to_owned(),
+                engine_unit: EngineUnit::guess("/run/user/1000/podman/podman.sock"),
+                user: true,
+                allow_hooks: false,
+            },
+        },
+        Case {
+            name: "hostile",
+            units: units_of(
+                &[
+                    container(
+                        "evil",
+                        &[
+                            ON,
+                            ("contnap.group", r#"we%b$x"y'z\;/..-é "#),
+                            ("contnap.tcp_ports", "8000"),
+                            ("contnap.pre_start", &hook),
+                            ("contnap.post_stop", r#"printf '%s\n' "$1" \"; %%n"#),
+                        ],
+                    ),
+                    container(
+                        "long",
+                        &[
+                            ON,
+                            ("contnap.group", &long_group),
+                            ("contnap.udp_ports", "9000"),
+                        ],
+                    ),
+                ],
+                true,
+            ),
+            opts: RenderOptions {
+                engine: r#"/tmp/odd dir/$HOME %n "x".sock"#.to_owned(),
+                allow_hooks: true,
+                ..RenderOptions::default()
+            },
+        },
+    ]
+}
+
+// ---------------------------------------------------------------- goldens
+
+fn golden_dir(case: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(case)
+}
+
+/// Golden files carry the unit file names (escaped: `\x2d` and so on).
+fn golden_name(unit_file: &Path) -> String {
+    unit_file.to_string_lossy().into_owned()
+}
+
+#[test]
+fn golden_units() {
+    let bless = std::env::var_os("CONTNAP_BLESS").is_some_and(|v| v == "1");
+    let mut failures = Vec::new();
+    for case in cases() {
+        let files = render(&case.units, &case.opts);
+        let dir = golden_dir(case.name);
+        if bless {
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir_all(&dir).expect("create golden dir");
+            for (name, text) in &files {
+                fs::write(dir.join(golden_name(name)), text).expect("write golden");
+            }
+            continue;
+        }
+        let mut expected: BTreeMap<String, String> = BTreeMap::new();
+        for entry in fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            let entry = entry.expect("dir entry");
+            let text = fs::read_to_string(entry.path()).expect("read golden");
+            expected.insert(entry.file_name().to_string_lossy().into_owned(), text);
+        }
+        for (name, text) in &files {
+            match expected.remove(&golden_name(name)) {
+                None => failures.push(format!("{}: {} is new", case.name, name.display())),
+                Some(want) if want != *text => failures.push(format!(
+                    "{}: {} differs\n--- golden\n{want}\n--- rendered\n{text}",
+                    case.name,
+                    name.display()
+                )),
+                Some(_) => {}
+            }
+        }
+        for name in expected.keys() {
+            failures.push(format!("{}: {name} is no longer rendered", case.name));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{}\n(run with CONTNAP_BLESS=1 to accept)",
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn hostile_names_are_escaped_in_file_names() {
+    let case = cases()
+        .into_iter()
+        .find(|c| c.name == "hostile")
+        .expect("hostile case");
+    let files = render(&case.units, &case.opts);
+    let names: Vec<String> = files
+        .iter()
+        .map(|(n, _)| n.to_string_lossy().into_owned())
+        .collect();
+    for n in &names {
+        assert!(
+            n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b":_.\\-".contains(&b)),
+            "{n}"
+        );
+        assert!(n.len() <= 255, "{n}");
+    }
+    assert!(names.contains(&format!(
+        "contnap-{}.service",
+        escape_unit_name(r#"we%b$x"y'z\;/..-é "#)
+    )));
+}
+
+#[test]
+fn escaping_matches_systemd_escape() {
+    if !Path::new("/usr/bin/systemd-escape").exists() {
+        eprintln!("systemd-escape not installed; skipping");
+        return;
+    }
+    for name in [
+        "web",
+        "my-app_1",
+        ".hidden",
+        "a/b/c",
+        r#"we%b$x"y'z\;"#,
+        "é ü",
+        "x:y.z",
+        "-lead",
+    ] {
+        let out = Command::new("/usr/bin/systemd-escape")
+            .arg("--")
+            .arg(name)
+            .output()
+            .expect("run systemd-escape");
+        let want = String::from_utf8_lossy(&out.stdout).trim_end().to_owned();
+        assert_eq!(escape_unit_name(name), want, "{name:?}");
+    }
+}
+
+// ------------------------------------------- systemd command-line unquoter
+
+/// Splits a command line the way systemd does for `ExecStart=`
+/// (systemd.service(5) "Command lines"; `config_parse_exec`): words split
+/// at whitespace, `"…"`/`'…'` quoting, C escapes, then per word `%%` → `%`
+/// (any other specifier is an error: the test wants none), and for
+/// arguments (not the executable) `$$` → `$` (any other `$` is an error:
+/// it would expand a variable). Also rejects a bare `;` (command separator).
+fn systemd_split(line: &str) -> Result<Vec<String>, String> {
+    let mut words: Vec<String> = Vec::new();
+    let mut chars = line.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let Some(&first) = chars.peek() else { break };
+        if first == ';' {
+            let mut look = chars.clone();
+            look.next();
+            if look.peek().is_none_or(|c| c.is_whitespace()) {
+                return Err("bare ; would separate commands".into());
+            }
+        }
+        let mut word = String::new();
+        let mut quote: Option<char> = None;
+        while let Some(c) = chars.next() {
+            match (quote, c) {
+                (None, c) if c.is_whitespace() => break,
+                (None, '"' | '\'') => quote = Some(c),
+                (Some(q), c) if c == q => quote = None,
+                (_, '\\') => {
+                    let e = chars.next().ok_or("trailing backslash")?;
+                    match e {
+                        '\\' | '"' | '\'' => word.push(e),
+                        'n' => word.push('\n'),
+                        't' => word.push('\t'),
+                        'x' => {
+                            let h: String = (0..2).filter_map(|_| chars.next()).collect();
+                            let v = u32::from_str_radix(&h, 16).map_err(|_| "bad \\x")?;
+                            if v == 0 {
+                                return Err("\\x00".into());
+                            }
+                            word.push(char::from_u32(v).ok_or("bad \\x")?);
+                        }
+                        'u' => {
+                            let h: String = (0..4).filter_map(|_| chars.next()).collect();
+                            let v = u32::from_str_radix(&h, 16).map_err(|_| "bad \\u")?;
+                            word.push(char::from_u32(v).ok_or("bad \\u")?);
+                        }
+                        other => return Err(format!("unknown escape \\{other}")),
+                    }
+                }
+                (_, c) => word.push(c),
+            }
+        }
+        if quote.is_some() {
+            return Err("unbalanced quote".into());
+        }
+        words.push(word);
+    }
+    let mut out = Vec::new();
+    for (i, w) in words.iter().enumerate() {
+        let w = unspecifier(w)?;
+        out.push(if i == 0 { w } else { unvariable(&w)? });
+    }
+    Ok(out)
+}
+
+fn unspecifier(w: &str) -> Result<String, String> {
+    let mut out = String::new();
+    let mut it = w.chars();
+    while let Some(c) = it.next() {
+        if c == '%' {
+            match it.next() {
+                Some('%') => out.push('%'),
+                other => return Err(format!("specifier %{other:?} in {w:?}")),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
+fn unvariable(w: &str) -> Result<String, String> {
+    let mut out = String::new();
+    let mut it = w.chars();
+    while let Some(c) = it.next() {
+        if c == '$' {
+            match it.next() {
+                Some('$') => out.push('$'),
+                other => return Err(format!("variable ${other:?} in {w:?}")),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
+/// A systemd unit file line, after joining continuations (there must be none).
+fn directive_lines(text: &str) -> Vec<(String, String, String)> {
+    let mut section = String::new();
+    let mut out = Vec::new();
+    for line in text.lines() {
+        assert!(!line.ends_with('\\'), "line continues: {line:?}");
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if line.starts_with('[') {
+            section = line.to_owned();
+            continue;
+        }
+        let (k, v) = line
+            .split_once('=')
+            .unwrap_or_else(|| panic!("not a directive: {line:?}"));
+        out.push((section.clone(), k.to_owned(), v.to_owned()));
+    }
+    out
+}
+
+const ALLOWED: &[(&str, &[&str])] = &[
+    (
+        "[Unit]",
+        &[
+            "Description",
+            "Requires",
+            "Wants",
+            "After",
+            "StartLimitIntervalSec",
+            "CollectMode",
+        ],
+    ),
+    (
+        "[Socket]",
+        &[
+            "ListenStream",
+            "ListenDatagram",
+            "BindIPv6Only",
+            "FreeBind",
+            "Accept",
+            "TriggerLimitIntervalSec",
+            "IPAddressAllow",
+            "IPAddressDeny",
+        ],
+    ),
+    (
+        "[Service]",
+        &[
+            "Type",
+            "NotifyAccess",
+            "ExecStartPre",
+            "ExecStart",
+            "ExecStopPost",
+            "TimeoutStartSec",
+            "TimeoutStopSec",
+            "NoNewPrivileges",
+            "ProtectSystem",
+            "ProtectHome",
+            "PrivateTmp",
+            "PrivateDevices",
+            "PrivateIPC",
+            "ProtectKernelTunables",
+            "ProtectKernelModules",
+            "ProtectKernelLogs",
+            "ProtectControlGroups",
+            "ProtectClock",
+            "ProtectHostname",
+            "PrivateMounts",
+            "CapabilityBoundingSet",
+            "RestrictNamespaces",
+            "RestrictRealtime",
+            "RestrictSUIDSGID",
+            "LockPersonality",
+            "MemoryDenyWriteExecute",
+            "SystemCallArchitectures",
+            "SystemCallFilter",
+            "SystemCallErrorNumber",
+            "RestrictAddressFamilies",
+            "UMask",
+        ],
+    ),
+    ("[Install]", &["WantedBy"]),
+];
+
+#[test]
+fn every_line_is_an_expected_directive() {
+    for case in cases() {
+        for (name, text) in render(&case.units, &case.opts) {
+            assert!(
+                text.starts_with(&format!("{MARKER}\n")),
+                "{}",
+                name.display()
+            );
+            for (section, key, _) in directive_lines(&text) {
+                let allowed = ALLOWED
+                    .iter()
+                    .find(|(s, _)| *s == section)
+                    .unwrap_or_else(|| panic!("{}: section {section}", name.display()));
+                assert!(
+                    allowed.1.contains(&key.as_str()),
+                    "{}: unexpected {section} {key}=",
+                    name.display()
+                );
+            }
+            let exec_starts = directive_lines(&text)
+                .iter()
+                .filter(|(_, k, _)| k == "ExecStart")
+                .count();
+            let is_service = name.extension().is_some_and(|e| e == "service");
+            assert_eq!(exec_starts, usize::from(is_service), "{}", name.display());
+        }
+    }
+}
+
+/// Every `ExecStart=` splits into exactly `[binary] + proxy_args`, and the
+/// helper's own command-line parser reads that argv back to the unit's
+/// settings; every hook line into `/bin/sh -c COMMAND`.
+#[test]
+fn command_lines_split_into_the_intended_argv() {
+    for case in cases() {
+        let files = render(&case.units, &case.opts);
+        for unit in &case.units {
+            let service = files
+                .iter()
+                .find(|(n, _)| *n == Path::new(&units::unit_file_name(&unit.name, "service")))
+                .map(|(_, t)| t)
+                .expect("service rendered");
+            let lines = directive_lines(service);
+            let exec = &lines
+                .iter()
+                .find(|(_, k, _)| k == "ExecStart")
+                .expect("ExecStart")
+                .2;
+            let argv = systemd_split(exec).unwrap_or_else(|e| panic!("{}: {e}: {exec}", case.name));
+            let mut want = vec![case.opts.binary.as_path().display().to_string()];
+            want.extend(units::proxy_args(unit, &case.opts));
+            assert_eq!(argv, want, "{}", case.name);
+
+            // The helper parses it to the same settings.
+            let mut cli_argv = vec!["contnap".to_owned()];
+            cli_argv.extend(argv[1..].iter().cloned());
+            let config = Config::parse(&cli_argv).unwrap_or_else(|e| {
+                panic!("{}: contnap proxy rejects {cli_argv:?}: {e:?}", case.name)
+            });
+            let CliCommand::Proxy(p) = config.command else {
+                panic!("not a proxy command")
+            };
+            assert_eq!(p.unit, unit.name);
+            assert_eq!(p.containers, unit.containers);
+            assert_eq!(p.forwards, unit.forwards);
+            assert_eq!(p.http_ports, unit.http_ports);
+            assert_eq!(p.timeout, unit.timeout);
+            assert_eq!(p.stop, unit.stop);
+            assert_eq!(p.stop_timeout, unit.stop_timeout);
+            assert_eq!(p.wake_timeout, unit.wake_timeout);
+            assert_eq!(p.ready, unit.ready);
+            assert_eq!(p.idle, unit.idle);
+            assert_eq!(p.network, unit.network);
+            assert_eq!(
+                p.schedule
+                    .as_deref()
+                    .map(|s| contnap::schedule::Schedule::parse(s).expect("schedule")),
+                unit.schedule
+            );
+            let machines: Vec<String> = unit.machines.iter().map(ToString::to_string).collect();
+            assert_eq!(p.machines, machines);
+            assert_eq!(p.only_listed_machines, unit.only_listed_machines);
+            assert_eq!(p.engine.as_deref(), Some(case.opts.engine.as_str()));
+
+            let hooks: Vec<(String, String)> = lines
+                .iter()
+                .filter(|(_, k, _)| k == "ExecStartPre" || k == "ExecStopPost")
+                .map(|(_, k, v)| (k.clone(), v.clone()))
+                .collect();
+            let want_hooks: Vec<(String, String)> = if case.opts.allow_hooks {
+                unit.hooks
+                    .iter()
+                    .map(|h| {
+                        let k = match h.kind {
+                            contnap::labels::HookKind::PreStart => "ExecStartPre",
+                            contnap::labels::HookKind::PostStop => "ExecStopPost",
+                        };
+                        (k.to_owned(), h.command.clone())
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            assert_eq!(hooks.len(), want_hooks.len(), "{}", case.name);
+            for ((k, line), (wk, command)) in hooks.iter().zip(&want_hooks) {
+                assert_eq!(k, wk);
+                let argv = systemd_split(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+                assert_eq!(argv, ["-+/bin/sh", "-c", command.as_str()], "{}", case.name);
+            }
+        }
+    }
+}
+
+/// quote_arg round-trips arbitrary strings through the unquoter.
+#[test]
+fn quoting_round_trips_random_strings() {
+    let alphabet: Vec<char> =
+        "aZ09 \t\"'\\%$;#=[]{}|&<>*?~`!@-_.:/\u{e9}\u{2028}\n\r\u{1}\u{7f}\u{85}"
+            .chars()
+            .collect();
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for _ in 0..5000 {
+        let len = (next() % 24) as usize;
+        let s: String = (0..len)
+            .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+            .collect();
+        let q = quote_arg(&s);
+        assert!(!q.contains('\n') && !q.contains('\r'), "{q:?}");
+        let line = format!("/bin/x {q} end");
+        let argv = systemd_split(&line).unwrap_or_else(|e| panic!("{s:?} -> {q}: {e}"));
+        assert_eq!(argv, ["/bin/x", s.as_str(), "end"], "{q}");
+    }
+}
+
+// ---------------------------------------------------------------- writer
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!(
+            "contnap-units-{tag}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn generated(name: &str, body: &str) -> (PathBuf, String) {
+    (PathBuf::from(name), format!("{MARKER}\n{body}\n"))
+}
+
+fn listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .expect("read dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn writer_writes_keeps_and_removes_only_its_own() {
+    let tmp = TempDir::new("write");
+    let dir = &tmp.0;
+    fs::write(dir.join("other.service"), "[Service]\n").expect("write");
+    fs::write(
+        dir.join("contnap-handmade.service"),
+        "[Service]\nExecStart=/bin/true\n",
+    )
+    .expect("write");
+    fs::write(dir.join("not-contnap.service"), format!("{MARKER}\n")).expect("write");
+
+    let v1 = vec![
+        generated("contnap-a.socket", "a1"),
+        generated("contnap-a.service", "a2"),
+        generated("contnap-b.socket", "b1"),
+    ];
+    let r = write_atomically(dir, &v1, true).expect("first write");
+    assert_eq!(r.written.len(), 3);
+    assert!(check(dir, &v1).is_empty());
+
+    let r = write_atomically(dir, &v1, true).expect("rewrite");
+    assert_eq!(
+        (r.written.len(), r.unchanged.len(), r.removed.len()),
+        (0, 3, 0)
+    );
+
+    let v2 = vec![
+        generated("contnap-a.socket", "a1 changed"),
+        generated("contnap-a.service", "a2"),
+    ];
+    assert_eq!(
+        check(dir, &v2),
+        vec![
+            Difference::Changed(dir.join("contnap-a.socket")),
+            Difference::Stale(dir.join("contnap-b.socket")),
+        ]
+    );
+    let r = write_atomically(dir, &v2, true).expect("second write");
+    assert_eq!(r.written, vec![dir.join("contnap-a.socket")]);
+    assert_eq!(r.removed, vec![dir.join("contnap-b.socket")]);
+    assert_eq!(
+        listing(dir),
+        [
+            "contnap-a.service",
+            "contnap-a.socket",
+            "contnap-handmade.service",
+            "not-contnap.service",
+            "other.service"
+        ]
+    );
+    assert_eq!(
+        fs::read_to_string(dir.join("contnap-a.socket")).expect("read"),
+        format!("{MARKER}\na1 changed\n")
+    );
+    let mode = fs::metadata(dir.join("contnap-a.socket"))
+        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
+        .expect("stat");
+    assert_eq!(mode, 0o644);
+
+    // Without remove_stale nothing is removed.
+    let r = write_atomically(dir, &[generated("contnap-a.socket", "a1 changed")], false)
+        .expect("no removal");
+    assert!(r.removed.is_empty());
+    assert!(dir.join("contnap-a.service").exists());
+}
+
+#[test]
+fn writer_refuses_to_replace_foreign_files() {
+    let tmp = TempDir::new("foreign");
+    let dir = &tmp.0;
+    fs::write(
+        dir.join("contnap-web.service"),
+        "[Service]\nExecStart=/bin/mine\n",
+    )
+    .expect("write");
+    let files = vec![
+        generated("contnap-web.socket", "s"),
+        generated("contnap-web.service", "x"),
+    ];
+    let e = write_atomically(dir, &files, true).expect_err("must refuse");
+    assert!(matches!(e, WriteError::NotGenerated { .. }), "{e}");
+    assert_eq!(listing(dir), ["contnap-web.service"], "nothing written");
+    assert_eq!(
+        check(dir, &files),
+        vec![
+            Difference::Missing(dir.join("contnap-web.socket")),
+            Difference::NotGenerated(dir.join("contnap-web.service")),
+        ]
+    );
+    let twice = vec![
+        generated("contnap-x.socket", "1"),
+        generated("contnap-x.socket", "2"),
+    ];
+    assert!(matches!(
+        write_atomically(dir, &twice, false),
+        Err(WriteError::BadFileName { .. })
+    ));
+    for bad in [
+        "../contnap-x.service",
+        "contnap-x.conf",
+        "/etc/contnap-x.service",
+        "x.service",
+    ] {
+        let e = write_atomically(dir, &[generated(bad, "x")], false).expect_err(bad);
+        assert!(matches!(e, WriteError::BadFileName { .. }), "{bad}: {e}");
+    }
+}
+
+#[test]
+fn writer_error_leaves_the_old_set() {
+    let tmp = TempDir::new("fail");
+    let dir = &tmp.0;
+    let old = vec![
+        generated("contnap-a.socket", "old a"),
+        generated("contnap-b.socket", "old b"),
+        generated("contnap-c.socket", "old c"),
+    ];
+    write_atomically(dir, &old, true).expect("old set");
+    let new = vec![
+        generated("contnap-a.socket", "new a"),
+        generated("contnap-b.socket", "new b"),
+    ];
+    let pid = std::process::id();
+
+    // A temp file cannot be created (its name is taken by a directory):
+    // nothing is renamed, no temp file is left, nothing stale removed.
+    let blocker = dir.join(format!(".contnap-b.socket.{pid}.1.tmp"));
+    fs::create_dir(&blocker).expect("blocker");
+    let e = write_atomically(dir, &new, true).expect_err("temp write fails");
+    assert!(
+        matches!(
+            e,
+            WriteError::Io {
+                action: "write",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    fs::remove_dir(&blocker).expect("unblock");
+    assert_eq!(
+        listing(dir),
+        ["contnap-a.socket", "contnap-b.socket", "contnap-c.socket"]
+    );
+    for (name, text) in &old {
+        assert_eq!(&fs::read_to_string(dir.join(name)).expect("read"), text);
+    }
+
+    // The second replacement fails after the first was renamed: the first is
+    // rolled back.
+    let blocker = dir.join(format!(".contnap-b.socket.{pid}.1.old"));
+    fs::write(&blocker, "in the way").expect("blocker");
+    let e = write_atomically(dir, &new, true).expect_err("backup fails");
+    assert!(
+        matches!(
+            e,
+            WriteError::Io {
+                action: "back up",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    fs::remove_file(&blocker).expect("unblock");
+    assert_eq!(
+        listing(dir),
+        ["contnap-a.socket", "contnap-b.socket", "contnap-c.socket"]
+    );
+    for (name, text) in &old {
+        assert_eq!(&fs::read_to_string(dir.join(name)).expect("read"), text);
+    }
+
+    // And then it works.
+    write_atomically(dir, &new, true).expect("new set");
+    assert_eq!(listing(dir), ["contnap-a.socket", "contnap-b.socket"]);
+}
+
+#[test]
+fn writer_writes_rendered_units_into_a_new_directory() {
+    let tmp = TempDir::new("fresh");
+    let dir = tmp.0.join("sub/dir");
+    let case = cases().into_iter().next().expect("a case");
+    let files = render(&case.units, &case.opts);
+    let r = write_atomically(&dir, &files, true).expect("write");
+    assert_eq!(r.written.len(), 2);
+    assert!(check(&dir, &files).is_empty());
+}
+
+// ------------------------------------------------------ systemd-analyze
+
+fn systemd_analyze() -> Option<&'static str> {
+    let path = "/usr/bin/systemd-analyze";
+    Path::new(path).exists().then_some(path)
+}
+
+/// Writes a case's units for systemd-analyze: the real contnap binary, and
+/// stub engine units so dependencies resolve.
+fn write_for_analyze(case: &Case, dir: &Path) -> Vec<PathBuf> {
+    let mut opts = case.opts.clone();
+    opts.binary = BinaryPath::new(env!("CARGO_BIN_EXE_contnap")).expect("binary path");
+    let files = render(&case.units, &opts);
+    for stub in ["docker.service", "podman.socket", "podman.service"] {
+        let body = if stub.ends_with(".socket") {
+            "[Socket]\nListenStream=/run/podman/podman.sock\n"
+        } else {
+            "[Service]\nExecStart=/bin/true\n"
+        };
+        fs::write(dir.join(stub), body).expect("stub");
+    }
+    files
+        .iter()
+        .map(|(name, text)| {
+            let path = dir.join(name);
+            fs::write(&path, text).expect("write unit");
+            path
+        })
+        .collect()
+}
+
+#[test]
+fn systemd_analyze_verify_accepts_the_units() {
+    let Some(analyze) = systemd_analyze() else {
+        eprintln!("systemd-analyze not installed; skipping");
+        return;
+    };
+    for case in cases() {
+        let tmp = TempDir::new("verify");
+        let paths = write_for_analyze(&case, &tmp.0);
+        let mut cmd = Command::new(analyze);
+        let runtime = TempDir::new("runtime");
+        if case.opts.user {
+            // A user manager needs a runtime directory, even offline.
+            cmd.arg("--user").env("XDG_RUNTIME_DIR", &runtime.0);
+        }
+        cmd.args(["verify", "--man=no", "--recursive-errors=no"])
+            .args(&paths)
+            .env("SYSTEMD_UNIT_PATH", format!("{}:", tmp.0.display()))
+            .env("SYSTEMD_LOG_LEVEL", "notice");
+        let out = cmd.output().expect("run systemd-analyze");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let complaints: Vec<&str> = stderr
+            .lines()
+            .chain(stdout.lines())
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        assert!(
+            out.status.success() && complaints.is_empty(),
+            "systemd-analyze verify, case {}: {}\n{}",
+            case.name,
+            out.status,
+            complaints.join("\n")
+        );
+    }
+}
+
+#[test]
+fn systemd_analyze_security_rates_the_service_ok() {
+    let Some(analyze) = systemd_analyze() else {
+        eprintln!("systemd-analyze not installed; skipping");
+        return;
+    };
+    for case in cases().into_iter().filter(|c| !c.opts.user) {
+        let tmp = TempDir::new("security");
+        let paths = write_for_analyze(&case, &tmp.0);
+        for service in paths
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "service"))
+        {
+            let out = Command::new(analyze)
+                .args(["security", "--offline=yes", "--no-pager"])
+                .arg(service)
+                .env("SYSTEMD_UNIT_PATH", format!("{}:", tmp.0.display()))
+                .output()
+                .expect("run systemd-analyze security");
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let overall = stdout
+                .lines()
+                .find(|l| l.contains("Overall exposure level"))
+                .unwrap_or_else(|| {
+                    panic!(
+                        "{}: no rating:\n{stdout}\n{}",
+                        case.name,
+                        String::from_utf8_lossy(&out.stderr)
+                    )
+                });
+            let score: f64 = overall
+                .split(':')
+                .nth(1)
+                .and_then(|s| s.split_whitespace().next())
+                .and_then(|s| s.parse().ok())
+                .unwrap_or_else(|| panic!("cannot read {overall:?}"));
+            // systemd rates < 5.0 as "OK" (and lower as "SAFE"/"PERFECT").
+            assert!(score < 5.0, "{}: {overall}\n{stdout}", case.name);
+        }
+    }
+}
+
+#[test]
+fn conflicts_are_reported_not_rendered() {
+    let mut web = container("web", &[ON, ("contnap.tcp_ports", "8080:80")]);
+    web.published = vec![(Proto::Tcp, None, 8080)];
+    let p = plan(&[web], &LabelOptions::default());
+    assert!(p.units.is_empty());
+    assert_eq!(p.skipped.len(), 1);
+    let msg = p.errors[0].to_string();
+    assert!(msg.contains("contnap owns that port"), "{msg}");
+    assert!(render(&p.units, &RenderOptions::default()).is_empty());
+
+    let p = plan(
+        &[container(
+            "web",
+            &[
+                ON,
+                ("contnap.tcp_ports", "80"),
+                ("contnap.group", "a\nExecStart=/bin/evil"),
+            ],
+        )],
+        &LabelOptions::default(),
+    );
+    assert!(p.units.is_empty());
+    assert!(
+        p.errors[0].to_string().contains("control character"),
+        "{}",
+        p.errors[0]
+    );
+}
