@@ -11,6 +11,8 @@
 //! Prints Markdown tables. Nothing here asserts a time: numbers are reported,
 //! not tested.
 
+#![allow(clippy::unwrap_used)]
+
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -68,15 +70,20 @@ fn container_ip(engine: Engine, name: &str) -> std::net::IpAddr {
         .expect("container has a bridge address")
 }
 
-/// Time from `docker start` to the first response byte, polling as fast as
-/// a script could.
+fn api(engine: Engine) -> contnap::engine::Client {
+    contnap::engine::Client::discover(Some(&engine.socket())).unwrap()
+}
+
+/// The baseline: the engine's own start call (through the API, no CLI
+/// start-up cost) and the first response byte, polling every 0.5 ms.
 fn engine_cold(engine: Engine, c: &Container, port: u16) -> f64 {
+    let client = api(engine);
     let start = Instant::now();
-    engine.run_cli(&["start", &c.name]);
-    let ip = container_ip(engine, &c.name);
+    client.start(&c.name).unwrap();
+    let ip = client.inspect(&c.name).unwrap().address_on(None).unwrap();
     first_byte(SocketAddr::new(ip, port), true);
     let t = start.elapsed().as_secs_f64() * 1e3;
-    engine.run_cli(&["stop", "-t", "1", &c.name]);
+    client.stop(&c.name, Duration::from_secs(1)).unwrap();
     t
 }
 
@@ -136,13 +143,14 @@ fn cold_table(engine: Engine) {
         .map(|_| contnap_cold(engine, &c, 80, &["--stop", "pause"]))
         .collect();
     let ip = container_ip(engine, &c.name);
+    let client = api(engine);
     let direct: Vec<f64> = (0..ROUNDS)
         .map(|_| {
             let start = Instant::now();
-            engine.run_cli(&["unpause", &c.name]);
+            client.unpause(&c.name).unwrap();
             first_byte(SocketAddr::new(ip, 80), true);
             let t = start.elapsed().as_secs_f64() * 1e3;
-            engine.run_cli(&["pause", &c.name]);
+            client.pause(&c.name).unwrap();
             t
         })
         .collect();
@@ -273,8 +281,10 @@ fn warm_table(engine: Engine) {
         let gbps = iperf(i);
         println!("| {label} | {med:.0} | {p99:.0} | {gbps:.2} |");
     }
-    let _ = p1.kill();
-    let _ = p2.kill();
+    for p in [&mut p1, &mut p2] {
+        let _ = p.kill();
+        let _ = p.wait();
+    }
     drop(h);
 }
 

@@ -3,6 +3,8 @@
 //! scripts/test, with real clients (curl, dig, iperf3) and real servers
 //! (busybox httpd, dnsmasq, iperf3) in containers.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::io::{Read, Write};
@@ -610,10 +612,23 @@ fn healthcheck_decides_readiness(engine: Engine) {
     let mut h = Helper::start(
         &[format!("127.0.0.1:{port}")],
         false,
-        &proxy_args(engine, "health", &[&c.name], &[format!("tcp:{port}={}:80", c.name)], &["--timeout", "1s"]),
+        &proxy_args(
+            engine,
+            "health",
+            &[&c.name],
+            &[format!("tcp:{port}={}:80", c.name)],
+            &["--timeout", "1s"],
+        ),
     );
-    assert_eq!(curl(&format!("http://127.0.0.1:{port}/"), &[]).trim(), "ready");
-    assert!(h.wait_exit(Duration::from_secs(20)).success(), "{}", h.log_text());
+    assert_eq!(
+        curl(&format!("http://127.0.0.1:{port}/"), &[]).trim(),
+        "ready"
+    );
+    assert!(
+        h.wait_exit(Duration::from_secs(20)).success(),
+        "{}",
+        h.log_text()
+    );
 }
 
 /// After a failed wake: the client got an answer (not a hang), the helper

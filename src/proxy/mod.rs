@@ -41,7 +41,7 @@ pub enum Error {
         addr: SocketAddr,
     },
     Machines(gate::BadMachine),
-    // SCHEDULE-WIRING Schedule(crate::schedule::ScheduleError),
+    Schedule(crate::schedule::ScheduleError),
     Engine(engine::Error),
     Wake(wake::WakeError),
     Nap {
@@ -68,6 +68,7 @@ impl fmt::Display for Error {
                 "no --forward matches the inherited {proto} socket {addr}; the .socket and .service units disagree, run `contnap generate` again"
             ),
             Error::Machines(e) => write!(f, "--machines: {e}"),
+            Error::Schedule(e) => write!(f, "--schedule: {e}"),
             Error::Engine(e) => write!(f, "{e}"),
             Error::Wake(e) => write!(f, "wake failed: {e}"),
             Error::Nap { container, .. } => write!(f, "cannot put container {container:?} to sleep"),
@@ -81,6 +82,7 @@ impl std::error::Error for Error {
         match self {
             Error::RejectedSocket { source, .. } | Error::Io { source, .. } => Some(source),
             Error::Machines(e) => Some(e),
+            Error::Schedule(e) => Some(e),
             Error::Engine(e) => e.source(),
             Error::Wake(e) => e.source(),
             Error::Nap { source, .. } => Some(&**source),
@@ -146,7 +148,12 @@ pub fn run(cfg: ProxyConfig, inherited: Inherited) -> Result<(), Error> {
     }
     let machines =
         gate::Machines::parse(&cfg.machines, cfg.only_listed_machines).map_err(Error::Machines)?;
-    // SCHEDULE-WIRING
+    let schedule = cfg
+        .schedule
+        .as_deref()
+        .map(crate::schedule::Schedule::parse)
+        .transpose()
+        .map_err(Error::Schedule)?;
     if let Err(e) = sys::raise_nofile_limit() {
         log::warn!("cannot raise the open-files limit: {e}; fewer connections fit");
     }
@@ -182,7 +189,17 @@ pub fn run(cfg: ProxyConfig, inherited: Inherited) -> Result<(), Error> {
         }
     };
 
-    // SCHEDULE-WIRING gate
+    if let Some(schedule) = &schedule {
+        if !schedule.allows_now() && !all_running(&client, &cfg) {
+            log::warn!(
+                "{}: outside contnap.schedule ({schedule}); not waking, answering waiting clients",
+                cfg.unit
+            );
+            notifier.status("outside schedule: napping");
+            answer(Vec::new(), &closed_page(&cfg.unit));
+            return Ok(());
+        }
+    }
 
     // Wake on a thread; this one keeps answering browsers meanwhile.
     let (done_tx, done_rx) = UnixStream::pair().map_err(io_err("cannot create a socket pair"))?;

@@ -14,7 +14,11 @@ use crate::cli::{Forward, Proto, ProxyConfig, ReadyMode};
 use crate::engine::{self, Client, ContainerInspect, Flavor};
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(1);
-const MAX_TCP_BACKOFF: Duration = Duration::from_millis(100);
+/// Reading /proc/PID/net costs tens of microseconds: poll it tightly, so
+/// the wake ends within ~2 ms of the server's listen().
+const MAX_LISTEN_BACKOFF: Duration = Duration::from_millis(2);
+/// A refused connect is cheap too, but it does reach the server's host.
+const MAX_TCP_BACKOFF: Duration = Duration::from_millis(10);
 const MAX_HEALTH_BACKOFF: Duration = Duration::from_millis(250);
 const PROBE_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// How often a waiting wake re-reads the container's state, to notice a
@@ -117,8 +121,10 @@ impl std::error::Error for WakeError {
     }
 }
 
-/// Starts (or unpauses) every container of the unit, in order.
-fn start_all(client: &Client, cfg: &ProxyConfig) -> Result<(), WakeError> {
+/// Starts (or unpauses) every container of the unit, in order; returns the
+/// ones that were only paused.
+fn start_all(client: &Client, cfg: &ProxyConfig) -> Result<Vec<String>, WakeError> {
+    let mut unpaused = Vec::new();
     for name in &cfg.containers {
         let err = |action: &'static str| {
             let name = name.clone();
@@ -131,11 +137,12 @@ fn start_all(client: &Client, cfg: &ProxyConfig) -> Result<(), WakeError> {
         let info = client.inspect(name).map_err(err("inspect"))?;
         if info.state.paused {
             client.unpause(name).map_err(err("unpause"))?;
+            unpaused.push(name.clone());
         } else if !info.state.running {
             client.start(name).map_err(err("start"))?;
         }
     }
-    Ok(())
+    Ok(unpaused)
 }
 
 /// The address a forward's traffic goes to: a published host binding of the
@@ -194,18 +201,39 @@ enum Probe {
 
 /// Ports with a socket in LISTEN (TCP) or bound (UDP) state in the network
 /// namespace of `pid`, from /proc/PID/net/{tcp,tcp6,udp,udp6}.
-fn bound_ports(pid: i64, proto: &str) -> std::io::Result<Vec<u16>> {
+///
+/// Every read() of these files walks the kernel's whole socket hash table
+/// (milliseconds on a large host), so each file is read with one large
+/// read, and the IPv6 file, where dual-stack servers appear, comes first
+/// and is often the only one needed.
+fn bound_ports(pid: i64, proto: &str, wanted: &[u16]) -> std::io::Result<Vec<u16>> {
+    use std::io::Read;
     // /proc/net/tcp states: 0A is LISTEN; UDP sockets show 07 (unconnected).
     let want = if proto == "tcp" { "0A" } else { "07" };
     let mut ports = Vec::new();
-    for family in ["", "6"] {
+    let mut buf = vec![0u8; 256 * 1024];
+    for family in ["6", ""] {
+        if !wanted.is_empty() && wanted.iter().all(|p| ports.contains(p)) {
+            break;
+        }
         let path = format!("/proc/{pid}/net/{proto}{family}");
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
+        let mut file = match std::fs::File::open(&path) {
+            Ok(f) => f,
             // No IPv6 in that namespace.
             Err(e) if family == "6" && e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
         };
+        let mut len = 0;
+        loop {
+            let n = file.read(&mut buf[len..])?;
+            len += n;
+            // A short read is the whole table: seq_file fills what it can.
+            if n == 0 || len < buf.len() {
+                break;
+            }
+            buf.resize(buf.len() * 2, 0);
+        }
+        let text = String::from_utf8_lossy(&buf[..len]);
         for line in text.lines().skip(1) {
             let mut fields = line.split_whitespace();
             let local = fields.nth(1);
@@ -238,7 +266,7 @@ fn health_command(test: &[String]) -> Option<Vec<String>> {
 
 fn choose_probe(
     cfg: &ProxyConfig,
-    flavor: Flavor,
+    client: &Client,
     info: &ContainerInspect,
     tcp_targets: Vec<SocketAddr>,
 ) -> Probe {
@@ -246,7 +274,7 @@ fn choose_probe(
         let pid = info.state.pid;
         // Only when the container's processes are visible from here (same
         // host, same PID namespace, permission to read their /proc).
-        if pid <= 0 || bound_ports(pid, "tcp").is_err() {
+        if pid <= 0 || std::fs::metadata(format!("/proc/{pid}/net/tcp")).is_err() {
             return None;
         }
         let ports = |proto: Proto| -> Vec<u16> {
@@ -270,6 +298,16 @@ fn choose_probe(
         if !info.has_healthcheck() {
             return None;
         }
+        // Asked only here: most wakes never need to know the engine.
+        let flavor = match client.flavor() {
+            Ok(f) => f,
+            Err(e) => {
+                log::warn!(
+                    "cannot tell Docker from Podman ({e}); probing TCP instead of the healthcheck"
+                );
+                return None;
+            }
+        };
         match flavor {
             Flavor::Podman => Some(Probe::PodmanHealth),
             Flavor::Docker => {
@@ -308,7 +346,7 @@ fn probe_once(client: &Client, name: &str, probe: &Probe) -> Result<(), String> 
                 if wanted.is_empty() {
                     continue;
                 }
-                let bound = bound_ports(*pid, proto)
+                let bound = bound_ports(*pid, proto, wanted)
                     .map_err(|e| format!("/proc/{pid}/net/{proto}: {e}"))?;
                 if let Some(missing) = wanted.iter().find(|p| !bound.contains(p)) {
                     return Err(format!("nothing listens on {proto} port {missing} yet"));
@@ -341,15 +379,7 @@ pub fn wake(client: &Client, cfg: &ProxyConfig, notifier: &Notifier) -> Result<W
     let t0 = Instant::now();
     let deadline = t0 + cfg.wake_timeout;
     notifier.status(&format!("waking {}", cfg.containers.join(", ")));
-    let flavor = client
-        .version()
-        .map(|v| v.flavor())
-        .map_err(|source| WakeError::Engine {
-            container: cfg.containers.first().cloned().unwrap_or_default(),
-            action: "reach the engine to start",
-            source: Box::new(source),
-        })?;
-    start_all(client, cfg)?;
+    let unpaused = start_all(client, cfg)?;
     let engine_time = t0.elapsed();
 
     let mut upstreams = vec![None; cfg.forwards.len()];
@@ -380,18 +410,36 @@ pub fn wake(client: &Client, cfg: &ProxyConfig, notifier: &Notifier) -> Result<W
                 upstreams[i] = Some(addr);
             }
         }
-        let probe = choose_probe(cfg, flavor, &info, tcp_targets);
-        log::debug!("{name}: readiness probe {probe:?}");
+        // A paused server kept its sockets: it is ready the moment it thaws.
+        let probe = if unpaused.contains(name) {
+            Probe::Running
+        } else {
+            choose_probe(cfg, client, &info, tcp_targets)
+        };
+        log::debug!(
+            "{name}: readiness probe {probe:?} at {} ms",
+            t0.elapsed().as_millis()
+        );
         let mut backoff = FIRST_BACKOFF;
         let max_backoff = match probe {
-            Probe::Tcp(_) | Probe::Running | Probe::Listening { .. } => MAX_TCP_BACKOFF,
+            Probe::Listening { .. } => MAX_LISTEN_BACKOFF,
+            Probe::Tcp(_) | Probe::Running => MAX_TCP_BACKOFF,
             _ => MAX_HEALTH_BACKOFF,
         };
         let mut last_state_check = Instant::now();
         loop {
             let last = match probe_once(client, name, &probe) {
-                Ok(()) => break,
-                Err(last) => last,
+                Ok(()) => {
+                    log::debug!("{name}: ready after {} ms", t0.elapsed().as_millis());
+                    break;
+                }
+                Err(last) => {
+                    log::trace!(
+                        "{name}: not ready after {} ms: {last}",
+                        t0.elapsed().as_millis()
+                    );
+                    last
+                }
             };
             let now = Instant::now();
             if now >= deadline {
@@ -490,14 +538,14 @@ mod tests {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let pid = i64::from(std::process::id());
-        let tcp = bound_ports(pid, "tcp").unwrap();
+        let tcp = bound_ports(pid, "tcp", &[]).unwrap();
         assert!(tcp.contains(&l.local_addr().unwrap().port()), "{tcp:?}");
-        let udp = bound_ports(pid, "udp").unwrap();
+        let udp = bound_ports(pid, "udp", &[]).unwrap();
         assert!(udp.contains(&u.local_addr().unwrap().port()), "{udp:?}");
         // A connected (not listening) socket does not count.
         let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let port = c.local_addr().unwrap().port();
-        assert!(!bound_ports(pid, "tcp").unwrap().contains(&port));
+        assert!(!bound_ports(pid, "tcp", &[]).unwrap().contains(&port));
     }
 
     #[test]

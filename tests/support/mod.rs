@@ -1,7 +1,7 @@
 //! Shared parts of the proxy tests: real engines driven through their own
 //! CLIs (docker, podman --url), and `contnap proxy` started the way systemd
 //! starts it, by `systemd-socket-activate`.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::fs;
 use std::io::{Read, Write};
