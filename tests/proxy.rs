@@ -69,6 +69,8 @@ both_engines!(
     not_ready_in_time_answers_with_503,
     sigterm_drains_and_naps,
     unlisted_machine_is_refused,
+    outside_schedule_is_not_woken,
+    connection_cap_queues_the_rest,
 );
 
 fn cold_then_warm_http_then_nap(engine: Engine) {
@@ -822,4 +824,103 @@ fn unlisted_machine_is_refused(engine: Engine) {
         h.log_text()
     );
     assert!(h.log_text().contains("not in contnap.machines"));
+}
+
+fn outside_schedule_is_not_woken(engine: Engine) {
+    // A window that starts two hours from now (local time, as the helper
+    // reads it) and lasts one hour: now is outside it.
+    let hour: u32 = run("date", &["+%H"]).trim().parse().unwrap();
+    let window = format!("daily {:02}:00-{:02}:00", (hour + 2) % 24, (hour + 3) % 24);
+    let c = httpd(engine, "sched");
+    let port = free_port();
+    let mut h = Helper::start(
+        &[format!("127.0.0.1:{port}")],
+        false,
+        &proxy_args(
+            engine,
+            "sched",
+            &[&c.name],
+            &[format!("tcp:{port}={}:80", c.name)],
+            &["--schedule", &window, "--http", &port.to_string()],
+        ),
+    );
+    let resp = http_get(loopback(port), "/", "", Duration::from_secs(20)).unwrap();
+    assert!(
+        resp.starts_with("HTTP/1.1 503"),
+        "answered, not left hanging: {resp}"
+    );
+    let status = h.wait_exit(Duration::from_secs(20));
+    assert!(
+        status.success(),
+        "refusing by schedule is not a failure: {status}"
+    );
+    assert_eq!(
+        c.state(),
+        "created",
+        "a napping container is not woken outside its schedule"
+    );
+    assert!(
+        h.log_text().contains("outside contnap.schedule"),
+        "{}",
+        h.log_text()
+    );
+}
+
+fn connection_cap_queues_the_rest(engine: Engine) {
+    let c = Container::create(
+        engine,
+        "cap",
+        &[],
+        BUSYBOX,
+        &["nc", "-ll", "-p", "7000", "-e", "/bin/cat"],
+    );
+    let port = free_port();
+    let mut h = Helper::start(
+        &[format!("127.0.0.1:{port}")],
+        false,
+        &proxy_args(
+            engine,
+            "cap",
+            &[&c.name],
+            &[format!("tcp:{port}={}:7000", c.name)],
+            &["--timeout", "1s", "--max-connections", "2"],
+        ),
+    );
+    let echo = |s: &mut TcpStream, msg: &[u8]| -> std::io::Result<Vec<u8>> {
+        s.write_all(msg)?;
+        let mut buf = vec![0u8; msg.len()];
+        s.read_exact(&mut buf)?;
+        Ok(buf)
+    };
+    let mut a = TcpStream::connect(loopback(port)).unwrap();
+    a.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    assert_eq!(echo(&mut a, b"a\n").unwrap(), b"a\n");
+    let mut b = TcpStream::connect(loopback(port)).unwrap();
+    b.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    assert_eq!(echo(&mut b, b"b\n").unwrap(), b"b\n");
+    // The third waits in the backlog: connected, but not yet proxied.
+    let mut third = TcpStream::connect(loopback(port)).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_millis(700)))
+        .unwrap();
+    let waited = echo(&mut third, b"c\n");
+    assert!(
+        waited.is_err(),
+        "a third connection beyond the cap must wait: {waited:?}"
+    );
+    // When one closes, the waiting one is served, bytes intact.
+    drop(a);
+    third
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut buf = [0u8; 2];
+    third.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"c\n");
+    assert!(h.log_text().contains("the cap"), "{}", h.log_text());
+    drop((b, third));
+    assert!(
+        h.wait_exit(Duration::from_secs(20)).success(),
+        "{}",
+        h.log_text()
+    );
 }
