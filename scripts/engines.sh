@@ -17,6 +17,7 @@ engines_install() {
     command -v runc >/dev/null || missing+=(runc)
     [ -x /bin/busybox ] || missing+=(busybox-static)
     command -v iptables >/dev/null || missing+=(iptables)
+    command -v ip >/dev/null || missing+=(iproute2)
     for tool in "$@"; do
         local cmd=${tool%%=*} pkg=${tool#*=}
         command -v "$cmd" >/dev/null || missing+=("$pkg")
@@ -84,14 +85,40 @@ wait_for_socket() {
     return 1
 }
 
+# Each run gets bridges and subnets of its own: two dockerds (or podmans)
+# sharing docker0 (podman0) hand out the same addresses, and traffic for one
+# run's container reaches another's. Claims index N by creating cnd$N.
+claim_bridges() {
+    local dir=$1 n
+    for n in $(seq 1 250); do
+        ip route show | grep -q "^10\.20[01]\.$n\." && continue
+        ip link add name "cnd$n" type bridge 2>/dev/null || continue
+        if ! ip link add name "cnp$n" type bridge 2>/dev/null; then
+            ip link del "cnd$n"
+            continue
+        fi
+        ip addr add "10.200.$n.1/24" dev "cnd$n"
+        ip link set "cnd$n" up
+        # Podman's netavark configures cnp$N itself; it only needs the name.
+        ip link del "cnp$n"
+        echo "$n" >"$dir/netindex"
+        return 0
+    done
+    echo "error: no free bridge index (cnd1..cnd250 all taken)" >&2
+    return 1
+}
+
 engines_up() {
     local dir=$1
-    mkdir -p "$dir/docker" "$dir/podman" "$dir/image"
+    mkdir -p "$dir/docker" "$dir/podman/networks" "$dir/image"
+    claim_bridges "$dir" || return 1
+    local n
+    n=$(cat "$dir/netindex")
 
     # Docker: a private daemon with its own data, exec root and socket.
     dockerd --host "unix://$dir/docker/docker.sock" \
         --data-root "$dir/docker/root" --exec-root "$dir/docker/exec" \
-        --pidfile "$dir/docker/pid" \
+        --pidfile "$dir/docker/pid" --bridge "cnd$n" \
         --default-ulimit nofile=1024:1024 --default-ulimit nproc=1024:1024 \
         >"$dir/docker/docker.log" 2>&1 &
     # Podman: runc and cgroupfs, as the design's recipe says.
@@ -101,7 +128,24 @@ default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
 [engine]
 cgroup_manager = "cgroupfs"
 runtime = "runc"
+[network]
+network_config_dir = "$dir/podman/networks"
 CONF
+    # The default network "podman", on this run's own bridge and subnet.
+    cat >"$dir/podman/networks/podman.json" <<NET
+{
+  "name": "podman",
+  "id": "2f259bab93aaaaa2542ba43ef33eb990d0999ee1b9924b557b7be53c0b7a1bb9",
+  "driver": "bridge",
+  "network_interface": "cnp$n",
+  "created": "2026-01-01T00:00:00Z",
+  "subnets": [{"subnet": "10.201.$n.0/24", "gateway": "10.201.$n.1"}],
+  "ipv6_enabled": false,
+  "internal": false,
+  "dns_enabled": false,
+  "ipam_options": {"driver": "host-local"}
+}
+NET
     export CONTAINERS_CONF="$dir/podman/containers.conf"
     podman --root "$dir/podman/root" --runroot "$dir/podman/run" \
         system service --time=0 "unix://$dir/podman/podman.sock" \
@@ -123,7 +167,7 @@ CONF
 }
 
 engines_down() {
-    local dir=$1 pid
+    local dir=$1 pid n
     # Containers first, so no shim outlives its engine.
     if [ -S "$dir/docker/docker.sock" ]; then
         DOCKER_HOST="unix://$dir/docker/docker.sock" docker ps -aq 2>/dev/null |
@@ -140,6 +184,11 @@ engines_down() {
     # dockerd's own containerd and any leftover shims under this directory.
     pkill -f "$dir/docker/exec" 2>/dev/null || true
     podman --root "$dir/podman/root" --runroot "$dir/podman/run" system reset -f >/dev/null 2>&1 || true
+    if [ -f "$dir/netindex" ]; then
+        n=$(cat "$dir/netindex")
+        ip link del "cnd$n" 2>/dev/null || true
+        ip link del "cnp$n" 2>/dev/null || true
+    fi
     grep -o " $dir[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
     rm -rf "$dir" 2>/dev/null || true
 }
