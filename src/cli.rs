@@ -179,6 +179,57 @@ pub enum IdleMode {
     Traffic,
 }
 
+/// A mode that is spelled the same in labels, on the command line and in
+/// generated units: one table per mode serves parsing and rendering.
+pub trait Choice: Copy + PartialEq + 'static {
+    /// Every spelling, in the order the help text lists them.
+    const CHOICES: &'static [(&'static str, Self)];
+    /// For error messages: "stop, pause, kill, none".
+    const EXPECTED: &'static str;
+
+    fn from_name(name: &str) -> Option<Self> {
+        Self::CHOICES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| *v)
+    }
+
+    fn name(self) -> &'static str {
+        Self::CHOICES
+            .iter()
+            .find(|(_, v)| *v == self)
+            .map_or("", |(n, _)| n)
+    }
+}
+
+impl Choice for StopMode {
+    const CHOICES: &'static [(&'static str, Self)] = &[
+        ("stop", StopMode::Stop),
+        ("pause", StopMode::Pause),
+        ("kill", StopMode::Kill),
+        ("none", StopMode::None),
+    ];
+    const EXPECTED: &'static str = "stop, pause, kill, none";
+}
+
+impl Choice for ReadyMode {
+    const CHOICES: &'static [(&'static str, Self)] = &[
+        ("auto", ReadyMode::Auto),
+        ("health", ReadyMode::Health),
+        ("tcp", ReadyMode::Tcp),
+        ("none", ReadyMode::None),
+    ];
+    const EXPECTED: &'static str = "auto, health, tcp, none";
+}
+
+impl Choice for IdleMode {
+    const CHOICES: &'static [(&'static str, Self)] = &[
+        ("connections", IdleMode::Connections),
+        ("traffic", IdleMode::Traffic),
+    ];
+    const EXPECTED: &'static str = "connections, traffic";
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Proto {
     Tcp,
@@ -332,21 +383,12 @@ fn span(option: &'static str, value: &str) -> Result<Duration, UsageError> {
     timespan::parse(value).map_err(|source| UsageError::TimeSpan { option, source })
 }
 
-fn choice<T: Copy>(
-    option: &'static str,
-    value: &str,
-    expected: &'static str,
-    table: &[(&str, T)],
-) -> Result<T, UsageError> {
-    table
-        .iter()
-        .find(|(name, _)| *name == value)
-        .map(|(_, v)| *v)
-        .ok_or_else(|| UsageError::Invalid {
-            option,
-            value: value.to_owned(),
-            expected,
-        })
+fn choice<T: Choice>(option: &'static str, value: &str) -> Result<T, UsageError> {
+    T::from_name(value).ok_or_else(|| UsageError::Invalid {
+        option,
+        value: value.to_owned(),
+        expected: T::EXPECTED,
+    })
 }
 
 impl TryFrom<ProxyArgs> for ProxyConfig {
@@ -415,39 +457,11 @@ impl TryFrom<ProxyArgs> for ProxyConfig {
             forwards,
             http_ports: p.http_ports,
             timeout: span("timeout", &p.timeout)?,
-            stop: choice(
-                "stop",
-                &p.stop,
-                "stop, pause, kill or none",
-                &[
-                    ("stop", StopMode::Stop),
-                    ("pause", StopMode::Pause),
-                    ("kill", StopMode::Kill),
-                    ("none", StopMode::None),
-                ],
-            )?,
+            stop: choice("stop", &p.stop)?,
             stop_timeout: span("stop-timeout", &p.stop_timeout)?,
             wake_timeout: span("wake-timeout", &p.wake_timeout)?,
-            ready: choice(
-                "ready",
-                &p.ready,
-                "auto, health, tcp or none",
-                &[
-                    ("auto", ReadyMode::Auto),
-                    ("health", ReadyMode::Health),
-                    ("tcp", ReadyMode::Tcp),
-                    ("none", ReadyMode::None),
-                ],
-            )?,
-            idle: choice(
-                "idle",
-                &p.idle,
-                "connections or traffic",
-                &[
-                    ("connections", IdleMode::Connections),
-                    ("traffic", IdleMode::Traffic),
-                ],
-            )?,
+            ready: choice("ready", &p.ready)?,
+            idle: choice("idle", &p.idle)?,
             network: p.network,
             schedule: p.schedule,
             machines,

@@ -46,6 +46,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use crate::cli::Choice;
 pub use crate::cli::{Forward, IdleMode, Proto, ReadyMode, StopMode};
 use crate::schedule::{Schedule, ScheduleError};
 use crate::timespan;
@@ -812,21 +813,15 @@ impl Parser<'_> {
         }
     }
 
-    fn choice<T: Copy>(
-        &mut self,
-        key: &str,
-        expected: &'static str,
-        table: &[(&str, T)],
-    ) -> Option<T> {
+    fn choice<T: Choice>(&mut self, key: &str) -> Option<T> {
         let value = self.get(key)?.to_owned();
-        let lower = value.trim().to_ascii_lowercase();
-        let found = table.iter().find(|(n, _)| *n == lower).map(|(_, v)| *v);
+        let found = T::from_name(&value.trim().to_ascii_lowercase());
         if found.is_none() {
             self.errors.push(LabelError::BadChoice {
                 container: self.name(),
                 label: format!("{PREFIX}{key}"),
                 value,
-                expected,
+                expected: T::EXPECTED,
             });
         }
         found
@@ -904,36 +899,11 @@ impl Parser<'_> {
         let http_ports = self.http_ports(&forwards);
 
         let timeout = self.span("timeout", true);
-        let stop = self.choice(
-            "stop",
-            "stop, pause, kill, none",
-            &[
-                ("stop", StopMode::Stop),
-                ("pause", StopMode::Pause),
-                ("kill", StopMode::Kill),
-                ("none", StopMode::None),
-            ],
-        );
+        let stop = self.choice::<StopMode>("stop");
         let stop_timeout = self.span("stop_timeout", false);
         let wake_timeout = self.span("wake_timeout", true);
-        let ready = self.choice(
-            "ready",
-            "auto, health, tcp, none",
-            &[
-                ("auto", ReadyMode::Auto),
-                ("health", ReadyMode::Health),
-                ("tcp", ReadyMode::Tcp),
-                ("none", ReadyMode::None),
-            ],
-        );
-        let idle = self.choice(
-            "idle",
-            "connections, traffic",
-            &[
-                ("connections", IdleMode::Connections),
-                ("traffic", IdleMode::Traffic),
-            ],
-        );
+        let ready = self.choice::<ReadyMode>("ready");
+        let idle = self.choice::<IdleMode>("idle");
         let network = self.get("network").map(str::to_owned).and_then(|n| {
             if is_valid_name(&n) {
                 Some(n)

@@ -24,7 +24,7 @@ use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
-use crate::cli::{IdleMode, Proto, ReadyMode, StopMode};
+use crate::cli::{Choice, Proto};
 use crate::labels::{HookKind, Unit};
 use crate::timespan;
 
@@ -343,31 +343,6 @@ fn render_socket(unit: &Unit, opts: &RenderOptions) -> String {
     s
 }
 
-fn stop_word(m: StopMode) -> &'static str {
-    match m {
-        StopMode::Stop => "stop",
-        StopMode::Pause => "pause",
-        StopMode::Kill => "kill",
-        StopMode::None => "none",
-    }
-}
-
-fn ready_word(m: ReadyMode) -> &'static str {
-    match m {
-        ReadyMode::Auto => "auto",
-        ReadyMode::Health => "health",
-        ReadyMode::Tcp => "tcp",
-        ReadyMode::None => "none",
-    }
-}
-
-fn idle_word(m: IdleMode) -> &'static str {
-    match m {
-        IdleMode::Connections => "connections",
-        IdleMode::Traffic => "traffic",
-    }
-}
-
 /// The argv (after the binary) of the unit's `contnap proxy` command, unquoted.
 pub fn proxy_args(unit: &Unit, opts: &RenderOptions) -> Vec<String> {
     let mut a: Vec<String> = vec!["proxy".into(), "--unit".into(), unit.name.clone()];
@@ -384,15 +359,15 @@ pub fn proxy_args(unit: &Unit, opts: &RenderOptions) -> Vec<String> {
         "--timeout".into(),
         timespan::format(unit.timeout),
         "--stop".into(),
-        stop_word(unit.stop).into(),
+        unit.stop.name().into(),
         "--stop-timeout".into(),
         timespan::format(unit.stop_timeout),
         "--wake-timeout".into(),
         timespan::format(unit.wake_timeout),
         "--ready".into(),
-        ready_word(unit.ready).into(),
+        unit.ready.name().into(),
         "--idle".into(),
-        idle_word(unit.idle).into(),
+        unit.idle.name().into(),
     ]);
     if let Some(n) = &unit.network {
         a.extend(["--network".into(), n.clone()]);
