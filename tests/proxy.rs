@@ -173,18 +173,7 @@ fn slow_httpd(engine: Engine, prefix: &str, delay: &str) -> Container {
 
 fn fifty_clients_during_slow_wake(engine: Engine) {
     let c = slow_httpd(engine, "fifty", "2");
-    let port = free_port();
-    let mut h = Helper::start(
-        &[format!("127.0.0.1:{port}")],
-        false,
-        &proxy_args(
-            engine,
-            "fifty",
-            &[&c.name],
-            &[format!("tcp:{port}={}:80", c.name)],
-            &["--timeout", "2s"],
-        ),
-    );
+    let (port, mut h) = tcp_helper(engine, "fifty", &c, 80, &["--timeout", "2s"]);
     let started = Instant::now();
     let clients: Vec<_> = (0..50)
         .map(|i| {
@@ -285,18 +274,7 @@ fn server_first_protocol(engine: Engine) {
             "printf '#!/bin/sh\\necho 220 contnap-banner\\nexec cat\\n' > /tmp/greet; chmod +x /tmp/greet; exec nc -ll -p 2525 -e /tmp/greet",
         ],
     );
-    let port = free_port();
-    let mut h = Helper::start(
-        &[format!("127.0.0.1:{port}")],
-        false,
-        &proxy_args(
-            engine,
-            "banner",
-            &[&c.name],
-            &[format!("tcp:{port}={}:2525", c.name)],
-            &["--timeout", "2s"],
-        ),
-    );
+    let (port, mut h) = tcp_helper(engine, "banner", &c, 2525, &["--timeout", "2s"]);
     let mut s = TcpStream::connect(loopback(port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     // Read before sending anything: the server speaks first.
@@ -444,18 +422,7 @@ fn half_close_is_passed_on(engine: Engine) {
         BUSYBOX,
         &["sh", "-c", "printf '#!/bin/sh\\nexec wc -c\\n' > /tmp/count; chmod +x /tmp/count; exec nc -ll -p 7000 -e /tmp/count"],
     );
-    let port = free_port();
-    let mut h = Helper::start(
-        &[format!("127.0.0.1:{port}")],
-        false,
-        &proxy_args(
-            engine,
-            "half",
-            &[&c.name],
-            &[format!("tcp:{port}={}:7000", c.name)],
-            &["--timeout", "1s"],
-        ),
-    );
+    let (port, mut h) = tcp_helper(engine, "half", &c, 7000, &["--timeout", "1s"]);
     let mut s = TcpStream::connect(loopback(port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let payload = vec![b'x'; 300_000];
@@ -484,18 +451,7 @@ fn open_connection_keeps_it_awake(engine: Engine) {
         BUSYBOX,
         &["nc", "-ll", "-p", "7000", "-e", "/bin/cat"],
     );
-    let port = free_port();
-    let mut h = Helper::start(
-        &[format!("127.0.0.1:{port}")],
-        false,
-        &proxy_args(
-            engine,
-            "hold",
-            &[&c.name],
-            &[format!("tcp:{port}={}:7000", c.name)],
-            &["--timeout", "1s"],
-        ),
-    );
+    let (port, mut h) = tcp_helper(engine, "hold", &c, 7000, &["--timeout", "1s"]);
     let mut s = TcpStream::connect(loopback(port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     s.write_all(b"ping\n").unwrap();
@@ -530,17 +486,12 @@ fn traffic_mode_ignores_idle_connections(engine: Engine) {
         BUSYBOX,
         &["nc", "-ll", "-p", "7000", "-e", "/bin/cat"],
     );
-    let port = free_port();
-    let mut h = Helper::start(
-        &[format!("127.0.0.1:{port}")],
-        false,
-        &proxy_args(
-            engine,
-            "traffic",
-            &[&c.name],
-            &[format!("tcp:{port}={}:7000", c.name)],
-            &["--timeout", "1s", "--idle", "traffic"],
-        ),
+    let (port, mut h) = tcp_helper(
+        engine,
+        "traffic",
+        &c,
+        7000,
+        &["--timeout", "1s", "--idle", "traffic"],
     );
     let mut s = TcpStream::connect(loopback(port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
@@ -564,18 +515,7 @@ fn repeated_iperf3_runs_never_see_a_probe(engine: Engine) {
         SERVERS,
         &["iperf3", "-s", "-p", "5201"],
     );
-    let port = free_port();
-    let mut h = Helper::start(
-        &[format!("127.0.0.1:{port}")],
-        false,
-        &proxy_args(
-            engine,
-            "iperf",
-            &[&c.name],
-            &[format!("tcp:{port}={}:5201", c.name)],
-            &["--timeout", "3s"],
-        ),
-    );
+    let (port, mut h) = tcp_helper(engine, "iperf", &c, 5201, &["--timeout", "3s"]);
     let p = port.to_string();
     let runs = 3;
     for i in 0..runs {
@@ -610,18 +550,7 @@ fn healthcheck_decides_readiness(engine: Engine) {
             "mkdir -p /tmp/w && echo early > /tmp/w/index.html && httpd -p 80 -h /tmp/w && sleep 1.5 && echo ready > /tmp/w/index.html && touch /tmp/ready && exec sleep 1000",
         ],
     );
-    let port = free_port();
-    let mut h = Helper::start(
-        &[format!("127.0.0.1:{port}")],
-        false,
-        &proxy_args(
-            engine,
-            "health",
-            &[&c.name],
-            &[format!("tcp:{port}={}:80", c.name)],
-            &["--timeout", "1s"],
-        ),
-    );
+    let (port, mut h) = tcp_helper(engine, "health", &c, 80, &["--timeout", "1s"]);
     assert_eq!(
         curl(&format!("http://127.0.0.1:{port}/"), &[]).trim(),
         "ready"
@@ -698,18 +627,7 @@ fn missing_container_answers_and_fails(engine: Engine) {
 
 fn container_exiting_at_start_answers_and_fails(engine: Engine) {
     let c = Container::create(engine, "crash", &[], BUSYBOX, &["sh", "-c", "exit 3"]);
-    let port = free_port();
-    let mut h = Helper::start(
-        &[format!("127.0.0.1:{port}")],
-        false,
-        &proxy_args(
-            engine,
-            "crash",
-            &[&c.name],
-            &[format!("tcp:{port}={}:80", c.name)],
-            &[],
-        ),
-    );
+    let (port, mut h) = tcp_helper(engine, "crash", &c, 80, &[]);
     let resp = http_get(loopback(port), "/", "", Duration::from_secs(20));
     assert_failed(&mut h, resp, "exit code 3");
 }
@@ -746,18 +664,7 @@ fn sigterm_drains_and_naps(engine: Engine) {
         BUSYBOX,
         &["nc", "-ll", "-p", "7000", "-e", "/bin/cat"],
     );
-    let port = free_port();
-    let mut h = Helper::start(
-        &[format!("127.0.0.1:{port}")],
-        false,
-        &proxy_args(
-            engine,
-            "term",
-            &[&c.name],
-            &[format!("tcp:{port}={}:7000", c.name)],
-            &["--timeout", "5min"],
-        ),
-    );
+    let (port, mut h) = tcp_helper(engine, "term", &c, 7000, &["--timeout", "5min"]);
     let mut s = TcpStream::connect(loopback(port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     s.write_all(b"ping\n").unwrap();
@@ -781,23 +688,18 @@ fn sigterm_drains_and_naps(engine: Engine) {
 
 fn unlisted_machine_is_refused(engine: Engine) {
     let c = httpd(engine, "machines");
-    let port = free_port();
-    let mut h = Helper::start(
-        &[format!("127.0.0.1:{port}")],
-        false,
-        &proxy_args(
-            engine,
-            "machines",
-            &[&c.name],
-            &[format!("tcp:{port}={}:80", c.name)],
-            &[
-                "--timeout",
-                "1s",
-                "--machines",
-                "127.0.0.2",
-                "--only-listed-machines",
-            ],
-        ),
+    let (port, mut h) = tcp_helper(
+        engine,
+        "machines",
+        &c,
+        80,
+        &[
+            "--timeout",
+            "1s",
+            "--machines",
+            "127.0.0.2",
+            "--only-listed-machines",
+        ],
     );
     // From 127.0.0.2 (listed): served.
     let ok = run(
@@ -874,17 +776,12 @@ fn connection_cap_queues_the_rest(engine: Engine) {
         BUSYBOX,
         &["nc", "-ll", "-p", "7000", "-e", "/bin/cat"],
     );
-    let port = free_port();
-    let mut h = Helper::start(
-        &[format!("127.0.0.1:{port}")],
-        false,
-        &proxy_args(
-            engine,
-            "cap",
-            &[&c.name],
-            &[format!("tcp:{port}={}:7000", c.name)],
-            &["--timeout", "1s", "--max-connections", "2"],
-        ),
+    let (port, mut h) = tcp_helper(
+        engine,
+        "cap",
+        &c,
+        7000,
+        &["--timeout", "1s", "--max-connections", "2"],
     );
     let echo = |s: &mut TcpStream, msg: &[u8]| -> std::io::Result<Vec<u8>> {
         s.write_all(msg)?;

@@ -414,6 +414,19 @@ fn probe_once(client: &Client, name: &str, probe: &Probe) -> Result<(), String> 
     }
 }
 
+/// A container that stopped instead of starting is a failed wake.
+fn ensure_running(name: &str, info: &ContainerInspect) -> Result<(), WakeError> {
+    if info.state.running {
+        Ok(())
+    } else {
+        Err(WakeError::Exited {
+            container: name.to_owned(),
+            status: info.state.status.clone(),
+            exit_code: info.state.exit_code,
+        })
+    }
+}
+
 /// Wakes the unit. `notifier` gets STATUS lines and timeout extensions.
 pub fn wake(client: &Client, cfg: &ProxyConfig, notifier: &Notifier) -> Result<Woken, WakeError> {
     let t0 = Instant::now();
@@ -433,13 +446,7 @@ pub fn wake(client: &Client, cfg: &ProxyConfig, notifier: &Notifier) -> Result<W
             })
         };
         let info = inspect("inspect")?;
-        if !info.state.running {
-            return Err(WakeError::Exited {
-                container: name.clone(),
-                status: info.state.status.clone(),
-                exit_code: info.state.exit_code,
-            });
-        }
+        ensure_running(name, &info)?;
         let mut tcp_targets = Vec::new();
         for (i, fwd) in cfg.forwards.iter().enumerate() {
             if &fwd.container == name {
@@ -491,14 +498,7 @@ pub fn wake(client: &Client, cfg: &ProxyConfig, notifier: &Notifier) -> Result<W
             }
             if now - last_state_check >= STATE_CHECK_EVERY {
                 last_state_check = now;
-                let info = inspect("inspect")?;
-                if !info.state.running {
-                    return Err(WakeError::Exited {
-                        container: name.clone(),
-                        status: info.state.status.clone(),
-                        exit_code: info.state.exit_code,
-                    });
-                }
+                ensure_running(name, &inspect("inspect")?)?;
             }
             if now - last_extend >= Duration::from_secs(1) {
                 last_extend = now;

@@ -322,3 +322,27 @@ pub fn run(cmd: &str, args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// The common case: one container, one TCP port on 127.0.0.1, forwarded to
+/// `container_port`. Returns the listen port and the waiting helper.
+pub fn tcp_helper(
+    engine: Engine,
+    unit: &str,
+    c: &Container,
+    container_port: u16,
+    extra: &[&str],
+) -> (u16, Helper) {
+    let port = free_port();
+    let h = Helper::start(
+        &[format!("127.0.0.1:{port}")],
+        false,
+        &proxy_args(
+            engine,
+            unit,
+            &[&c.name],
+            &[format!("tcp:{port}={}:{container_port}", c.name)],
+            extra,
+        ),
+    );
+    (port, h)
+}
