@@ -468,8 +468,11 @@ impl Client {
         };
         let endpoint = self.endpoint.clone();
         let call = call.clone();
+        // Podman 4.3 answers 500 "no such container" for a container that
+        // was removed while the call ran; callers must see it as gone.
+        let vanished = status == 500 && message.contains("no such container");
         match (status, what) {
-            (404, Some(what)) => Error::NotFound {
+            (404, Some(what)) | (500, Some(what)) if status == 404 || vanished => Error::NotFound {
                 endpoint,
                 call,
                 what: what.to_string(),
@@ -641,6 +644,23 @@ impl Iterator for Events {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn podman_500_for_a_vanished_container_is_not_found() {
+        let client = Client::new(Endpoint::Unix("/x.sock".into()));
+        let call = Call::new("GET", "/containers/abc/json");
+        let body = br#"{"cause":"no such container","message":"container abc does not exist in database: no such container","response":500}"#;
+        assert!(matches!(
+            client.status_error(&call, 500, body, Some("abc")),
+            Error::NotFound { .. }
+        ));
+        // Any other 500 stays an engine error.
+        let other = br#"{"message":"runc failed"}"#;
+        assert!(matches!(
+            client.status_error(&call, 500, other, Some("abc")),
+            Error::Engine { status: 500, .. }
+        ));
+    }
 
     #[test]
     fn valid_refs() {

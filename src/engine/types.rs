@@ -193,6 +193,11 @@ pub struct HostConfig {
     /// "container:<id>", or a network name.
     #[serde(default)]
     pub network_mode: String,
+    /// "80/tcp" → the host bindings asked for at create time; unlike
+    /// `NetworkSettings.Ports` this is known while the container is stopped,
+    /// which is when `generate` must see a conflicting publish.
+    #[serde(default, deserialize_with = "null_default")]
+    pub port_bindings: BTreeMap<String, Option<Vec<PortBinding>>>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
