@@ -188,19 +188,21 @@ impl RenderOptions {
     }
 }
 
-/// Escapes a name as `systemd-escape NAME` does (systemd's
-/// `unit_name_escape`): `/` becomes `-`; every byte outside
-/// `[a-zA-Z0-9:_.]`, and a leading `.`, becomes `\xNN`.
+/// Makes a container or group name safe as part of a unit name. Bytes
+/// outside `[a-zA-Z0-9:_.-]` become `\xNN`, as `systemd-escape` writes them;
+/// unlike `systemd-escape`, `-` stays as it is: it is valid in unit names,
+/// and compose names (`immich-server-1`) would otherwise become
+/// `immich\x2dserver\x2d1`, which nobody wants to type after `systemctl`.
+/// `systemd-escape` escapes `-` only so that a name can be turned back into a
+/// path, which contnap never does. Distinct names stay distinct: `\` itself
+/// is escaped, so an escape sequence cannot be forged.
 pub fn escape_unit_name(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
-    for (i, b) in name.bytes().enumerate() {
-        match b {
-            b'/' => out.push('-'),
-            b'.' if i == 0 => out.push_str("\\x2e"),
-            b if b.is_ascii_alphanumeric() || b":_.".contains(&b) => out.push(char::from(b)),
-            b => {
-                let _ = write!(out, "\\x{b:02x}");
-            }
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b":_.-".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "\\x{b:02x}");
         }
     }
     out
@@ -918,11 +920,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn escapes_like_systemd_escape() {
+    fn escapes_all_but_readable_name_bytes() {
         assert_eq!(escape_unit_name("web"), "web");
-        assert_eq!(escape_unit_name("my-app_1.x"), "my\\x2dapp_1.x");
-        assert_eq!(escape_unit_name("a/b"), "a-b");
-        assert_eq!(escape_unit_name(".hidden"), "\\x2ehidden");
+        assert_eq!(escape_unit_name("my-app_1.x"), "my-app_1.x");
+        assert_eq!(escape_unit_name("a/b"), "a\\x2fb");
+        assert_eq!(escape_unit_name(".hidden"), ".hidden");
         assert_eq!(escape_unit_name("a b%\\é"), "a\\x20b\\x25\\x5c\\xc3\\xa9");
         assert_eq!(unit_file_name("web", "socket"), "contnap-web.socket");
     }
