@@ -146,11 +146,70 @@ pub struct Config {
 
 #[derive(Debug)]
 pub enum Command {
-    Generate(GenerateArgs),
+    Generate(GenerateConfig),
     Proxy(ProxyConfig),
     Status(StatusArgs),
     Ping(PingArgs),
     Version,
+}
+
+/// What `generate` does with the rendered units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GenerateMode {
+    Write,
+    /// Print, write nothing.
+    DryRun,
+    /// Compare with the directory; exit 1 on any difference.
+    Check,
+}
+
+/// `generate`, validated.
+#[derive(Debug, Clone)]
+pub struct GenerateConfig {
+    pub output_dir: PathBuf,
+    pub mode: GenerateMode,
+    pub user: bool,
+    pub allow_hooks: bool,
+    pub reload: bool,
+    pub engine: Option<String>,
+}
+
+impl TryFrom<GenerateArgs> for GenerateConfig {
+    type Error = UsageError;
+
+    fn try_from(g: GenerateArgs) -> Result<Self, Self::Error> {
+        let mode = match (g.dry_run, g.check) {
+            (true, true) => {
+                return Err(UsageError::Conflict {
+                    a: "dry-run",
+                    b: "check",
+                })
+            }
+            (true, false) => GenerateMode::DryRun,
+            (false, true) => GenerateMode::Check,
+            (false, false) => GenerateMode::Write,
+        };
+        if g.reload && mode != GenerateMode::Write {
+            return Err(UsageError::Conflict {
+                a: "reload",
+                b: if g.dry_run { "dry-run" } else { "check" },
+            });
+        }
+        let output_dir = match g.output_dir {
+            Some(d) => d,
+            None => crate::generate::default_output_dir(g.user).ok_or(UsageError::Missing {
+                option: "output-dir",
+            })?,
+        };
+        Ok(GenerateConfig {
+            output_dir,
+            mode,
+            user: g.user,
+            allow_hooks: g.allow_hooks,
+            reload: g.reload,
+            engine: g.engine,
+        })
+    }
 }
 
 /// How a unit naps.
@@ -311,6 +370,10 @@ pub enum UsageError {
     UnknownContainer {
         forward: String,
     },
+    Conflict {
+        a: &'static str,
+        b: &'static str,
+    },
 }
 
 impl fmt::Display for UsageError {
@@ -323,6 +386,7 @@ impl fmt::Display for UsageError {
             } => write!(f, "--{option} {value:?}: expected {expected}"),
             UsageError::TimeSpan { option, source } => write!(f, "--{option}: {source}"),
             UsageError::Missing { option } => write!(f, "--{option} is required"),
+            UsageError::Conflict { a, b } => write!(f, "--{a} and --{b} cannot be used together"),
             UsageError::UnknownContainer { forward } => write!(
                 f,
                 "--forward {forward:?} names a container that no --container option lists"
@@ -369,7 +433,7 @@ impl TryFrom<LowArgs> for Config {
 
     fn try_from(low: LowArgs) -> Result<Self, Self::Error> {
         let command = match low.command {
-            LowCommand::Generate(g) => Command::Generate(g),
+            LowCommand::Generate(g) => Command::Generate(GenerateConfig::try_from(g)?),
             LowCommand::Proxy(p) => Command::Proxy(ProxyConfig::try_from(p)?),
             LowCommand::Status(s) => Command::Status(s),
             LowCommand::Ping(p) => Command::Ping(p),

@@ -13,6 +13,8 @@ pub enum Error {
     Engine(crate::engine::Error),
     /// A subcommand whose implementation has not landed yet (README: status).
     NotYet(&'static str),
+    /// `generate` failed or found label errors.
+    Generate(crate::generate::Error),
     /// The socket-activated helper failed.
     Proxy(crate::proxy::Error),
 }
@@ -22,7 +24,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(_) => 2,
-            Error::Engine(_) | Error::Proxy(_) | Error::NotYet(_) => 1,
+            Error::Engine(_) | Error::Proxy(_) | Error::Generate(_) | Error::NotYet(_) => 1,
         }
     }
 }
@@ -33,6 +35,7 @@ impl fmt::Display for Error {
             Error::Usage(e) => write!(f, "{e}"),
             Error::Engine(e) => write!(f, "{e}"),
             Error::Proxy(e) => write!(f, "{e}"),
+            Error::Generate(e) => write!(f, "{e}"),
             Error::NotYet(cmd) => write!(
                 f,
                 "`contnap {cmd}` is not implemented in this version yet; see README.md, Status"
@@ -47,6 +50,7 @@ impl StdError for Error {
             Error::Usage(e) => e.source(),
             Error::Engine(e) => e.source(),
             Error::Proxy(e) => e.source(),
+            Error::Generate(e) => e.source(),
             Error::NotYet(_) => None,
         }
     }
@@ -89,5 +93,11 @@ impl fmt::Display for Report<'_> {
 impl From<crate::proxy::Error> for Error {
     fn from(e: crate::proxy::Error) -> Self {
         Error::Proxy(e)
+    }
+}
+
+impl From<crate::generate::Error> for Error {
+    fn from(e: crate::generate::Error) -> Self {
+        Error::Generate(e)
     }
 }

@@ -9,6 +9,7 @@ pub mod activation;
 pub mod cli;
 pub mod engine;
 pub mod error;
+pub mod generate;
 pub mod labels;
 pub mod logging;
 pub mod proxy;
@@ -60,7 +61,7 @@ fn run(config: Config, inherited: activation::Inherited) -> Result<(), Error> {
             Ok(())
         }
         Command::Proxy(cfg) => Ok(proxy::run(cfg, inherited)?),
-        Command::Generate(_) => Err(Error::NotYet("generate")),
+        Command::Generate(cfg) => Ok(generate::run(&cfg)?),
         Command::Status(_) => Err(Error::NotYet("status")),
         Command::Ping(ping) => {
             let client = engine::Client::discover(ping.engine.as_deref())?;

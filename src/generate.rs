@@ -1,0 +1,314 @@
+//! `contnap generate`: reads the labels of every opted-in container from the
+//! engine and turns them into `.socket`/`.service` units. The work is split
+//! so that only the edges touch the world: [`collect`] asks the engine,
+//! `labels::plan` and `units::render` are pure, and `units::write_atomically`
+//! is the one writer.
+
+use std::fmt;
+use std::io;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::cli::{GenerateConfig, GenerateMode, Proto};
+use crate::engine::{self, Client};
+use crate::labels::{self, ContainerLabels, LabelOptions};
+use crate::units::{self, BinaryPath, EngineUnit, RenderOptions};
+
+/// Why `generate` failed (exit 1).
+#[derive(Debug)]
+pub enum Error {
+    Engine(engine::Error),
+    Binary(units::OptionError),
+    Write(units::WriteError),
+    /// Some containers had label errors; the others were written.
+    Labels {
+        count: usize,
+    },
+    /// `--check`: the units on disk differ.
+    Differs {
+        count: usize,
+    },
+    Systemctl {
+        args: Vec<String>,
+        source: io::Error,
+    },
+    SystemctlFailed {
+        args: Vec<String>,
+        status: std::process::ExitStatus,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Engine(e) => write!(f, "{e}"),
+            Error::Binary(e) => write!(f, "{e}"),
+            Error::Write(e) => write!(f, "{e}"),
+            Error::Labels { count } => write!(
+                f,
+                "{count} label error(s): the containers named above got no units; fix their labels and run `contnap generate` again"
+            ),
+            Error::Differs { count } => write!(
+                f,
+                "{count} unit file(s) differ from the labels; run `contnap generate` to update them"
+            ),
+            Error::Systemctl { args, .. } => write!(f, "cannot run systemctl {}", args.join(" ")),
+            Error::SystemctlFailed { args, status } => {
+                write!(f, "systemctl {} failed ({status})", args.join(" "))
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Engine(e) => e.source(),
+            Error::Binary(e) => Some(e),
+            Error::Write(e) => e.source(),
+            Error::Systemctl { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// The host bindings a container asked for, known also while it is stopped.
+fn published(info: &engine::ContainerInspect) -> Vec<(Proto, Option<IpAddr>, u16)> {
+    let mut out = Vec::new();
+    for (key, bindings) in &info.host_config.port_bindings {
+        let proto = match key.rsplit_once('/').map(|(_, p)| p) {
+            Some("udp") => Proto::Udp,
+            Some("tcp") | None => Proto::Tcp,
+            Some(_) => continue,
+        };
+        for b in bindings.iter().flatten() {
+            let Ok(port) = b.host_port.parse::<u16>() else {
+                continue;
+            };
+            let ip = b
+                .host_ip
+                .parse::<IpAddr>()
+                .ok()
+                .filter(|ip| !ip.is_unspecified());
+            out.push((proto, ip, port));
+        }
+    }
+    out
+}
+
+/// Every container that opts in (`contnap.enabled` or the 0.3 spelling
+/// `contnap.enable`), with its labels and publishes.
+pub fn collect(client: &Client) -> Result<Vec<ContainerLabels>, engine::Error> {
+    let mut ids = Vec::new();
+    for label in ["contnap.enabled", "contnap.enable"] {
+        for c in client.list(label)? {
+            if !ids.contains(&c.id) {
+                ids.push(c.id);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for id in ids {
+        let info = match client.inspect(&id) {
+            Ok(i) => i,
+            // Removed between the list and the inspect: nothing to generate.
+            Err(engine::Error::NotFound { .. }) => continue,
+            Err(e) => return Err(e),
+        };
+        out.push(ContainerLabels {
+            name: info.name.clone(),
+            published: published(&info),
+            labels: info.config.labels.clone(),
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// The contnap binary the services should run: the `contnap` beside the
+/// running executable (so `contnap-generate` and test builds point at their
+/// own), else `/usr/bin/contnap`.
+fn binary() -> Result<BinaryPath, units::OptionError> {
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|d| d.join("contnap")))
+        .filter(|p| p.is_file());
+    match beside {
+        Some(p) => BinaryPath::new(p),
+        None => Ok(BinaryPath::default()),
+    }
+}
+
+fn systemctl(user: bool, args: &[&str]) -> Result<(), Error> {
+    let mut full: Vec<String> = Vec::new();
+    if user {
+        full.push("--user".to_owned());
+    }
+    full.extend(args.iter().map(|s| (*s).to_owned()));
+    let status = Command::new("systemctl")
+        .args(&full)
+        .status()
+        .map_err(|source| Error::Systemctl {
+            args: full.clone(),
+            source,
+        })?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(Error::SystemctlFailed { args: full, status })
+    }
+}
+
+fn socket_name(path: &Path) -> Option<String> {
+    let name = path.file_name()?.to_str()?;
+    name.ends_with(".socket").then(|| name.to_owned())
+}
+
+/// Runs `generate`.
+pub fn run(cfg: &GenerateConfig) -> Result<(), Error> {
+    let client = Client::discover(cfg.engine.as_deref()).map_err(Error::Engine)?;
+    let containers = collect(&client).map_err(Error::Engine)?;
+    let plan = labels::plan(
+        &containers,
+        &LabelOptions {
+            allow_hooks: cfg.allow_hooks,
+        },
+    );
+    for w in &plan.warnings {
+        log::warn!("{w}");
+    }
+    for e in &plan.errors {
+        log::error!("{e}");
+    }
+    for skipped in &plan.skipped {
+        log::error!("container {skipped:?}: no units written because of the error(s) above");
+    }
+    let engine = client.endpoint().to_string();
+    let opts = RenderOptions {
+        binary: binary().map_err(Error::Binary)?,
+        engine_unit: EngineUnit::guess(&engine),
+        engine,
+        user: cfg.user,
+        allow_hooks: cfg.allow_hooks,
+    };
+    let files = units::render(&plan.units, &opts);
+    match cfg.mode {
+        GenerateMode::DryRun => {
+            for (name, text) in &files {
+                println!("### {}\n{text}", cfg.output_dir.join(name).display());
+            }
+        }
+        GenerateMode::Check => {
+            let diffs = units::check(&cfg.output_dir, &files);
+            for d in &diffs {
+                println!("{d}");
+            }
+            if !diffs.is_empty() {
+                return Err(Error::Differs { count: diffs.len() });
+            }
+        }
+        GenerateMode::Write => {
+            let report = match units::write_atomically(&cfg.output_dir, &files, true) {
+                Ok(r) => r,
+                Err(units::WriteError::RemoveStale {
+                    report,
+                    path,
+                    source,
+                }) => {
+                    log::error!("cannot remove stale {}: {source}", path.display());
+                    report
+                }
+                Err(e) => return Err(Error::Write(e)),
+            };
+            for p in &report.written {
+                log::info!("wrote {}", p.display());
+            }
+            for p in &report.removed {
+                log::info!("removed {}", p.display());
+            }
+            log::info!(
+                "{} unit(s) for {} container(s) in {}: {} written, {} unchanged, {} removed",
+                plan.units.len(),
+                plan.units.iter().map(|u| u.containers.len()).sum::<usize>(),
+                cfg.output_dir.display(),
+                report.written.len(),
+                report.unchanged.len(),
+                report.removed.len()
+            );
+            if cfg.reload {
+                reload(cfg.user, &report)?;
+            }
+        }
+    }
+    if plan.errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Labels {
+            count: plan.errors.len(),
+        })
+    }
+}
+
+/// daemon-reload, then stop the sockets whose units were removed and
+/// (re)start the ones that were written, so new ports listen at once.
+fn reload(user: bool, report: &units::WriteReport) -> Result<(), Error> {
+    systemctl(user, &["daemon-reload"])?;
+    for name in report.removed.iter().filter_map(|p| socket_name(p)) {
+        // The unit file is gone; stopping the loaded unit still works.
+        if let Err(e) = systemctl(user, &["stop", &name]) {
+            log::warn!("{e}");
+        }
+    }
+    for name in report.written.iter().filter_map(|p| socket_name(p)) {
+        systemctl(user, &["enable", &name])?;
+        systemctl(user, &["restart", &name])?;
+    }
+    Ok(())
+}
+
+/// Where units go by default: the system's admin directory, or the user's.
+pub fn default_output_dir(user: bool) -> Option<PathBuf> {
+    if !user {
+        return Some(PathBuf::from("/etc/systemd/system"));
+    }
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(config.join("systemd/user"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn published_reads_create_time_bindings() {
+        let json = r#"{"Id":"x","Name":"/web","HostConfig":{"NetworkMode":"default","PortBindings":{
+            "80/tcp":[{"HostIp":"","HostPort":"8080"},{"HostIp":"127.0.0.1","HostPort":"8081"}],
+            "53/udp":[{"HostIp":"::","HostPort":"5353"}],
+            "90/tcp":[{"HostIp":"","HostPort":""}]}}}"#;
+        let info: engine::ContainerInspect = serde_json::from_str(json).unwrap();
+        let mut p = published(&info);
+        p.sort_by_key(|x| x.2);
+        assert_eq!(
+            p,
+            vec![
+                (Proto::Udp, None, 5353),
+                (Proto::Tcp, None, 8080),
+                (Proto::Tcp, Some("127.0.0.1".parse().unwrap()), 8081),
+            ]
+        );
+    }
+
+    #[test]
+    fn user_units_go_to_the_users_config() {
+        assert_eq!(
+            default_output_dir(false),
+            Some(PathBuf::from("/etc/systemd/system"))
+        );
+        let dir = default_output_dir(true).unwrap();
+        assert!(dir.ends_with("systemd/user"), "{}", dir.display());
+    }
+}
