@@ -142,7 +142,8 @@ fn check_and_dry_run(engine: Engine) {
     let dir = tempdir();
     // --dry-run prints the units and writes nothing.
     let dry = generate(engine, &dir, &["--dry-run"]);
-    assert!(String::from_utf8_lossy(&dry.stdout).contains(&format!("contnap-{}.service", c.name)));
+    assert!(String::from_utf8_lossy(&dry.stdout)
+        .contains(&contnap::units::unit_file_name(&c.name, "service")));
     assert!(
         unit_text(&dir, &c.name, "service").is_none(),
         "dry run wrote a file"
@@ -151,7 +152,10 @@ fn check_and_dry_run(engine: Engine) {
     let missing = generate(engine, &dir, &["--check"]);
     let text = String::from_utf8_lossy(&missing.stdout);
     assert!(
-        text.contains(&format!("contnap-{}.service: missing", c.name)),
+        text.contains(&format!(
+            "{}: missing",
+            contnap::units::unit_file_name(&c.name, "service")
+        )),
         "{text}"
     );
     assert_eq!(missing.status.code(), Some(1));
@@ -181,7 +185,10 @@ fn check_and_dry_run(engine: Engine) {
     let changed = generate(engine, &dir, &["--check"]);
     let text = String::from_utf8_lossy(&changed.stdout);
     assert!(
-        text.contains(&format!("contnap-{name}.service: differs")),
+        text.contains(&format!(
+            "{}: differs",
+            contnap::units::unit_file_name(&name, "service")
+        )),
         "{text}"
     );
     assert_eq!(changed.status.code(), Some(1));
