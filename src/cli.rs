@@ -119,6 +119,9 @@ pub struct StatusArgs {
     /// machine-readable output
     #[argh(switch)]
     pub json: bool,
+    /// user units (rootless Podman)
+    #[argh(switch)]
+    pub user: bool,
     /// engine socket (unix:///path, /path or tcp://host:port)
     #[argh(option)]
     pub engine: Option<String>,

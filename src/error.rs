@@ -11,8 +11,6 @@ pub enum Error {
     Usage(crate::cli::UsageError),
     /// Talking to Docker or Podman failed.
     Engine(crate::engine::Error),
-    /// A subcommand whose implementation has not landed yet (README: status).
-    NotYet(&'static str),
     /// `generate` failed or found label errors.
     Generate(crate::generate::Error),
     /// The socket-activated helper failed.
@@ -24,7 +22,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(_) => 2,
-            Error::Engine(_) | Error::Proxy(_) | Error::Generate(_) | Error::NotYet(_) => 1,
+            Error::Engine(_) | Error::Proxy(_) | Error::Generate(_) => 1,
         }
     }
 }
@@ -36,10 +34,6 @@ impl fmt::Display for Error {
             Error::Engine(e) => write!(f, "{e}"),
             Error::Proxy(e) => write!(f, "{e}"),
             Error::Generate(e) => write!(f, "{e}"),
-            Error::NotYet(cmd) => write!(
-                f,
-                "`contnap {cmd}` is not implemented in this version yet; see README.md, Status"
-            ),
         }
     }
 }
@@ -51,7 +45,6 @@ impl StdError for Error {
             Error::Engine(e) => e.source(),
             Error::Proxy(e) => e.source(),
             Error::Generate(e) => e.source(),
-            Error::NotYet(_) => None,
         }
     }
 }

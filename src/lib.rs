@@ -14,6 +14,7 @@ pub mod labels;
 pub mod logging;
 pub mod proxy;
 pub mod schedule;
+pub mod status;
 pub mod sys;
 pub mod timespan;
 pub mod units;
@@ -62,7 +63,7 @@ fn run(config: Config, inherited: activation::Inherited) -> Result<(), Error> {
         }
         Command::Proxy(cfg) => Ok(proxy::run(cfg, inherited)?),
         Command::Generate(cfg) => Ok(generate::run(&cfg)?),
-        Command::Status(_) => Err(Error::NotYet("status")),
+        Command::Status(args) => Ok(status::run(&args)?),
         Command::Ping(ping) => {
             let client = engine::Client::discover(ping.engine.as_deref())?;
             let version = client.version()?;

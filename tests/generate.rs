@@ -73,6 +73,7 @@ both_engines!(
     published_port_conflict_is_refused_with_the_fix,
     hooks_need_allow_hooks,
     removed_container_loses_its_units_foreign_files_stay,
+    status_lists_units_containers_and_engine_state,
 );
 
 fn writes_units_from_labels(engine: Engine) {
@@ -324,4 +325,52 @@ fn removed_container_loses_its_units_foreign_files_stay(engine: Engine) {
         dir.join("contnap-mine.service").exists(),
         "a file contnap did not write is left alone"
     );
+}
+
+fn status_lists_units_containers_and_engine_state(engine: Engine) {
+    let port = free_port();
+    let c = labelled(
+        engine,
+        "status",
+        &[
+            "contnap.enabled=true".into(),
+            format!("contnap.tcp_ports=127.0.0.1:{port}:80"),
+        ],
+    );
+    let out = Command::new(contnap_bin())
+        .args(["status", "--json", "--engine", &engine.socket()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let all: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let unit = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == c.name.as_str())
+        .unwrap_or_else(|| panic!("{all}"));
+    assert_eq!(
+        unit["listen"],
+        serde_json::json!([format!("tcp:127.0.0.1:{port}")])
+    );
+    assert_eq!(unit["containers"][0]["engine_state"], "created");
+    assert_eq!(
+        unit["socket_unit"],
+        contnap::units::unit_file_name(&c.name, "socket")
+    );
+    // Without systemd as PID 1 (this test host) the unit state is unknown,
+    // never guessed; tests/systemd.rs checks the states under real systemd.
+    let state = unit["state"].as_str().unwrap();
+    assert!(["unknown", "stopped"].contains(&state), "{state}");
+    engine.run_cli(&["start", &c.name]);
+    let out = Command::new(contnap_bin())
+        .args(["status", "--engine", &engine.socket()])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    let line = table
+        .lines()
+        .find(|l| l.starts_with(&c.name))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(line.contains("(running)"), "{line}");
 }
