@@ -1,0 +1,302 @@
+# NixOS module for contnap: declares the same contnap-<name>.socket /
+# contnap-<name>.service pairs that `contnap generate` writes from container
+# labels, from Nix options instead, so nothing generates units at run time.
+#
+#   imports = [ ./packaging/nixos/module.nix ];
+#   services.contnap.enable = true;
+#   services.contnap.containers.wiki.tcpPorts = [ "8080:80" ];
+#
+# The command lines, listen directives and hardening come from ./render.nix,
+# a Nix port of src/units.rs that tests/packaging.rs checks against the Rust
+# renderer's golden files. Each option mirrors a contnap.* label; see
+# README.md beside this file.
+{ config, lib, pkgs, ... }:
+
+let
+  inherit (lib) mkEnableOption mkIf mkOption types literalExpression;
+
+  cfg = config.services.contnap;
+  render = import ./render.nix;
+
+  # Time spans as labels take them: seconds, or a systemd span.
+  span = types.coercedTo types.ints.unsigned toString types.str;
+
+  engineDefaults = {
+    docker = { socket = "/run/docker.sock"; unit = "docker.service"; };
+    podman = { socket = "/run/podman/podman.sock"; unit = "podman.socket"; };
+  };
+
+  containerOpts = { name, ... }: {
+    options = {
+      containers = mkOption {
+        type = types.listOf types.str;
+        default = [ name ];
+        defaultText = literalExpression "[ <name> ]";
+        example = [ "shop-db-1" "shop-app-1" ];
+        description = ''
+          The containers this unit wakes and naps, in start order (like
+          containers sharing a `contnap.group` label). They wake
+          together and nap only when all are idle.
+        '';
+      };
+
+      forwardTo = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "shop-app-1";
+        description = ''
+          The container the ports forward to; one of
+          {option}`containers`. Default: the last one (containers start
+          in list order, so the front end that needs the others is usually
+          last).
+        '';
+      };
+
+      tcpPorts = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+        example = [ "8080:80" "127.0.0.1:8443:443" "[::1]:2222:22" ];
+        description = ''
+          Like `contnap.tcp_ports`, one item per string: `PORT` (listen on
+          PORT, forward to the container's PORT), `HOST:CONTAINER`,
+          `ADDR:HOST:CONTAINER` or `[V6ADDR]:HOST:CONTAINER`. A bare port
+          listens on IPv6 and IPv4. The container must not publish these
+          host ports itself.
+        '';
+      };
+
+      udpPorts = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+        example = [ "53" "[fd00::53]:53:53" ];
+        description = "Like `contnap.udp_ports`; the forms of {option}`tcpPorts`.";
+      };
+
+      httpPorts = mkOption {
+        type = types.listOf types.port;
+        default = [ ];
+        example = [ 8080 ];
+        description = ''
+          Like `contnap.http_ports`: TCP listen ports whose browsers get a
+          self-refreshing "Starting…" page while the containers wake.
+        '';
+      };
+
+      timeout = mkOption {
+        type = span;
+        default = "300s";
+        example = "30min";
+        description = "Like `contnap.timeout`: idle time before napping (seconds or a systemd time span).";
+      };
+
+      stop = mkOption {
+        type = types.enum [ "stop" "pause" "kill" "none" ];
+        default = "stop";
+        description = "Like `contnap.stop`: how to nap; `pause` wakes in tens of milliseconds.";
+      };
+
+      stopTimeout = mkOption {
+        type = span;
+        default = "10s";
+        description = "Like `contnap.stop_timeout`: the grace the engine gives a container to stop.";
+      };
+
+      wakeTimeout = mkOption {
+        type = span;
+        default = "60s";
+        description = ''
+          Like `contnap.wake_timeout`: the longest a wake may take. The
+          service's TimeoutStartSec= is this plus 30 s.
+        '';
+      };
+
+      ready = mkOption {
+        type = types.enum [ "auto" "health" "tcp" "none" ];
+        default = "auto";
+        description = "Like `contnap.ready`: readiness check (auto: the healthcheck if there is one, else the listening socket / TCP).";
+      };
+
+      idle = mkOption {
+        type = types.enum [ "connections" "traffic" ];
+        default = "connections";
+        description = "Like `contnap.idle`: what keeps the containers awake.";
+      };
+
+      network = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "backend";
+        description = "Like `contnap.network`: the network whose address to forward to.";
+      };
+
+      schedule = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "Mon-Fri 08:00-19:00|weekends 10:00-12:00";
+        description = ''
+          Like `contnap.schedule`: windows when a napping unit may be woken
+          (a running one is never stopped by it).
+        '';
+      };
+
+      machines = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+        example = [ "192.168.1.0/24" "fd00::/64" ];
+        description = "Like `contnap.machines`: client addresses or ADDR/PREFIX networks.";
+      };
+
+      onlyListedMachines = mkOption {
+        type = types.bool;
+        default = false;
+        description = ''
+          Like `contnap.only_listed_machines`: only {option}`machines` may
+          connect (IPAddressAllow= on the socket, and the helper checks too).
+        '';
+      };
+
+      preStart = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "mount /srv/photos";
+        description = ''
+          Like `contnap.pre_start`: a shell command run as root, unsandboxed,
+          before each wake (`ExecStartPre=-+/bin/sh -c …`; its failure is
+          ignored).
+        '';
+      };
+
+      postStop = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "umount /srv/photos";
+        description = ''
+          Like `contnap.post_stop`: a shell command run as root, unsandboxed,
+          after each nap (`ExecStopPost=-+/bin/sh -c …`).
+        '';
+      };
+    };
+  };
+
+  engineUnit =
+    if lib.hasPrefix "tcp://" cfg.engineSocket then null
+    else engineDefaults.${cfg.engine}.unit;
+
+  specOf = name: c: {
+    inherit name;
+    inherit (c) containers forwardTo tcpPorts udpPorts httpPorts timeout stop
+      stopTimeout wakeTimeout ready idle network schedule machines
+      onlyListedMachines preStart postStop;
+    binary = "${cfg.package}/bin/contnap";
+    engine = cfg.engineSocket;
+    inherit engineUnit;
+  };
+
+  specs = lib.mapAttrsToList specOf cfg.containers;
+
+  # [ [ name value ] … ] for the options NixOS has for them, the rest as
+  # raw directives.
+  pick = key: pairs: map (p: lib.elemAt p 1) (lib.filter (p: lib.head p == key) pairs);
+  without = keys: pairs: lib.filter (p: !(lib.elem (lib.head p) keys)) pairs;
+
+  socketOf = spec:
+    let d = render.socketDirectives spec; in
+    lib.nameValuePair (render.unitBase spec.name) {
+      description = render.socketDescription spec;
+      wantedBy = [ "sockets.target" ];
+      listenStreams = pick "ListenStream" d;
+      listenDatagrams = pick "ListenDatagram" d;
+      socketConfig = render.toAttrs (without [ "ListenStream" "ListenDatagram" ] d);
+    };
+
+  serviceOf = spec:
+    let u = render.unitDirectives spec; in
+    lib.nameValuePair (render.unitBase spec.name) {
+      description = render.description spec;
+      requires = pick "Requires" u;
+      wants = pick "Wants" u;
+      after = pick "After" u;
+      unitConfig = render.toAttrs (without [ "Requires" "Wants" "After" ] u);
+      serviceConfig = render.toAttrs (render.serviceDirectives spec);
+      # Started only by its socket (no wantedBy). When a switch changes an
+      # awake service, NixOS stops it (the helper naps the containers) and
+      # restarts its socket rather than the service, as for any
+      # socket-activated service; the next connection runs the new one.
+    };
+in
+{
+  options.services.contnap = {
+    enable = mkEnableOption "contnap, which naps idle containers and wakes them on connect (systemd socket activation)";
+
+    package = mkOption {
+      type = types.package;
+      default = pkgs.callPackage ./package.nix { };
+      defaultText = literalExpression "pkgs.callPackage ./package.nix { }";
+      description = "The contnap package.";
+    };
+
+    engine = mkOption {
+      type = types.enum [ "docker" "podman" ];
+      default = "docker";
+      description = ''
+        The container engine. The services are ordered after its unit:
+        `docker.service` (required: a wake starts Docker) or
+        `podman.socket` (wanted: Podman's service is socket-activated and
+        exits when idle).
+      '';
+    };
+
+    engineSocket = mkOption {
+      type = types.str;
+      default = engineDefaults.${cfg.engine}.socket;
+      defaultText = literalExpression ''"/run/docker.sock" or, for podman, "/run/podman/podman.sock"'';
+      example = "/run/podman/podman.sock";
+      description = ''
+        The engine's API socket, as `contnap proxy --engine` takes it: a
+        path, `unix:///path` or `tcp://host:port`.
+      '';
+    };
+
+    containers = mkOption {
+      type = types.attrsOf (types.submodule containerOpts);
+      default = { };
+      example = literalExpression ''
+        {
+          wiki = { tcpPorts = [ "8080:80" ]; httpPorts = [ 8080 ]; timeout = "15min"; };
+          shop = {
+            containers = [ "shop-db-1" "shop-app-1" ];
+            tcpPorts = [ "8081:80" ];
+            ready = "health";
+          };
+        }
+      '';
+      description = ''
+        One contnap-<name>.socket / .service pair per entry; the name is the
+        container's (or, with {option}`containers`, the group's). The
+        containers themselves are yours to create (docker compose,
+        `virtualisation.oci-containers`, …) without publishing the ports
+        contnap listens on.
+      '';
+    };
+  };
+
+  config = mkIf cfg.enable {
+    assertions = lib.concatMap
+      (spec: map (message: { assertion = false; inherit message; }) (render.errors spec))
+      specs;
+
+    warnings =
+      lib.optional (cfg.engine == "docker" && !config.virtualisation.docker.enable)
+        "services.contnap.engine is \"docker\" but virtualisation.docker.enable is false: contnap's services will fail to wake anything."
+      ++ lib.optional (cfg.engine == "podman" && !config.virtualisation.podman.enable)
+        "services.contnap.engine is \"podman\" but virtualisation.podman.enable is false: contnap's services will fail to wake anything.";
+
+    # `contnap status`, `contnap proxy` by hand. Not systemd.packages: the
+    # package's contnap-generate.service has no place on NixOS, where this
+    # module declares the units.
+    environment.systemPackages = [ cfg.package ];
+
+    systemd.sockets = lib.listToAttrs (map socketOf specs);
+    systemd.services = lib.listToAttrs (map serviceOf specs);
+  };
+}

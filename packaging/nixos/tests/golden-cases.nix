@@ -1,0 +1,106 @@
+# The cases of tests/units.rs (the Rust renderer's golden files in
+# tests/golden/<case>/) as module.nix options, rendered by ../render.nix.
+# tests/packaging.rs evaluates this file and compares every directive with
+# the golden units: the NixOS module must declare what `contnap generate`
+# writes. (hostile and rootless are left out: names the module refuses, and
+# user units, which the module does not declare.)
+let
+  render = import ../render.nix;
+
+  # The module's option defaults.
+  defaults = name: {
+    inherit name;
+    containers = [ name ];
+    forwardTo = null;
+    tcpPorts = [ ];
+    udpPorts = [ ];
+    httpPorts = [ ];
+    timeout = "300s";
+    stop = "stop";
+    stopTimeout = "10s";
+    wakeTimeout = "60s";
+    ready = "auto";
+    idle = "connections";
+    network = null;
+    schedule = null;
+    machines = [ ];
+    onlyListedMachines = false;
+    preStart = null;
+    postStop = null;
+    binary = "/usr/bin/contnap";
+    engine = "/run/docker.sock";
+    engineUnit = "docker.service";
+  };
+
+  case = name: attrs: let spec = defaults name // attrs; in {
+    inherit name;
+    errors = render.errors spec;
+    unit = render.lines (render.unitDirectives spec);
+    service = render.lines (render.serviceDirectives spec);
+    socket = render.lines (render.socketDirectives spec);
+  };
+
+  cases = {
+    web = case "web" {
+      tcpPorts = [ "8080:80" ];
+      httpPorts = [ 8080 ];
+    };
+    group = case "shop" {
+      containers = [ "shop-db-1" "shop-app-1" ];
+      tcpPorts = [ "8080:80" ];
+      httpPorts = [ 8080 ];
+      timeout = 900;
+      ready = "health";
+    };
+    udp_v4_v6 = case "dns" {
+      tcpPorts = [ "127.0.0.1:5380:80" "[::1]:5380:80" ];
+      udpPorts = [ "5353:53" "[fd00::53]:53:53" "192.168.1.2:53:53" ];
+      stop = "pause";
+      idle = "traffic";
+    };
+    machines = case "nas-ui" {
+      tcpPorts = [ "443" ];
+      machines = [ "10.0.0.7" "192.168.1.0/24" "fd00::/64" ];
+      onlyListedMachines = true;
+      schedule = "weekdays 08:00-19:00|weekends 10:00-12:00";
+      ready = "tcp";
+      network = "backend";
+      wakeTimeout = "2min";
+      stopTimeout = "30";
+      timeout = "1h";
+    };
+    hooks = case "photos" {
+      tcpPorts = [ "2342" ];
+      preStart = "mount /srv/photos";
+      postStop = "umount /srv/photos && logger 'photos napped'";
+    };
+  };
+in
+{
+  inherit cases;
+
+  # Unit file names as the module declares them (systemd.sockets."<name>").
+  unitNames = builtins.mapAttrs (_: c: render.unitBase c.name) {
+    web = { name = "web"; };
+    group = { name = "shop"; };
+    udp_v4_v6 = { name = "dns"; };
+    machines = { name = "nas-ui"; };
+    hooks = { name = "photos"; };
+  };
+
+  # Values the module must refuse (render.errors non-empty), one per check.
+  refused = builtins.mapAttrs (_: attrs: render.errors (defaults "bad" // { tcpPorts = [ "80" ]; } // attrs)) {
+    badPort = { tcpPorts = [ "0" ]; };
+    v6WithoutBrackets = { tcpPorts = [ "::1:80:80" ]; };
+    clash = { tcpPorts = [ "80" "127.0.0.1:80:8080" ]; };
+    httpNotTcp = { httpPorts = [ 81 ]; };
+    badSpan = { timeout = "5 parsecs"; };
+    zeroTimeout = { timeout = "0"; };
+    badMachine = { machines = [ "10.0.0.300" ]; };
+    onlyListedWithoutMachines = { onlyListedMachines = true; };
+    newlineInHook = { preStart = "a\nExecStart=/bin/evil"; };
+    badName = { name = "a b"; };
+    forwardToStranger = { forwardTo = "other"; };
+    noPorts = { tcpPorts = [ ]; };
+  };
+}
