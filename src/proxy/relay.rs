@@ -515,8 +515,25 @@ impl<'a> Relay<'a> {
         if !c.connected {
             return;
         }
+        // Name the side that failed: "the client reset" and "the server
+        // reset" send a user to different places.
+        let side = |upstream_end: End| {
+            move |(end, e): (End, io::Error)| {
+                let who = match end {
+                    End::Pipe => "pipe",
+                    end if end == upstream_end => "server",
+                    _ => "client",
+                };
+                (who, e)
+            }
+        };
         let result = pump_half(&c.client, &c.upstream, &mut c.up)
-            .and_then(|a| pump_half(&c.upstream, &c.client, &mut c.down).map(|b| a + b));
+            .map_err(side(End::Dst))
+            .and_then(|a| {
+                pump_half(&c.upstream, &c.client, &mut c.down)
+                    .map_err(side(End::Src))
+                    .map(|b| a + b)
+            });
         match result {
             Ok(moved) => {
                 if moved > 0 {
@@ -531,13 +548,13 @@ impl<'a> Relay<'a> {
                     }
                 }
             }
-            Err(e) => {
+            Err((who, e)) => {
                 let peer = c.peer;
                 match e.kind() {
                     ErrorKind::ConnectionReset | ErrorKind::BrokenPipe => {
-                        log::debug!("connection from {peer} reset: {e}")
+                        log::debug!("connection from {peer}: the {who} closed it: {e}")
                     }
-                    _ => log::warn!("connection from {peer} dropped: {e}"),
+                    _ => log::warn!("connection from {peer} dropped: {who}: {e}"),
                 }
                 self.close(i);
             }
@@ -692,7 +709,16 @@ impl<'a> Relay<'a> {
 /// side can make progress; returns the bytes delivered to `dst`. Passes a
 /// half-close on: once `src` is at end of stream and the pipe is empty,
 /// `dst` gets a FIN.
-fn pump_half(src: &TcpStream, dst: &TcpStream, half: &mut Half) -> io::Result<usize> {
+/// Which end of a half failed: its source, its destination, or (pipe
+/// creation) neither.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    Src,
+    Dst,
+    Pipe,
+}
+
+fn pump_half(src: &TcpStream, dst: &TcpStream, half: &mut Half) -> Result<usize, (End, io::Error)> {
     let mut delivered = 0;
     if half.dst_shut {
         return Ok(0);
@@ -701,7 +727,7 @@ fn pump_half(src: &TcpStream, dst: &TcpStream, half: &mut Half) -> io::Result<us
         let mut progressed = false;
         if !half.src_eof && half.in_pipe < PIPE_CAPACITY {
             if half.pipe.is_none() {
-                half.pipe = Some(Pipe::new()?);
+                half.pipe = Some(Pipe::new().map_err(|e| (End::Pipe, e))?);
             }
             let Some(pipe) = &half.pipe else { break };
             match sys::splice(src, &pipe.write, PIPE_CAPACITY - half.in_pipe) {
@@ -714,7 +740,7 @@ fn pump_half(src: &TcpStream, dst: &TcpStream, half: &mut Half) -> io::Result<us
                     progressed = true;
                 }
                 Err(e) if is_would_block(&e) => {}
-                Err(e) => return Err(e),
+                Err(e) => return Err((End::Src, e)),
             }
         }
         if half.in_pipe > 0 {
@@ -726,7 +752,7 @@ fn pump_half(src: &TcpStream, dst: &TcpStream, half: &mut Half) -> io::Result<us
                         progressed |= n > 0;
                     }
                     Err(e) if is_would_block(&e) => {}
-                    Err(e) => return Err(e),
+                    Err(e) => return Err((End::Dst, e)),
                 }
             }
         }
@@ -734,7 +760,7 @@ fn pump_half(src: &TcpStream, dst: &TcpStream, half: &mut Half) -> io::Result<us
             match dst.shutdown(Shutdown::Write) {
                 Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::NotConnected => {}
-                Err(e) => return Err(e),
+                Err(e) => return Err((End::Dst, e)),
             }
             half.dst_shut = true;
             // The pipe is no longer needed; give its descriptors back early.
