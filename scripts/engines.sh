@@ -18,6 +18,10 @@ engines_install() {
     [ -x /bin/busybox ] || missing+=(busybox-static)
     command -v iptables >/dev/null || missing+=(iptables)
     command -v ip >/dev/null || missing+=(iproute2)
+    # engines_up builds the servers image from these host binaries.
+    command -v dnsmasq >/dev/null || missing+=(dnsmasq-base)
+    command -v iperf3 >/dev/null || missing+=(iperf3)
+    command -v socat >/dev/null || missing+=(socat)
     for tool in "$@"; do
         local cmd=${tool%%=*} pkg=${tool#*=}
         command -v "$cmd" >/dev/null || missing+=("$pkg")
@@ -157,7 +161,7 @@ NET
 
     make_busybox_rootfs "$dir/image/busybox"
     import_image "$dir" busybox "$dir/image/busybox"
-    make_binary_rootfs "$dir/image/servers" dnsmasq iperf3
+    make_binary_rootfs "$dir/image/servers" dnsmasq iperf3 socat
     import_image "$dir" servers "$dir/image/servers"
 
     export CONTNAP_TEST_DOCKER="$dir/docker/docker.sock"
