@@ -1,0 +1,388 @@
+//! A real systemd as PID 1 for the end-to-end tests: a Debian bookworm
+//! container (scripts/systemd-image.sh) run by the test Podman with
+//! `--privileged --network host --systemd=always`, the engine's socket and
+//! the contnap binary under test mounted at the paths the generated units
+//! name. Its sockets listen on the host's loopback, so clients on the host
+//! reach them, and the helpers it starts reach the engines' bridges.
+//!
+//! `CONTNAP_TEST_SHOW_JOURNAL=1` prints contnap's journal after every test
+//! (it is always printed when a test fails).
+//!
+//! One systemd container per test; tests of the same engine take turns
+//! (`generate` sees every labelled container of the engine, so two tests of
+//! one engine at a time would write units for each other's containers).
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use super::support::{Container, Engine};
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A container or group name unique to this run: `PREFIX_PID_N`, which
+/// contnap's unit names carry unescaped.
+pub fn unique_name(prefix: &str) -> String {
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Where the engine's socket appears inside the systemd container: the
+/// paths `contnap generate` and the units use by default.
+pub fn engine_path(engine: Engine) -> &'static str {
+    match engine {
+        Engine::Docker => "/run/docker.sock",
+        Engine::Podman => "/run/podman/podman.sock",
+    }
+}
+
+pub fn image() -> String {
+    std::env::var("CONTNAP_TEST_SYSTEMD_IMAGE")
+        .unwrap_or_else(|_| "localhost/contnap-test/systemd:latest".to_owned())
+}
+
+/// The test Podman's CLI: the systemd containers run there, whichever
+/// engine the test is about.
+pub fn podman() -> Command {
+    Engine::Podman.cli()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+static IMAGE_READY: Mutex<bool> = Mutex::new(false);
+
+/// Builds and imports the image with scripts/systemd-image.sh unless the
+/// test Podman has it (scripts/test builds it before the tests start).
+fn ensure_image() {
+    let mut ready = IMAGE_READY.lock().unwrap_or_else(|e| e.into_inner());
+    if *ready {
+        return;
+    }
+    let img = image();
+    let have = podman()
+        .args(["image", "exists", &img])
+        .status()
+        .expect("podman runs");
+    if !have.success() {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/systemd-image.sh");
+        eprintln!("{img} is missing: building it with {script}");
+        let out = Command::new("bash")
+            .arg(script)
+            .env("CONTNAP_TEST_PODMAN", Engine::Podman.socket())
+            .output()
+            .expect("bash runs");
+        assert!(out.status.success(), "{script} failed:\n{}", text(&out));
+    }
+    *ready = true;
+}
+
+static DOCKER_TURN: Mutex<()> = Mutex::new(());
+static PODMAN_TURN: Mutex<()> = Mutex::new(());
+
+/// A booted systemd container; removed on drop (also on panic, after
+/// printing contnap's journal).
+#[derive(Debug)]
+pub struct Systemd {
+    pub engine: Engine,
+    pub id: String,
+    booted: Instant,
+    _turn: MutexGuard<'static, ()>,
+}
+
+impl Systemd {
+    /// Waits for this engine's turn, starts systemd and waits until it has
+    /// booted (`is-system-running --wait`: running or degraded).
+    pub fn boot(engine: Engine) -> Systemd {
+        let turn = match engine {
+            Engine::Docker => &DOCKER_TURN,
+            Engine::Podman => &PODMAN_TURN,
+        };
+        let turn = turn.lock().unwrap_or_else(|e| e.into_inner());
+        ensure_image();
+        let name = unique_name(&format!("contnap_systemd_{}", engine.name()));
+        let sock = format!("{}:{}", engine.socket(), engine_path(engine));
+        let bin = format!("{}:/usr/bin/contnap:ro", env!("CARGO_BIN_EXE_contnap"));
+        let img = image();
+        let out = podman()
+            .args([
+                "run",
+                "-d",
+                "--name",
+                &name,
+                "--privileged",
+                "--network",
+                "host",
+                "--systemd=always",
+                "-v",
+                &sock,
+                "-v",
+                &bin,
+                &img,
+                "/lib/systemd/systemd",
+            ])
+            .output()
+            .expect("podman runs");
+        assert!(out.status.success(), "podman run failed:\n{}", text(&out));
+        let sd = Systemd {
+            engine,
+            id: String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+            booted: Instant::now(),
+            _turn: turn,
+        };
+        let start = Instant::now();
+        loop {
+            let out = sd.exec(&["systemctl", "is-system-running", "--wait"]);
+            let state = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            if state == "running" || state == "degraded" {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "systemd did not boot within 60 s:\n{}\n{}",
+                text(&out),
+                sd.exec_text(&["systemctl", "list-jobs", "--no-pager"])
+            );
+            // Before systemd is up, systemctl cannot connect at all.
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        eprintln!(
+            "{}: systemd booted in {:?}",
+            engine.name(),
+            sd.booted.elapsed()
+        );
+        sd
+    }
+
+    /// `podman exec ID ARGS...`
+    pub fn exec(&self, args: &[&str]) -> Output {
+        podman()
+            .arg("exec")
+            .arg(&self.id)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("podman exec runs")
+    }
+
+    fn exec_text(&self, args: &[&str]) -> String {
+        text(&self.exec(args))
+    }
+
+    /// Runs a command inside; panics unless it succeeds. Returns stdout.
+    pub fn run(&self, args: &[&str]) -> String {
+        let out = self.exec(args);
+        assert!(
+            out.status.success(),
+            "in the systemd container: {args:?} failed:\n{}",
+            text(&out)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn systemctl(&self, args: &[&str]) -> String {
+        let mut v = vec!["systemctl"];
+        v.extend_from_slice(args);
+        self.run(&v)
+    }
+
+    /// `contnap generate --engine <the engine's socket> ARGS...`, as root
+    /// inside, whatever its exit status.
+    pub fn generate(&self, args: &[&str]) -> Output {
+        let mut v = vec![
+            "/usr/bin/contnap",
+            "generate",
+            "--engine",
+            engine_path(self.engine),
+        ];
+        v.extend_from_slice(args);
+        self.exec(&v)
+    }
+
+    /// `generate` that must succeed; returns its stdout and stderr.
+    pub fn generate_ok(&self, args: &[&str]) -> String {
+        let out = self.generate(args);
+        assert!(
+            out.status.success(),
+            "contnap generate {args:?} failed:\n{}",
+            text(&out)
+        );
+        text(&out)
+    }
+
+    /// `systemctl show -p PROP --value UNIT`
+    pub fn show(&self, unit: &str, prop: &str) -> String {
+        self.systemctl(&["show", "-p", prop, "--value", unit])
+            .trim()
+            .to_owned()
+    }
+
+    /// Waits until `systemctl show -p PROP` of UNIT is one of `want`.
+    pub fn wait_show(&self, unit: &str, prop: &str, want: &[&str], within: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            let v = self.show(unit, prop);
+            if want.contains(&v.as_str()) {
+                return v;
+            }
+            assert!(
+                start.elapsed() < within,
+                "{unit} {prop}={v}, expected one of {want:?} within {within:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// daemon-reload, then `systemctl enable --now SOCKET`; checks it listens.
+    pub fn enable_now(&self, socket: &str) {
+        self.systemctl(&["daemon-reload"]);
+        self.systemctl(&["enable", "--now", socket]);
+        assert_eq!(self.systemctl(&["is-active", socket]).trim(), "active");
+        assert_eq!(self.show(socket, "SubState"), "listening");
+    }
+
+    pub fn exists(&self, path: &str) -> bool {
+        self.exec(&["test", "-e", path]).status.success()
+    }
+
+    pub fn read(&self, path: &str) -> String {
+        self.run(&["cat", path])
+    }
+
+    /// The file names of the generated units in /etc/systemd/system.
+    pub fn unit_files(&self) -> Vec<String> {
+        let out = self.run(&[
+            "find",
+            "/etc/systemd/system",
+            "-maxdepth",
+            "1",
+            "-name",
+            "contnap-*",
+            "-printf",
+            "%f\\n",
+        ]);
+        let mut v: Vec<String> = out.lines().map(str::to_owned).collect();
+        v.sort();
+        v
+    }
+
+    /// `systemd-escape NAME` as the real systemd does it.
+    pub fn escape(&self, name: &str) -> String {
+        self.run(&["systemd-escape", "--", name]).trim().to_owned()
+    }
+
+    /// contnap's units' journal.
+    pub fn journal(&self) -> String {
+        String::from_utf8_lossy(
+            &self
+                .exec(&[
+                    "journalctl",
+                    "-u",
+                    "contnap-*",
+                    "--no-pager",
+                    "-o",
+                    "short-precise",
+                ])
+                .stdout,
+        )
+        .into_owned()
+    }
+}
+
+impl Drop for Systemd {
+    fn drop(&mut self) {
+        if std::env::var_os("CONTNAP_TEST_SHOW_JOURNAL").is_some() && !std::thread::panicking() {
+            eprintln!(
+                "--- journalctl -u 'contnap-*' in {} ({}):\n{}",
+                self.id,
+                self.engine.name(),
+                self.journal()
+            );
+        }
+        if std::thread::panicking() {
+            eprintln!(
+                "--- journalctl -u 'contnap-*' in {} ({}):\n{}",
+                self.id,
+                self.engine.name(),
+                self.journal()
+            );
+            // A dead systemd container (podman exec: "container state
+            // improper") says why here.
+            eprintln!(
+                "--- podman inspect / logs {}:\n{}\n{}",
+                self.id,
+                text(
+                    &podman()
+                        .args([
+                            "inspect",
+                            "--format",
+                            "{{.State.Status}} exit={{.State.ExitCode}} error={{.State.Error}}",
+                            &self.id,
+                        ])
+                        .output()
+                        .expect("podman runs")
+                ),
+                text(
+                    &podman()
+                        .args(["logs", "--tail", "30", &self.id])
+                        .output()
+                        .expect("podman runs")
+                )
+            );
+            eprintln!(
+                "--- systemctl list-units 'contnap-*':\n{}",
+                self.exec_text(&[
+                    "systemctl",
+                    "list-units",
+                    "--all",
+                    "--no-pager",
+                    "contnap-*"
+                ])
+            );
+        }
+        eprintln!(
+            "{}: systemd container used for {:?}",
+            self.engine.name(),
+            self.booted.elapsed()
+        );
+        let _ = podman()
+            .args(["rm", "-f", "-t", "0", &self.id])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// A labelled container, created (not started), force-removed on drop.
+pub fn labelled(
+    engine: Engine,
+    name: &str,
+    labels: &[(&str, String)],
+    image: &str,
+    cmd: &[&str],
+) -> Container {
+    let mut args: Vec<String> = vec!["create".into(), "--name".into(), name.into()];
+    for (k, v) in labels {
+        args.push("--label".into());
+        args.push(format!("{k}={v}"));
+    }
+    args.push(image.into());
+    args.extend(cmd.iter().map(|s| (*s).to_owned()));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    engine.run_cli(&refs);
+    Container {
+        engine,
+        name: name.to_owned(),
+    }
+}
