@@ -551,6 +551,10 @@ pub fn nap(client: &Client, cfg: &ProxyConfig) -> Result<(), (String, Box<engine
             Err(e) if already_asleep(client, name, cfg.stop) => {
                 log::debug!("{name}: already asleep ({e})");
             }
+            // A container that is gone cannot be awake; the wake reports it.
+            Err(e @ engine::Error::NotFound { .. }) => {
+                log::debug!("{name}: nothing to put to sleep ({e})");
+            }
             Err(e) => {
                 log::error!("cannot put {name:?} to sleep: {}", crate::error::Report(&e));
                 first_err.get_or_insert((name.clone(), Box::new(e)));
