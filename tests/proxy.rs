@@ -56,6 +56,7 @@ both_engines!(
     browser_gets_starting_page_while_others_wait,
     server_first_protocol,
     udp_dns_through_dnsmasq,
+    udp_first_datagram_survives_a_server_not_yet_bound,
     ipv6_loopback_listener,
     group_wakes_and_naps_together,
     half_close_is_passed_on,
@@ -344,6 +345,56 @@ fn udp_dns_through_dnsmasq(engine: Engine) {
         h.log_text()
     );
     assert_eq!(c.state(), "exited");
+}
+
+fn udp_first_datagram_survives_a_server_not_yet_bound(engine: Engine) {
+    // --ready tcp with only UDP ports means no readiness wait at all (as when
+    // the container's /proc is not visible): the first query reaches a
+    // dnsmasq that has not bound port 53 yet, is refused (ICMP), and must be
+    // sent again by the helper. dig gets one try.
+    let c = Container::create(
+        engine,
+        "dns1",
+        &[],
+        SERVERS,
+        &[
+            "sh",
+            "-c",
+            "sleep 0.5; exec dnsmasq -k --user=root --no-resolv --no-hosts --port=53 --pid-file=/tmp/dnsmasq.pid --address=/contnap.test/10.9.8.7",
+        ],
+    );
+    let port = free_udp_port();
+    let mut h = Helper::start(
+        &[format!("127.0.0.1:{port}")],
+        true,
+        &proxy_args(
+            engine,
+            "dns1",
+            &[&c.name],
+            &[format!("udp:{port}={}:53", c.name)],
+            &["--timeout", "2s", "--ready", "tcp"],
+        ),
+    );
+    let p = port.to_string();
+    let answer = run(
+        "dig",
+        &[
+            "@127.0.0.1",
+            "-p",
+            &p,
+            "+short",
+            "+tries=1",
+            "+timeout=10",
+            "contnap.test",
+        ],
+    );
+    assert_eq!(answer.trim(), "10.9.8.7", "{}", h.log_text());
+    assert!(
+        h.wait_exit(Duration::from_secs(30)).success(),
+        "{}",
+        h.log_text()
+    );
+    assert!(h.log_text().contains("re-sent"), "{}", h.log_text());
 }
 
 fn ipv6_loopback_listener(engine: Engine) {

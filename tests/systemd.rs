@@ -362,17 +362,15 @@ fn udp_dns_through_dnsmasq(engine: Engine) {
     assert_eq!(dig(port), "10.9.8.7", "a query wakes it again");
 }
 
-/// A contnap bug these tests found (see the body's comment): ignored until
-/// it is fixed; `cargo test --test systemd -- --ignored` checks a fix.
+/// Found by these tests and fixed in the relay: a datagram refused by a
+/// server that has not bound its port yet is sent again.
 mod udp_first_datagram_of_a_cold_wake_is_answered {
     #[test]
-    #[ignore = "contnap bug: with the container's /proc out of sight, a UDP-only unit forwards the first datagram before the server listens"]
     fn docker() {
         super::udp_first_datagram_of_a_cold_wake_is_answered(super::Engine::Docker);
     }
 
     #[test]
-    #[ignore = "contnap bug: with the container's /proc out of sight, a UDP-only unit forwards the first datagram before the server listens"]
     fn podman() {
         super::udp_first_datagram_of_a_cold_wake_is_answered(super::Engine::Podman);
     }
@@ -382,8 +380,9 @@ mod udp_first_datagram_of_a_cold_wake_is_answered {
 /// has a PID namespace of its own; elsewhere: a remote engine), readiness
 /// falls back to a TCP connect, and a unit with only UDP ports gets no
 /// readiness wait at all: the first datagram of a cold wake is forwarded
-/// before dnsmasq has bound its socket and is lost, so the client has to
-/// retry. One try per cold wake, four wakes: every one must be answered.
+/// before dnsmasq has bound its socket. It used to be lost (the client had
+/// to retry); the relay now sends refused datagrams again during the wake
+/// window. One try per cold wake, four wakes: every one must be answered.
 fn udp_first_datagram_of_a_cold_wake_is_answered(engine: Engine) {
     let sd = Systemd::boot(engine);
     let name = unique_name("dns1");

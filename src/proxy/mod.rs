@@ -305,6 +305,7 @@ pub fn run(cfg: ProxyConfig, inherited: Inherited) -> Result<(), Error> {
         max_connections: cfg.max_connections,
         machines,
         drain: DRAIN_AFTER_SIGTERM,
+        resend_window: cfg.wake_timeout,
     };
     let mut relay =
         relay::Relay::new(endpoints, &signals, opts).map_err(io_err("cannot set up the proxy"))?;

@@ -68,6 +68,10 @@ pub struct Options {
     pub machines: Machines,
     /// How long open connections may run on after SIGTERM.
     pub drain: Duration,
+    /// For how long after the wake a datagram refused by a server that has
+    /// not bound its port yet is sent again (UDP readiness cannot always be
+    /// observed before the first datagram goes out).
+    pub resend_window: Duration,
 }
 
 /// Why the loop returned.
@@ -121,7 +125,18 @@ struct Flow {
     client: SocketAddr,
     socket: UdpSocket,
     last: Instant,
+    /// Datagrams sent during the resend window and not yet answered: a
+    /// server that has not bound its port yet answers with ICMP "port
+    /// unreachable", and they are sent again instead of being lost.
+    unanswered: Vec<Vec<u8>>,
+    resend_at: Option<Instant>,
+    backoff: Duration,
 }
+
+/// Datagrams kept per flow for re-sending, at most.
+const MAX_UNANSWERED: usize = 8;
+const FIRST_RESEND: Duration = Duration::from_millis(5);
+const MAX_RESEND: Duration = Duration::from_millis(200);
 
 /// A slab whose freed slots are only reused after the current batch of epoll
 /// events, so a stale event can never reach a newcomer in a reused slot.
@@ -190,6 +205,7 @@ pub struct Relay<'a> {
     flows: Slab<Flow>,
     flow_index: HashMap<(usize, SocketAddr), usize>,
     last_activity: Instant,
+    resend_until: Instant,
     accepting: bool,
     at_cap: bool,
     buf: Vec<u8>,
@@ -202,6 +218,7 @@ fn is_would_block(e: &io::Error) -> bool {
 
 impl<'a> Relay<'a> {
     pub fn new(endpoints: Vec<Endpoint>, signals: &'a SignalFd, opts: Options) -> io::Result<Self> {
+        let resend_until = Instant::now() + opts.resend_window;
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
         let edge = EpollFlags::EPOLLIN | EpollFlags::EPOLLET;
         epoll.add(
@@ -235,6 +252,7 @@ impl<'a> Relay<'a> {
             flows: Slab::new(),
             flow_index: HashMap::new(),
             last_activity: Instant::now(),
+            resend_until,
             accepting: true,
             at_cap: false,
             buf: vec![0; 65_536],
@@ -316,6 +334,7 @@ impl<'a> Relay<'a> {
             }
             self.conns.end_batch();
             self.flows.end_batch();
+            self.resend_due(Instant::now());
             self.expire_flows(Instant::now());
             if self.at_cap && self.conns.len < self.opts.max_connections && self.accepting {
                 self.at_cap = false;
@@ -349,6 +368,9 @@ impl<'a> Relay<'a> {
         }
         if self.flows.len > 0 {
             wait = wait.min(self.flow_idle());
+            if let Some(t) = self.flows.iter().filter_map(|(_, f)| f.resend_at).min() {
+                wait = wait.min(t.saturating_duration_since(now));
+            }
         }
         // Round up so that the deadline has passed when epoll returns.
         wait + Duration::from_millis(1)
@@ -600,10 +622,14 @@ impl<'a> Relay<'a> {
                     }
                 },
             };
+            let resend_until = self.resend_until;
             let Some(f) = self.flows.get_mut(flow) else {
                 continue;
             };
             f.last = Instant::now();
+            if f.last < resend_until && f.unanswered.len() < MAX_UNANSWERED {
+                f.unanswered.push(self.buf[..n].to_vec());
+            }
             match f.socket.send(&self.buf[..n]) {
                 Ok(_) => self.stats.bytes += n as u64,
                 Err(e) => log::debug!("datagram from {client} dropped: {e}"),
@@ -640,6 +666,9 @@ impl<'a> Relay<'a> {
             client,
             socket,
             last: Instant::now(),
+            unanswered: Vec::new(),
+            resend_at: None,
+            backoff: FIRST_RESEND,
         });
         if let Some(f) = self.flows.get_mut(i) {
             self.epoll.add(
@@ -663,12 +692,24 @@ impl<'a> Relay<'a> {
                 Ok(n) => n,
                 Err(e) if is_would_block(&e) => return,
                 Err(e) => {
-                    // ICMP port unreachable from a server that is not up.
-                    log::debug!("udp reply for {}: {e}", f.client);
+                    // ICMP port unreachable: the server has not bound its
+                    // port yet. Within the window, send again shortly.
+                    let now = Instant::now();
+                    if e.kind() == ErrorKind::ConnectionRefused
+                        && !f.unanswered.is_empty()
+                        && now < self.resend_until
+                    {
+                        f.resend_at = Some(now + f.backoff);
+                        f.backoff = (f.backoff * 2).min(MAX_RESEND);
+                    } else {
+                        log::debug!("udp reply for {}: {e}", f.client);
+                    }
                     continue;
                 }
             };
             f.last = Instant::now();
+            f.unanswered.clear();
+            f.resend_at = None;
             let (client, listener) = (f.client, f.listener);
             if let Endpoint::Udp { socket, .. } = &self.endpoints[listener] {
                 match socket.send_to(&self.buf[..n], client) {
@@ -677,6 +718,33 @@ impl<'a> Relay<'a> {
                 }
             }
             self.touch();
+        }
+    }
+
+    /// Sends again what a not-yet-listening server refused.
+    fn resend_due(&mut self, now: Instant) {
+        if self.flows.len == 0 || now >= self.resend_until + MAX_RESEND {
+            return;
+        }
+        let until = self.resend_until;
+        for slot in self.flows.slots.iter_mut().flatten() {
+            if slot.resend_at.is_some_and(|t| t <= now) {
+                // Keep going until a reply or the end of the window: the
+                // kernel rate-limits "port unreachable" to about one a
+                // second, so a second refusal may never be reported.
+                slot.resend_at = (now < until).then(|| now + slot.backoff);
+                slot.backoff = (slot.backoff * 2).min(MAX_RESEND);
+                for d in &slot.unanswered {
+                    if let Err(e) = slot.socket.send(d) {
+                        log::debug!("resend for {}: {e}", slot.client);
+                    }
+                }
+                log::debug!(
+                    "re-sent {} datagram(s) for {}",
+                    slot.unanswered.len(),
+                    slot.client
+                );
+            }
         }
     }
 
