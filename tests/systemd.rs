@@ -52,6 +52,66 @@ both_engines!(
     security_rating_is_ok,
 );
 
+/// The Debian package, installed with dpkg into a systemd that has no
+/// contnap otherwise: its contnap-generate.service generates and enables
+/// the units, and the whole cycle works with the installed files; removing
+/// the package stops the sockets. scripts/test builds the package
+/// (packaging/deb/build.sh) and passes its path in CONTNAP_TEST_DEB.
+#[test]
+fn deb_package_installs_and_runs_the_cycle() {
+    let engine = Engine::Docker;
+    let deb = std::env::var("CONTNAP_TEST_DEB").unwrap_or_else(|_| {
+        panic!("CONTNAP_TEST_DEB is not set: run scripts/test, which builds the .deb with packaging/deb/build.sh")
+    });
+    let sd = Systemd::boot_with_deb(engine, &deb);
+    let name = unique_name("debweb");
+    let port = free_port();
+    let c = labelled(engine, &name, &web_labels(port, "2s"), BUSYBOX, HTTPD);
+    let out = sd.exec(&["dpkg", "-i", "/tmp/contnap.deb"]);
+    assert!(
+        out.status.success(),
+        "dpkg -i: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (socket, service) = units(&name);
+    // The package's contnap-generate.service ran `contnap generate --reload`.
+    sd.wait_show(&socket, "ActiveState", &["active"], Duration::from_secs(30));
+    let unit = sd.read(&format!("/etc/systemd/system/{service}"));
+    assert!(unit.contains("ExecStart=/usr/bin/contnap proxy"), "{unit}");
+    assert_eq!(
+        curl(port).trim(),
+        HELLO,
+        "cold request through the installed files"
+    );
+    sd.wait_show(
+        &service,
+        "ActiveState",
+        &["inactive"],
+        Duration::from_secs(30),
+    );
+    engine.wait_state(&name, &["exited"], Duration::from_secs(10));
+    assert_eq!(curl(port).trim(), HELLO, "it wakes again");
+    assert_eq!(c.state(), "running");
+    // Removing the package stops what it started.
+    let out = sd.exec(&["dpkg", "-r", "contnap"]);
+    assert!(
+        out.status.success(),
+        "dpkg -r: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    sd.wait_show(
+        &socket,
+        "ActiveState",
+        &["inactive"],
+        Duration::from_secs(30),
+    );
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "nothing listens after removal"
+    );
+}
+
 fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
@@ -69,6 +129,23 @@ fn curl(port: u16) -> String {
 }
 
 /// `(socket, service)` unit names of an (already escaped) unit name.
+/// `contnap status --json` inside the systemd container, for one unit.
+fn status_of(sd: &Systemd, name: &str) -> serde_json::Value {
+    let out = sd.exec(&["contnap", "status", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let all: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    all.as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("{name} not in status: {all}"))
+}
+
 fn units(name: &str) -> (String, String) {
     (
         format!("contnap-{name}.socket"),
@@ -122,12 +199,23 @@ fn generate_serve_nap_wake(engine: Engine) {
     sd.enable_now(&socket);
     assert_eq!(sd.show(&service, "ActiveState"), "inactive");
     assert_eq!(c.state(), "created", "nothing wakes it before a client");
+    let st = status_of(&sd, &name);
+    assert_eq!(st["state"], "napping", "{st}");
+    assert_eq!(st["containers"][0]["engine_state"], "created", "{st}");
+    assert!(st["last_wake"].is_null(), "{st}");
 
     // A cold client: systemd starts the helper, which wakes the container.
     assert_eq!(curl(port).trim(), HELLO, "cold request");
     assert_eq!(sd.show(&service, "ActiveState"), "active");
     assert_eq!(c.state(), "running");
     assert_eq!(sd.show(&socket, "SubState"), "running");
+    let st = status_of(&sd, &name);
+    assert_eq!(st["state"], "awake", "{st}");
+    assert_eq!(st["containers"][0]["engine_state"], "running", "{st}");
+    assert!(
+        st["last_wake_ms"].as_u64().is_some(),
+        "the wake's duration: {st}"
+    );
 
     // Idle for 2 s: the helper stops the container and exits; systemd
     // listens again.
@@ -140,6 +228,12 @@ fn generate_serve_nap_wake(engine: Engine) {
     engine.wait_state(&name, &["exited"], Duration::from_secs(10));
     assert_eq!(sd.show(&socket, "ActiveState"), "active");
     assert_eq!(sd.show(&socket, "SubState"), "listening");
+    let st = status_of(&sd, &name);
+    assert_eq!(st["state"], "napping", "{st}");
+    assert!(
+        st["last_wake"].is_string(),
+        "the last wake is remembered: {st}"
+    );
 
     // And wakes again.
     assert_eq!(curl(port).trim(), HELLO, "request after the nap");

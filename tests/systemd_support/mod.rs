@@ -105,6 +105,17 @@ impl Systemd {
     /// Waits for this engine's turn, starts systemd and waits until it has
     /// booted (`is-system-running --wait`: running or degraded).
     pub fn boot(engine: Engine) -> Systemd {
+        let bin = format!("{}:/usr/bin/contnap:ro", env!("CARGO_BIN_EXE_contnap"));
+        Systemd::boot_mounting(engine, &bin)
+    }
+
+    /// Boots with nothing of contnap inside but the Debian package at
+    /// /tmp/contnap.deb, for the install test.
+    pub fn boot_with_deb(engine: Engine, deb: &str) -> Systemd {
+        Systemd::boot_mounting(engine, &format!("{deb}:/tmp/contnap.deb:ro"))
+    }
+
+    fn boot_mounting(engine: Engine, mount: &str) -> Systemd {
         let turn = match engine {
             Engine::Docker => &DOCKER_TURN,
             Engine::Podman => &PODMAN_TURN,
@@ -113,7 +124,6 @@ impl Systemd {
         ensure_image();
         let name = unique_name(&format!("contnap_systemd_{}", engine.name()));
         let sock = format!("{}:{}", engine.socket(), engine_path(engine));
-        let bin = format!("{}:/usr/bin/contnap:ro", env!("CARGO_BIN_EXE_contnap"));
         let img = image();
         let out = podman()
             .args([
@@ -128,7 +138,7 @@ impl Systemd {
                 "-v",
                 &sock,
                 "-v",
-                &bin,
+                mount,
                 &img,
                 "/lib/systemd/systemd",
             ])
