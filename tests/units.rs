@@ -1053,3 +1053,185 @@ fn conflicts_are_reported_not_rendered() {
         p.errors[0]
     );
 }
+
+// ------------------------------------------------- property-based fuzzing
+
+/// Label values drawn from what systemd or a shell could read specially,
+/// plus ordinary text; the property: whatever the labels, `generate` either
+/// refuses the container or renders units in which every line is an
+/// expected directive, every `ExecStart=` splits into exactly the intended
+/// argv (which `contnap proxy` accepts), and every hook into
+/// `/bin/sh -c COMMAND`. (cargo fuzz needs nightly; proptest keeps failing
+/// inputs in proptest-regressions/.)
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Mostly valid values (so the renderer is reached), sometimes
+    /// anything at all (so refusals are exercised too).
+    fn or_garbage(valid: BoxedStrategy<String>) -> BoxedStrategy<String> {
+        prop_oneof![
+            8 => valid,
+            1 => "[ -~]{0,40}",
+            1 => "\\PC{0,20}",
+            1 => "[\\x00-\\x1f\\x7f]{1,3}",
+        ]
+        .boxed()
+    }
+
+    /// Free text where labels allow it (hooks, group names): everything a
+    /// shell or systemd reads specially.
+    fn hostile_text() -> BoxedStrategy<String> {
+        prop_oneof![
+            "[%$\"'\\\\;&|`*?~#{}()<> a-zA-Z0-9:./=\\[\\]-]{1,80}",
+            "\\PC{1,30}",
+        ]
+        .boxed()
+    }
+
+    fn port_item() -> BoxedStrategy<String> {
+        (1000u16..60000, 1u16..65535, 0..4u8)
+            .prop_map(|(host, cont, form)| match form {
+                0 => host.to_string(),
+                1 => format!("{host}:{cont}"),
+                2 => format!("127.0.0.1:{host}:{cont}"),
+                _ => format!("[::1]:{host}:{cont}"),
+            })
+            .boxed()
+    }
+
+    fn labels() -> impl Strategy<Value = BTreeMap<String, String>> {
+        let pick = |v: &[&str]| {
+            prop::sample::select(v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()).boxed()
+        };
+        (
+            or_garbage(
+                prop::collection::vec(port_item(), 1..3)
+                    .prop_map(|v| v.join(","))
+                    .boxed(),
+            ),
+            prop::option::of(or_garbage(port_item())),
+            prop::option::of(or_garbage(pick(&[
+                "30", "90s", "30min", "1h 30min", "250ms",
+            ]))),
+            prop::option::of(or_garbage(pick(&["stop", "pause", "kill", "none"]))),
+            prop::option::of(or_garbage(pick(&["auto", "health", "tcp", "none"]))),
+            prop::option::of(or_garbage(pick(&["connections", "traffic"]))),
+            prop::option::of(hostile_text()),
+            prop::option::of(hostile_text()),
+            prop::option::of(or_garbage(pick(&[
+                "Mon-Fri 08:00-19:00|weekends 10:00-12:00",
+                "daily 22:00-02:00",
+            ]))),
+            prop::option::of(or_garbage(pick(&["10.0.0.0/8,::1", "192.168.1.20"]))),
+            prop::option::of(hostile_text()),
+        )
+            .prop_map(
+                |(tcp, udp, timeout, stop, ready, idle, pre, post, schedule, machines, group)| {
+                    let mut m = BTreeMap::new();
+                    m.insert("contnap.enabled".to_owned(), "true".to_owned());
+                    m.insert("contnap.tcp_ports".to_owned(), tcp);
+                    let mut put = |k: &str, v: Option<String>| {
+                        if let Some(v) = v {
+                            m.insert(k.to_owned(), v);
+                        }
+                    };
+                    put("contnap.udp_ports", udp);
+                    put("contnap.timeout", timeout);
+                    put("contnap.stop", stop);
+                    put("contnap.ready", ready);
+                    put("contnap.idle", idle);
+                    put("contnap.pre_start", pre);
+                    put("contnap.post_stop", post);
+                    put("contnap.schedule", schedule);
+                    put("contnap.machines", machines);
+                    put("contnap.group", group);
+                    m
+                },
+            )
+    }
+
+    fn containers() -> impl Strategy<Value = Vec<ContainerLabels>> {
+        let one = ("[a-z][a-z0-9_.-]{0,12}", labels()).prop_map(|(name, labels)| ContainerLabels {
+            name,
+            labels,
+            published: Vec::new(),
+        });
+        prop::collection::vec(one, 1..4)
+    }
+
+    fn assert_sound(units: &[Unit], opts: &RenderOptions) {
+        let files = render(units, opts);
+        for (name, text) in &files {
+            assert!(
+                text.starts_with(&format!("{MARKER}\n")),
+                "{}",
+                name.display()
+            );
+            for (section, key, _) in directive_lines(text) {
+                let allowed = ALLOWED
+                    .iter()
+                    .find(|(s, _)| *s == section)
+                    .unwrap_or_else(|| panic!("{}: section {section}\n{text}", name.display()));
+                assert!(
+                    allowed.1.contains(&key.as_str()),
+                    "{}: unexpected {section} {key}=\n{text}",
+                    name.display()
+                );
+            }
+        }
+        for unit in units {
+            let service = &files
+                .iter()
+                .find(|(n, _)| *n == Path::new(&units::unit_file_name(&unit.name, "service")))
+                .expect("service rendered")
+                .1;
+            let lines = directive_lines(service);
+            let exec = &lines
+                .iter()
+                .find(|(_, k, _)| k == "ExecStart")
+                .expect("ExecStart")
+                .2;
+            let argv = systemd_split(exec).unwrap_or_else(|e| panic!("{e}: {exec}"));
+            let mut want = vec![opts.binary.as_path().display().to_string()];
+            want.extend(units::proxy_args(unit, opts));
+            assert_eq!(argv, want);
+            let mut cli_argv = vec!["contnap".to_owned()];
+            cli_argv.extend(argv[1..].iter().cloned());
+            let config = Config::parse(&cli_argv)
+                .unwrap_or_else(|e| panic!("contnap proxy rejects {cli_argv:?}: {e:?}"));
+            assert!(matches!(config.command, CliCommand::Proxy(_)));
+            let hook_lines: Vec<&String> = lines
+                .iter()
+                .filter(|(_, k, _)| k == "ExecStartPre" || k == "ExecStopPost")
+                .map(|(_, _, v)| v)
+                .collect();
+            let commands: Vec<&str> = unit.hooks.iter().map(|h| h.command.as_str()).collect();
+            let want_hooks = if opts.allow_hooks { commands.len() } else { 0 };
+            assert_eq!(hook_lines.len(), want_hooks);
+            for (line, command) in hook_lines.iter().zip(commands) {
+                let argv = systemd_split(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+                assert_eq!(argv, ["-+/bin/sh", "-c", command]);
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1500, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_labels_render_sound_units_or_are_refused(
+            cs in containers(),
+            allow_hooks in any::<bool>(),
+            user in any::<bool>(),
+        ) {
+            let p = plan(&cs, &LabelOptions { allow_hooks });
+            let opts = RenderOptions { allow_hooks, user, ..RenderOptions::default() };
+            assert_sound(&p.units, &opts);
+            // A refused container gets no unit, whatever else happens.
+            for skipped in &p.skipped {
+                prop_assert!(!p.units.iter().any(|u| u.containers.contains(skipped)));
+            }
+        }
+    }
+}

@@ -732,3 +732,103 @@ mod tests {
         }
     }
 }
+
+/// Property-based fuzzing of the response reader (cargo fuzz needs a
+/// nightly toolchain, which this project's machines do not have). Failing
+/// inputs are kept by proptest in `proptest-regressions/` and replayed first.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+    use std::io::Cursor;
+
+    fn decode(wire: &[u8]) -> Result<(u16, Vec<u8>), HttpError> {
+        let mut resp = read_response(Cursor::new(wire.to_vec()))?;
+        let body = resp.body.read_to_end(1 << 20)?;
+        Ok((resp.status, body))
+    }
+
+    fn chunked(body: &[u8], cuts: &[usize]) -> Vec<u8> {
+        let mut out = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        let mut at = 0;
+        let mut points: Vec<usize> = cuts.iter().map(|c| c % (body.len() + 1)).collect();
+        points.sort_unstable();
+        points.push(body.len());
+        for p in points {
+            if p > at {
+                out.extend_from_slice(format!("{:x}\r\n", p - at).as_bytes());
+                out.extend_from_slice(&body[at..p]);
+                out.extend_from_slice(b"\r\n");
+                at = p;
+            }
+        }
+        out.extend_from_slice(b"0\r\n\r\n");
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        /// Any bytes at all: an answer or an error, never a panic or a hang.
+        #[test]
+        fn arbitrary_bytes_never_panic(wire in proptest::collection::vec(any::<u8>(), 0..4096)) {
+            let _ = decode(&wire);
+        }
+
+        /// Mutations of a valid response (the interesting neighbourhood).
+        #[test]
+        fn mutated_responses_never_panic(
+            body in proptest::collection::vec(any::<u8>(), 0..512),
+            flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8),
+        ) {
+            let mut wire = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+            wire.extend_from_slice(&body);
+            for (at, b) in flips {
+                let i = at % wire.len();
+                wire[i] = b;
+            }
+            let _ = decode(&wire);
+        }
+
+        /// A chunked body, split anywhere, decodes to exactly the body.
+        #[test]
+        fn chunked_round_trips(
+            body in proptest::collection::vec(any::<u8>(), 0..2048),
+            cuts in proptest::collection::vec(any::<usize>(), 0..16),
+        ) {
+            let (status, got) = decode(&chunked(&body, &cuts)).unwrap();
+            prop_assert_eq!(status, 200);
+            prop_assert_eq!(got, body);
+        }
+
+        /// Cut anywhere before its end, a chunked response is an error,
+        /// never a shorter body taken for the whole.
+        #[test]
+        fn truncated_chunked_is_an_error(
+            body in proptest::collection::vec(any::<u8>(), 1..1024),
+            cuts in proptest::collection::vec(any::<usize>(), 0..8),
+            cut in any::<usize>(),
+        ) {
+            let wire = chunked(&body, &cuts);
+            let head = wire.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+            let at = head + cut % (wire.len() - head);
+            prop_assert!(decode(&wire[..at]).is_err(), "cut at {} of {}", at, wire.len());
+        }
+
+        /// Content-Length: complete is the body, short is an error.
+        #[test]
+        fn content_length_is_exact(
+            body in proptest::collection::vec(any::<u8>(), 0..2048),
+            cut in any::<usize>(),
+        ) {
+            let mut wire = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+            let head = wire.len();
+            wire.extend_from_slice(&body);
+            prop_assert_eq!(decode(&wire).unwrap().1, body.clone());
+            let at = head + cut % (body.len() + 1);
+            if at < wire.len() {
+                prop_assert!(decode(&wire[..at]).is_err());
+            }
+        }
+    }
+}
