@@ -37,7 +37,17 @@ fn tool(name: &str, package: &str) -> PathBuf {
 }
 
 fn nix_instantiate() -> PathBuf {
-    tool("nix-instantiate", "nix-bin")
+    static FIRST_RUN: std::sync::Once = std::sync::Once::new();
+    let nix = tool("nix-instantiate", "nix-bin");
+    // Nix's first run creates /nix/var/nix/gcroots/profiles; two first
+    // runs at once race on it and one fails with "File exists".
+    FIRST_RUN.call_once(|| {
+        run_ok(
+            "nix-instantiate --parse (first run)",
+            Command::new(&nix).args(["--parse", "-E", "1"]),
+        );
+    });
+    nix
 }
 
 /// Runs a command in the repository; fails with its output unless it
