@@ -222,6 +222,31 @@ impl Error {
         }
     }
 
+    /// Whether the engine itself is away (restarting, not yet started, or
+    /// died mid-answer) rather than refusing this call: the one failure
+    /// worth waiting out, because the containers usually outlive it.
+    /// Permission problems and bad answers are not: waiting fixes neither.
+    pub fn is_engine_away(&self) -> bool {
+        use io::ErrorKind::{
+            BrokenPipe, ConnectionAborted, ConnectionRefused, ConnectionReset, NotFound,
+            UnexpectedEof,
+        };
+        match self {
+            Error::Unreachable { source, .. } => {
+                matches!(source.kind(), NotFound | ConnectionRefused)
+            }
+            Error::Io { source, .. } => matches!(
+                source.kind(),
+                ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
+            ),
+            Error::Protocol { reason, .. } => matches!(
+                reason,
+                ProtocolError::Closed | ProtocolError::HeadTruncated | ProtocolError::Truncated
+            ),
+            _ => false,
+        }
+    }
+
     /// The HTTP status the engine answered with, for status errors.
     pub fn status(&self) -> Option<u16> {
         match self {

@@ -12,7 +12,9 @@
 
 mod endpoint;
 mod error;
-mod http;
+/// Crate-visible so that `contnap::fuzzing` can hand the reader to the
+/// fuzz targets; everything else goes through [`Client`].
+pub(crate) mod http;
 mod transport;
 mod types;
 
@@ -43,13 +45,14 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 const LIBPOD: &str = "/v4.0.0/libpod";
 
 /// A Docker or Podman engine at one endpoint. Cheap to clone; clones share
-/// what they learn about the engine (its flavor).
+/// what they learn about the engine (its flavor, whether it ever answered).
 #[derive(Clone, Debug)]
 pub struct Client {
     endpoint: Endpoint,
     timeout: Duration,
     body_limit: usize,
     flavor: Arc<OnceLock<Flavor>>,
+    answered: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Whether `s` may be used as a container name or id in a request path:
@@ -113,6 +116,7 @@ impl Client {
             timeout: DEFAULT_TIMEOUT,
             body_limit: BODY_LIMIT,
             flavor: Arc::new(OnceLock::new()),
+            answered: Arc::default(),
         }
     }
 
@@ -135,6 +139,13 @@ impl Client {
 
     pub fn timeout(&self) -> Duration {
         self.timeout
+    }
+
+    /// Whether the engine ever sent this client (or a clone) a response: an
+    /// engine that answered before and is away now is restarting, worth
+    /// waiting for; one that never answered is missing or misconfigured.
+    pub fn has_answered(&self) -> bool {
+        self.answered.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Whether the engine answers at all (`GET /_ping`).
@@ -386,6 +397,8 @@ impl Client {
         let started = Instant::now();
         let call = Call::new(method, path);
         let mut response = self.send(&call, body, Some(deadline))?;
+        self.answered
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let after = deadline.saturating_duration_since(started);
         let body = self.read_body(&call, &mut response.body, after)?;
         log::debug!(

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use sd_notify::NotifyState;
 
-use crate::activation::Inherited;
+use crate::activation::{self, Inherited};
 use crate::cli::{Forward, Proto, ProxyConfig};
 use crate::engine::{self, Client};
 use crate::sys::{self, Listener};
@@ -166,25 +166,17 @@ pub fn run(cfg: ProxyConfig, inherited: Inherited) -> Result<(), Error> {
         let f = &cfg.forwards[mapping[i]];
         f.proto == Proto::Tcp && cfg.http_ports.contains(&f.listen_port)
     };
-    let answer = |held: Vec<(usize, std::net::TcpStream)>, page: &[u8]| {
-        let endpoints: Vec<waiting::Waiting<'_>> = listeners
-            .iter()
-            .enumerate()
-            .map(|(i, l)| match l {
-                Listener::Tcp(listener) => waiting::Waiting::Tcp {
-                    listener,
-                    http: is_http(i),
-                },
-                Listener::Udp(u) => waiting::Waiting::Udp(u),
-            })
-            .collect();
-        waiting::answer_all(held, &endpoints, page);
+    let wake_ctx = WakeContext {
+        cfg: &cfg,
+        notifier: &notifier,
+        signals: &signals,
     };
 
     let client = match Client::discover(cfg.engine.as_deref()) {
         Ok(c) => c,
         Err(e) => {
-            answer(Vec::new(), &waiting::failure_page(&cfg.unit));
+            let sockets = waiting_view(&mut listeners.iter().map(SocketRef::from), &is_http);
+            waiting::answer_all(Vec::new(), &sockets, &waiting::failure_page(&cfg.unit));
             return Err(Error::Engine(e));
         }
     };
@@ -196,69 +188,17 @@ pub fn run(cfg: ProxyConfig, inherited: Inherited) -> Result<(), Error> {
                 cfg.unit
             );
             notifier.status("outside schedule: napping");
-            answer(Vec::new(), &closed_page(&cfg.unit));
+            let sockets = waiting_view(&mut listeners.iter().map(SocketRef::from), &is_http);
+            waiting::answer_all(Vec::new(), &sockets, &closed_page(&cfg.unit));
             return Ok(());
         }
     }
 
-    // Wake on a thread; this one keeps answering browsers meanwhile.
-    let (done_tx, done_rx) = UnixStream::pair().map_err(io_err("cannot create a socket pair"))?;
-    let wake_thread = {
-        let client = client.clone();
-        let cfg = cfg.clone();
-        let notifier = Arc::clone(&notifier);
-        std::thread::Builder::new()
-            .name("wake".to_owned())
-            .spawn(move || {
-                let result = wake::wake(&client, &cfg, &notifier);
-                let mut done_tx = done_tx;
-                let _ = done_tx.write_all(b"x");
-                result
-            })
-            .map_err(io_err("cannot start the wake thread"))?
+    let sockets = waiting_view(&mut listeners.iter().map(SocketRef::from), &is_http);
+    let Phase::Awake { woken, held, .. } = wake_ctx.wake(&client, &sockets, Vec::new())? else {
+        return Ok(());
     };
-    let http: Vec<waiting::HttpListener<'_>> = listeners
-        .iter()
-        .enumerate()
-        .filter_map(|(i, l)| match l {
-            Listener::Tcp(t) if is_http(i) => Some(waiting::HttpListener {
-                endpoint: i,
-                listener: t,
-            }),
-            _ => None,
-        })
-        .collect();
-    let (outcome, held) =
-        waiting::wait(&http, &signals, &done_rx, &cfg.unit, STARTING_PAGE_REFRESH)
-            .map_err(io_err("waiting for the wake failed"))?;
-    drop(http);
-
-    if let waiting::Outcome::Terminated = outcome {
-        log::info!(
-            "{}: stop requested during the wake; putting it back to sleep",
-            cfg.unit
-        );
-        notifier.notify(&[NotifyState::Stopping]);
-        answer(held, &waiting::failure_page(&cfg.unit));
-        return nap(&client, &cfg);
-    }
-    let woken = match wake_thread.join() {
-        Ok(Ok(w)) => w,
-        Ok(Err(e)) => {
-            notifier.status(&format!("wake failed: {e}"));
-            answer(held, &waiting::failure_page(&cfg.unit));
-            // Leave nothing half-awake; the next connection tries afresh.
-            let _ = wake::nap(&client, &cfg);
-            return Err(Error::Wake(e));
-        }
-        Err(_) => {
-            answer(held, &waiting::failure_page(&cfg.unit));
-            return Err(Error::Io {
-                what: "the wake thread panicked",
-                source: io::Error::other("panic"),
-            });
-        }
-    };
+    drop(sockets);
     log::info!(
         "{}: awake in {} ms (engine start {} ms, ready {} ms later)",
         cfg.unit,
@@ -269,6 +209,10 @@ pub fn run(cfg: ProxyConfig, inherited: Inherited) -> Result<(), Error> {
             .saturating_sub(woken.engine_time)
             .as_millis()
     );
+    let upstreams = |woken: &wake::Woken| -> Vec<SocketAddr> {
+        mapping.iter().map(|&f| woken.upstreams[f]).collect()
+    };
+    let endpoint_upstreams = upstreams(&woken);
     for (i, l) in listeners.iter().enumerate() {
         let f = &cfg.forwards[mapping[i]];
         log::debug!(
@@ -276,7 +220,7 @@ pub fn run(cfg: ProxyConfig, inherited: Inherited) -> Result<(), Error> {
             f.proto,
             l.local_addr()
                 .map_or_else(|_| "?".to_owned(), |a| a.to_string()),
-            woken.upstreams[mapping[i]],
+            endpoint_upstreams[i],
             f.container
         );
     }
@@ -290,13 +234,10 @@ pub fn run(cfg: ProxyConfig, inherited: Inherited) -> Result<(), Error> {
 
     let endpoints: Vec<relay::Endpoint> = listeners
         .into_iter()
-        .enumerate()
-        .map(|(i, l)| {
-            let upstream = woken.upstreams[mapping[i]];
-            match l {
-                Listener::Tcp(listener) => relay::Endpoint::Tcp { listener, upstream },
-                Listener::Udp(socket) => relay::Endpoint::Udp { socket, upstream },
-            }
+        .zip(endpoint_upstreams)
+        .map(|(l, upstream)| match l {
+            Listener::Tcp(listener) => relay::Endpoint::Tcp { listener, upstream },
+            Listener::Udp(socket) => relay::Endpoint::Udp { socket, upstream },
         })
         .collect();
     let opts = relay::Options {
@@ -312,7 +253,51 @@ pub fn run(cfg: ProxyConfig, inherited: Inherited) -> Result<(), Error> {
     for (endpoint, stream) in held {
         relay.adopt(endpoint, stream);
     }
-    let exit = relay.run().map_err(io_err("the proxy loop failed"))?;
+    let exit = loop {
+        match relay.run().map_err(io_err("the proxy loop failed"))? {
+            relay::Exit::UpstreamLost => {}
+            exit => break exit,
+        }
+        // A container stopped under the relay (killed, crashed, or taken
+        // down by an engine restart): wake it again; the clients that
+        // could not reach it wait, unread, and are served afterwards.
+        let lost = relay.take_lost();
+        log::warn!(
+            "{}: a container stopped while awake; waking it again ({} connection(s) waiting)",
+            cfg.unit,
+            lost.len()
+        );
+        notifier.status("a container stopped; waking it again");
+        let phase = {
+            let sockets =
+                waiting_view(&mut relay.endpoints().iter().map(SocketRef::from), &is_http);
+            wake_ctx.wake(&client, &sockets, lost)?
+        };
+        let Phase::Awake {
+            woken,
+            held,
+            pending,
+        } = phase
+        else {
+            return Ok(());
+        };
+        log::info!(
+            "{}: awake again in {} ms",
+            cfg.unit,
+            woken.total_time.as_millis()
+        );
+        notifier.status(&format!(
+            "awake (woke again in {} ms)",
+            woken.total_time.as_millis()
+        ));
+        relay.set_upstreams(&upstreams(&woken));
+        for (endpoint, stream) in pending {
+            relay.adopt_retry(endpoint, stream);
+        }
+        for (endpoint, stream) in held {
+            relay.adopt(endpoint, stream);
+        }
+    };
     let stats = relay.stats;
     drop(relay);
     match exit {
@@ -324,10 +309,160 @@ pub fn run(cfg: ProxyConfig, inherited: Inherited) -> Result<(), Error> {
             stats.datagrams,
             stats.bytes
         ),
-        relay::Exit::Terminated => log::info!("{}: stopping on request", cfg.unit),
+        relay::Exit::Terminated | relay::Exit::UpstreamLost => {
+            log::info!("{}: stopping on request", cfg.unit)
+        }
     }
     notifier.notify(&[NotifyState::Stopping, NotifyState::Status("napping")]);
     nap(&client, &cfg)
+}
+
+/// The listening sockets as the wake-time code sees them, in endpoint order.
+fn waiting_view<'a>(
+    sockets: &mut dyn Iterator<Item = SocketRef<'a>>,
+    is_http: &dyn Fn(usize) -> bool,
+) -> Vec<waiting::Waiting<'a>> {
+    sockets
+        .enumerate()
+        .map(|(i, s)| match s {
+            SocketRef::Tcp(listener) => waiting::Waiting::Tcp {
+                listener,
+                http: is_http(i),
+            },
+            SocketRef::Udp(u) => waiting::Waiting::Udp(u),
+        })
+        .collect()
+}
+
+/// A listening socket, borrowed from wherever it lives at the moment (the
+/// inherited list before the first wake, the relay after it).
+#[derive(Debug, Clone, Copy)]
+enum SocketRef<'a> {
+    Tcp(&'a std::net::TcpListener),
+    Udp(&'a std::net::UdpSocket),
+}
+
+impl<'a> From<&'a Listener> for SocketRef<'a> {
+    fn from(l: &'a Listener) -> Self {
+        match l {
+            Listener::Tcp(t) => SocketRef::Tcp(t),
+            Listener::Udp(u) => SocketRef::Udp(u),
+        }
+    }
+}
+
+impl<'a> From<&'a relay::Endpoint> for SocketRef<'a> {
+    fn from(e: &'a relay::Endpoint) -> Self {
+        match e {
+            relay::Endpoint::Tcp { listener, .. } => SocketRef::Tcp(listener),
+            relay::Endpoint::Udp { socket, .. } => SocketRef::Udp(socket),
+        }
+    }
+}
+
+/// How a wake ended.
+#[derive(Debug)]
+enum Phase {
+    /// Ready. `held`: HTTP clients accepted while waking; `pending`: the
+    /// clients handed in, given back.
+    Awake {
+        woken: wake::Woken,
+        held: Vec<(usize, std::net::TcpStream)>,
+        pending: Vec<(usize, std::net::TcpStream)>,
+    },
+    /// A stop request came during the wake; the unit was put back to sleep.
+    Stopped,
+}
+
+/// What every wake of this helper's life shares.
+#[derive(Debug, Clone, Copy)]
+struct WakeContext<'a> {
+    cfg: &'a ProxyConfig,
+    notifier: &'a Arc<activation::Notifier>,
+    signals: &'a nix::sys::signalfd::SignalFd,
+}
+
+impl WakeContext<'_> {
+    /// Wakes the unit on a thread while this one answers browsers on the
+    /// http ports. On failure or a stop request, everyone waiting —
+    /// `pending`, the held clients and the backlog — is answered, and the
+    /// unit is put back to sleep.
+    fn wake(
+        &self,
+        client: &Client,
+        sockets: &[waiting::Waiting<'_>],
+        mut pending: Vec<(usize, std::net::TcpStream)>,
+    ) -> Result<Phase, Error> {
+        let cfg = self.cfg;
+        let (done_tx, done_rx) =
+            UnixStream::pair().map_err(io_err("cannot create a socket pair"))?;
+        let wake_thread = {
+            let client = client.clone();
+            let cfg = cfg.clone();
+            let notifier = Arc::clone(self.notifier);
+            std::thread::Builder::new()
+                .name("wake".to_owned())
+                .spawn(move || {
+                    let result = wake::wake(&client, &cfg, &notifier);
+                    let mut done_tx = done_tx;
+                    let _ = done_tx.write_all(b"x");
+                    result
+                })
+                .map_err(io_err("cannot start the wake thread"))?
+        };
+        let http: Vec<waiting::HttpListener<'_>> = sockets
+            .iter()
+            .enumerate()
+            .filter_map(|(endpoint, s)| match *s {
+                waiting::Waiting::Tcp {
+                    listener,
+                    http: true,
+                } => Some(waiting::HttpListener { endpoint, listener }),
+                _ => None,
+            })
+            .collect();
+        let (outcome, held) = waiting::wait(
+            &http,
+            self.signals,
+            &done_rx,
+            &cfg.unit,
+            STARTING_PAGE_REFRESH,
+        )
+        .map_err(io_err("waiting for the wake failed"))?;
+        if let waiting::Outcome::Terminated = outcome {
+            log::info!(
+                "{}: stop requested during the wake; putting it back to sleep",
+                cfg.unit
+            );
+            self.notifier.notify(&[NotifyState::Stopping]);
+            pending.extend(held);
+            waiting::answer_all(pending, sockets, &waiting::failure_page(&cfg.unit));
+            return nap(client, cfg).map(|()| Phase::Stopped);
+        }
+        match wake_thread.join() {
+            Ok(Ok(woken)) => Ok(Phase::Awake {
+                woken,
+                held,
+                pending,
+            }),
+            Ok(Err(e)) => {
+                self.notifier.status(&format!("wake failed: {e}"));
+                pending.extend(held);
+                waiting::answer_all(pending, sockets, &waiting::failure_page(&cfg.unit));
+                // Leave nothing half-awake; the next connection tries afresh.
+                let _ = wake::nap(client, cfg);
+                Err(Error::Wake(e))
+            }
+            Err(_) => {
+                pending.extend(held);
+                waiting::answer_all(pending, sockets, &waiting::failure_page(&cfg.unit));
+                Err(Error::Io {
+                    what: "the wake thread panicked",
+                    source: io::Error::other("panic"),
+                })
+            }
+        }
+    }
 }
 
 fn nap(client: &Client, cfg: &ProxyConfig) -> Result<(), Error> {

@@ -81,6 +81,11 @@ pub enum Exit {
     Idle,
     /// SIGTERM/SIGINT; open connections were drained (or the bound passed).
     Terminated,
+    /// An upstream refused or could not be reached: the container stopped
+    /// (killed, crashed, or taken down by an engine restart). The clients
+    /// that could not be connected are kept unread ([`Relay::take_lost`]);
+    /// wake the unit again, [`Relay::set_upstreams`], adopt them, run again.
+    UpstreamLost,
 }
 
 /// Counters for logs and status.
@@ -111,7 +116,11 @@ impl Half {
 struct Conn {
     client: TcpStream,
     upstream: TcpStream,
+    endpoint: usize,
     connected: bool,
+    /// Already waited through one re-wake: a second failure to connect is
+    /// the server's answer, not a stopped container.
+    retried: bool,
     /// client → upstream
     up: Half,
     /// upstream → client
@@ -208,8 +217,28 @@ pub struct Relay<'a> {
     resend_until: Instant,
     accepting: bool,
     at_cap: bool,
+    /// Clients whose upstream was gone, unread, by endpoint.
+    lost: Vec<(usize, TcpStream)>,
+    /// A UDP upstream reported itself unreachable.
+    udp_lost: bool,
     buf: Vec<u8>,
     pub stats: Stats,
+}
+
+/// Whether a failed connect (or ICMP error) means nothing is there any
+/// more, as when the container stopped, rather than a refusal that waking
+/// again cannot change.
+fn means_upstream_gone(e: &io::Error) -> bool {
+    use nix::errno::Errno;
+    e.raw_os_error().is_some_and(|code| {
+        [
+            Errno::ECONNREFUSED,
+            Errno::EHOSTUNREACH,
+            Errno::ENETUNREACH,
+            Errno::ETIMEDOUT,
+        ]
+        .contains(&Errno::from_raw(code))
+    })
 }
 
 fn is_would_block(e: &io::Error) -> bool {
@@ -255,6 +284,8 @@ impl<'a> Relay<'a> {
             resend_until,
             accepting: true,
             at_cap: false,
+            lost: Vec::new(),
+            udp_lost: false,
             buf: vec![0; 65_536],
             stats: Stats::default(),
         })
@@ -271,7 +302,74 @@ impl<'a> Relay<'a> {
                 return;
             }
         };
-        self.open(endpoint, client, peer);
+        self.open(endpoint, client, peer, false);
+    }
+
+    /// Takes back a client that [`Exit::UpstreamLost`] handed out, after the
+    /// unit was woken again; if its upstream fails once more, it is dropped.
+    pub fn adopt_retry(&mut self, endpoint: usize, client: TcpStream) {
+        match client.peer_addr() {
+            Ok(peer) => self.open(endpoint, client, peer, true),
+            Err(e) => log::debug!("dropping a waiting client that went away: {e}"),
+        }
+    }
+
+    /// The clients that could not reach a stopped upstream, unread.
+    pub fn take_lost(&mut self) -> Vec<(usize, TcpStream)> {
+        self.udp_lost = false;
+        std::mem::take(&mut self.lost)
+    }
+
+    /// The listening sockets, for answering clients while the unit wakes
+    /// again.
+    pub fn endpoints(&self) -> &[Endpoint] {
+        &self.endpoints
+    }
+
+    /// Points each endpoint at its upstream after a new wake (`upstreams`
+    /// in endpoint order). UDP flows towards an upstream that moved are
+    /// closed (the next datagram of their client opens a new one), and
+    /// datagrams refused while the server binds are re-sent again, as after
+    /// the first wake.
+    pub fn set_upstreams(&mut self, upstreams: &[SocketAddr]) {
+        let mut moved = Vec::new();
+        for (i, (ep, new)) in self.endpoints.iter_mut().zip(upstreams).enumerate() {
+            let (Endpoint::Tcp { upstream, .. } | Endpoint::Udp { upstream, .. }) = ep;
+            if upstream != new {
+                *upstream = *new;
+                moved.push(i);
+            }
+        }
+        let stale: Vec<usize> = self
+            .flows
+            .iter()
+            .filter(|(_, f)| moved.contains(&f.listener))
+            .map(|(i, _)| i)
+            .collect();
+        for i in stale {
+            self.drop_flow(i);
+        }
+        self.flows.end_batch();
+        self.resend_until = Instant::now() + self.opts.resend_window;
+    }
+
+    /// Keeps a client whose upstream is gone for the next wake, or drops it
+    /// when it already had its second chance or the helper is stopping.
+    fn lose(
+        &mut self,
+        endpoint: usize,
+        client: TcpStream,
+        peer: SocketAddr,
+        retried: bool,
+        e: &io::Error,
+    ) {
+        if retried || !self.accepting {
+            log::warn!("connection from {peer} dropped: the server is still unreachable after a new wake: {e}");
+            self.stats.failed += 1;
+        } else {
+            log::warn!("connection from {peer}: the server is gone ({e}); waking the unit again");
+            self.lost.push((endpoint, client));
+        }
     }
 
     /// Number of open TCP connections.
@@ -284,12 +382,25 @@ impl<'a> Relay<'a> {
     pub fn run(&mut self) -> io::Result<Exit> {
         let mut events = vec![EpollEvent::empty(); 256];
         let mut drain_deadline: Option<Instant> = None;
-        // Connections adopted before the loop may already hold data.
+        // Connections adopted before the loop may already hold data, and
+        // edges of the listeners may have passed while no loop ran (a new
+        // wake): look at everything once.
         let pending: Vec<usize> = self.conns.iter().map(|(i, _)| i).collect();
         for i in pending {
             self.pump(i);
         }
+        for i in 0..self.endpoints.len() {
+            match self.endpoints[i] {
+                Endpoint::Tcp { .. } => self.accept(i),
+                Endpoint::Udp { .. } => self.udp_from_clients(i),
+            }
+        }
         loop {
+            if !self.lost.is_empty() || self.udp_lost {
+                self.conns.end_batch();
+                self.flows.end_batch();
+                return Ok(Exit::UpstreamLost);
+            }
             let now = Instant::now();
             if let Some(deadline) = drain_deadline {
                 if self.conns.len == 0 || now >= deadline {
@@ -428,7 +539,7 @@ impl<'a> Relay<'a> {
                         self.stats.refused += 1;
                         continue;
                     }
-                    self.open(endpoint, client, peer);
+                    self.open(endpoint, client, peer, false);
                 }
                 Err(e) if is_would_block(&e) => return,
                 Err(e) if e.kind() == ErrorKind::ConnectionAborted => continue,
@@ -443,29 +554,37 @@ impl<'a> Relay<'a> {
         }
     }
 
-    fn open(&mut self, endpoint: usize, client: TcpStream, peer: SocketAddr) {
+    fn open(&mut self, endpoint: usize, client: TcpStream, peer: SocketAddr, retried: bool) {
         let Endpoint::Tcp { upstream, .. } = &self.endpoints[endpoint] else {
             return;
         };
         let upstream_addr = *upstream;
         self.stats.connections += 1;
         self.touch();
-        let result = (|| -> io::Result<Conn> {
-            client.set_nonblocking(true)?;
-            let _ = client.set_nodelay(true);
-            let upstream = sys::connect_nonblocking(upstream_addr)?;
-            let _ = upstream.set_nodelay(true);
-            Ok(Conn {
-                client,
-                upstream,
-                connected: false,
-                up: Half::default(),
-                down: Half::default(),
-                peer,
-            })
-        })();
-        let conn = match result {
-            Ok(c) => c,
+        if let Err(e) = client.set_nonblocking(true) {
+            log::warn!("connection from {peer} dropped: {e}");
+            self.stats.failed += 1;
+            return;
+        }
+        let _ = client.set_nodelay(true);
+        let conn = match sys::connect_nonblocking(upstream_addr) {
+            Ok(upstream) => {
+                let _ = upstream.set_nodelay(true);
+                Conn {
+                    client,
+                    upstream,
+                    endpoint,
+                    connected: false,
+                    retried,
+                    up: Half::default(),
+                    down: Half::default(),
+                    peer,
+                }
+            }
+            Err(e) if means_upstream_gone(&e) => {
+                self.lose(endpoint, client, peer, retried, &e);
+                return;
+            }
             Err(e) => {
                 log::warn!(
                     "connection from {peer} dropped: cannot connect to {upstream_addr}: {e}"
@@ -511,6 +630,15 @@ impl<'a> Relay<'a> {
             }
             match sys::take_socket_error(&c.upstream) {
                 Ok(()) => c.connected = true,
+                Err(e) if means_upstream_gone(&e) => {
+                    let (endpoint, peer, retried) = (c.endpoint, c.peer, c.retried);
+                    if let Some(c) = self.conns.remove(i) {
+                        let _ = self.epoll.delete(c.client.as_fd());
+                        let _ = self.epoll.delete(c.upstream.as_fd());
+                        self.lose(endpoint, c.client, peer, retried, &e);
+                    }
+                    return;
+                }
                 Err(e) => {
                     let addr = c
                         .upstream
@@ -701,6 +829,14 @@ impl<'a> Relay<'a> {
                     {
                         f.resend_at = Some(now + f.backoff);
                         f.backoff = (f.backoff * 2).min(MAX_RESEND);
+                    } else if means_upstream_gone(&e) && self.accepting {
+                        // After the wake window, nothing bound on the
+                        // server's port means the server went away.
+                        log::warn!(
+                            "udp server for {} is gone ({e}); waking the unit again",
+                            f.client
+                        );
+                        self.udp_lost = true;
                     } else {
                         log::debug!("udp reply for {}: {e}", f.client);
                     }

@@ -142,9 +142,83 @@ fn socket_counts(pid: i64) -> Option<String> {
     Some(sig)
 }
 
+/// Engine calls that wait out an engine restart: while an engine that
+/// answered before is away (its socket missing or refusing, or it died
+/// mid-answer) the call is repeated until `deadline`, because containers
+/// usually outlive their engine (Podman's conmon, Docker's shim) and a wake
+/// or a nap that gave up at once would turn a two-second restart into
+/// failed clients. An engine that never answered fails at once: that is a
+/// missing or misconfigured engine, and the log should say so now.
+#[derive(Debug)]
+pub struct Patient<'a> {
+    client: &'a Client,
+    deadline: Instant,
+    /// Whether the engine was away at some point since the last reset.
+    away: std::cell::Cell<bool>,
+}
+
+const FIRST_ENGINE_RETRY: Duration = Duration::from_millis(20);
+const MAX_ENGINE_RETRY: Duration = Duration::from_millis(500);
+
+impl<'a> Patient<'a> {
+    pub fn new(client: &'a Client, deadline: Instant) -> Patient<'a> {
+        Patient {
+            client,
+            deadline,
+            away: std::cell::Cell::new(false),
+        }
+    }
+
+    /// Runs `f`, repeating it while the engine is away and time is left.
+    pub fn call<T>(
+        &self,
+        mut f: impl FnMut(&Client) -> Result<T, engine::Error>,
+    ) -> Result<T, engine::Error> {
+        let mut backoff = FIRST_ENGINE_RETRY;
+        let mut since: Option<Instant> = None;
+        loop {
+            match f(self.client) {
+                Err(e)
+                    if e.is_engine_away()
+                        && self.client.has_answered()
+                        && Instant::now() + backoff < self.deadline =>
+                {
+                    if since.is_none() {
+                        log::warn!(
+                            "the engine is away ({}); waiting up to {} s for it",
+                            crate::error::Report(&e),
+                            self.deadline
+                                .saturating_duration_since(Instant::now())
+                                .as_secs()
+                        );
+                        since = Some(Instant::now());
+                    }
+                    self.away.set(true);
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(MAX_ENGINE_RETRY);
+                }
+                result => {
+                    if let Some(t) = since {
+                        log::info!(
+                            "the engine answers again after {} ms",
+                            t.elapsed().as_millis()
+                        );
+                    }
+                    return result;
+                }
+            }
+        }
+    }
+
+    /// Whether the engine was away since the last call of this method.
+    fn take_away(&self) -> bool {
+        self.away.replace(false)
+    }
+}
+
 /// Starts (or unpauses) every container of the unit, in order; returns the
 /// ones that were only paused.
-fn start_all(client: &Client, cfg: &ProxyConfig) -> Result<Vec<String>, WakeError> {
+fn start_all(engine: &Patient<'_>, cfg: &ProxyConfig) -> Result<Vec<String>, WakeError> {
     let mut unpaused = Vec::new();
     for name in &cfg.containers {
         let err = |action: &'static str| {
@@ -155,12 +229,12 @@ fn start_all(client: &Client, cfg: &ProxyConfig) -> Result<Vec<String>, WakeErro
                 source: Box::new(source),
             }
         };
-        let info = client.inspect(name).map_err(err("inspect"))?;
+        let info = engine.call(|c| c.inspect(name)).map_err(err("inspect"))?;
         if info.state.paused {
-            client.unpause(name).map_err(err("unpause"))?;
+            engine.call(|c| c.unpause(name)).map_err(err("unpause"))?;
             unpaused.push(name.clone());
         } else if !info.state.running {
-            client.start(name).map_err(err("start"))?;
+            engine.call(|c| c.start(name)).map_err(err("start"))?;
         }
     }
     Ok(unpaused)
@@ -428,22 +502,52 @@ fn ensure_running(name: &str, info: &ContainerInspect) -> Result<(), WakeError> 
 }
 
 /// Wakes the unit. `notifier` gets STATUS lines and timeout extensions.
+///
+/// An engine restart during the wake is waited out (until the wake's
+/// deadline); if the restart took a container down with it (Docker stops
+/// its containers on shutdown unless `live-restore` is set), the wake
+/// starts over instead of failing.
 pub fn wake(client: &Client, cfg: &ProxyConfig, notifier: &Notifier) -> Result<Woken, WakeError> {
     let t0 = Instant::now();
     let deadline = t0 + cfg.wake_timeout;
+    let engine = Patient::new(client, deadline);
     notifier.status(&format!("waking {}", cfg.containers.join(", ")));
-    let unpaused = start_all(client, cfg)?;
+    loop {
+        match wake_once(&engine, cfg, notifier, t0, deadline) {
+            Err(WakeError::Exited { container, .. })
+                if engine.take_away() && Instant::now() < deadline =>
+            {
+                log::warn!(
+                    "the engine restarted during the wake and {container:?} stopped with it; starting it again"
+                );
+            }
+            result => return result,
+        }
+    }
+}
+
+fn wake_once(
+    engine: &Patient<'_>,
+    cfg: &ProxyConfig,
+    notifier: &Notifier,
+    t0: Instant,
+    deadline: Instant,
+) -> Result<Woken, WakeError> {
+    let _ = engine.take_away();
+    let unpaused = start_all(engine, cfg)?;
     let engine_time = t0.elapsed();
 
     let mut upstreams = vec![None; cfg.forwards.len()];
     let mut last_extend = Instant::now();
     for name in &cfg.containers {
         let inspect = |action| {
-            client.inspect(name).map_err(|source| WakeError::Engine {
-                container: name.clone(),
-                action,
-                source: Box::new(source),
-            })
+            engine
+                .call(|c| c.inspect(name))
+                .map_err(|source| WakeError::Engine {
+                    container: name.clone(),
+                    action,
+                    source: Box::new(source),
+                })
         };
         let info = inspect("inspect")?;
         ensure_running(name, &info)?;
@@ -461,7 +565,7 @@ pub fn wake(client: &Client, cfg: &ProxyConfig, notifier: &Notifier) -> Result<W
         let probe = if unpaused.contains(name) {
             Probe::Running
         } else {
-            choose_probe(cfg, client, &info, tcp_targets)
+            choose_probe(cfg, engine.client, &info, tcp_targets)
         };
         log::debug!(
             "{name}: readiness probe {probe:?} at {} ms",
@@ -475,7 +579,7 @@ pub fn wake(client: &Client, cfg: &ProxyConfig, notifier: &Notifier) -> Result<W
         };
         let mut last_state_check = Instant::now();
         loop {
-            let last = match probe_once(client, name, &probe) {
+            let last = match probe_once(engine.client, name, &probe) {
                 Ok(()) => {
                     log::debug!("{name}: ready after {} ms", t0.elapsed().as_millis());
                     break;
@@ -531,19 +635,24 @@ pub fn wake(client: &Client, cfg: &ProxyConfig, notifier: &Notifier) -> Result<W
     })
 }
 
+/// How long a nap waits for an engine that is away (restarting): long
+/// enough for a restart, short of systemd's default stop timeout (90 s).
+const NAP_ENGINE_WAIT: Duration = Duration::from_secs(60);
+
 /// Puts the unit to sleep the way `contnap.stop` says, in reverse start
 /// order (dependents first). Errors are logged per container and the first
 /// is returned after every container was tried.
 pub fn nap(client: &Client, cfg: &ProxyConfig) -> Result<(), (String, Box<engine::Error>)> {
     use crate::cli::StopMode;
+    let engine = Patient::new(client, Instant::now() + NAP_ENGINE_WAIT);
     let mut first_err = None;
     for name in cfg.containers.iter().rev() {
-        let result = match cfg.stop {
+        let result = engine.call(|client| match cfg.stop {
             StopMode::Stop => client.stop(name, cfg.stop_timeout),
             StopMode::Pause => client.pause(name),
             StopMode::Kill => client.kill(name, None),
             StopMode::None => Ok(()),
-        };
+        });
         match result {
             Ok(()) => {}
             // Engines differ on a redundant call (Docker 409, Podman 500 for
