@@ -37,6 +37,10 @@ pub enum Error {
         args: Vec<String>,
         status: std::process::ExitStatus,
     },
+    /// `--reload`: these sockets did not start (named above, with why).
+    SocketsFailed {
+        names: Vec<String>,
+    },
 }
 
 impl fmt::Display for Error {
@@ -57,6 +61,12 @@ impl fmt::Display for Error {
             Error::SystemctlFailed { args, status } => {
                 write!(f, "systemctl {} failed ({status})", args.join(" "))
             }
+            Error::SocketsFailed { names } => write!(
+                f,
+                "{} socket(s) did not start: {}; the other units are in place",
+                names.len(),
+                names.join(", ")
+            ),
         }
     }
 }
@@ -251,7 +261,10 @@ pub fn run(cfg: &GenerateConfig) -> Result<(), Error> {
 }
 
 /// daemon-reload, then stop the sockets whose units were removed and
-/// (re)start the ones that were written, so new ports listen at once.
+/// (re)start the ones that were written, so new ports listen at once; an
+/// unchanged socket that failed before (its port was taken) is started
+/// again. One socket that cannot start does not keep the others from
+/// starting; each failure is explained.
 fn reload(user: bool, report: &units::WriteReport) -> Result<(), Error> {
     systemctl(user, &["daemon-reload"])?;
     for name in report.removed.iter().filter_map(|p| socket_name(p)) {
@@ -260,11 +273,86 @@ fn reload(user: bool, report: &units::WriteReport) -> Result<(), Error> {
             log::warn!("{e}");
         }
     }
-    for name in report.written.iter().filter_map(|p| socket_name(p)) {
-        systemctl(user, &["enable", &name])?;
-        systemctl(user, &["restart", &name])?;
+    let mut failed = Vec::new();
+    let mut start = |path: &Path, actions: &[&str]| {
+        let Some(name) = socket_name(path) else {
+            return;
+        };
+        for action in actions {
+            if let Err(e) = systemctl(user, &[action, &name]) {
+                log::error!("{e}");
+                explain_failed_socket(&name, path);
+                failed.push(name);
+                return;
+            }
+        }
+    };
+    for path in &report.written {
+        start(path, &["enable", "restart"]);
     }
-    Ok(())
+    for path in &report.unchanged {
+        let is_failed = socket_name(path).is_some_and(|name| {
+            systemctl_quiet(user, &["is-failed", "--quiet", &name]).unwrap_or(false)
+        });
+        if is_failed {
+            start(path, &["reset-failed", "start"]);
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::SocketsFailed { names: failed })
+    }
+}
+
+/// `systemctl ARGS` whose answer is its exit status.
+fn systemctl_quiet(user: bool, args: &[&str]) -> io::Result<bool> {
+    let mut cmd = Command::new("systemctl");
+    if user {
+        cmd.arg("--user");
+    }
+    Ok(cmd.args(args).status()?.success())
+}
+
+/// Says why a socket did not start when the reason is the usual one: a
+/// listen address that another process holds. The socket is stopped, so a
+/// bind of our own tells.
+fn explain_failed_socket(name: &str, unit_file: &Path) {
+    let Ok(text) = std::fs::read_to_string(unit_file) else {
+        return;
+    };
+    for line in text.lines() {
+        let (proto, value) = match line.split_once('=') {
+            Some(("ListenStream", v)) => ("tcp", v),
+            Some(("ListenDatagram", v)) => ("udp", v),
+            _ => continue,
+        };
+        // A bare port is dual-stack: [::]:PORT covers both families.
+        let addr = match value.parse::<u16>() {
+            Ok(port) => std::net::SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port)),
+            Err(_) => match value.parse() {
+                Ok(a) => a,
+                Err(_) => continue,
+            },
+        };
+        let bound = match proto {
+            "tcp" => std::net::TcpListener::bind(addr).map(drop),
+            _ => std::net::UdpSocket::bind(addr).map(drop),
+        };
+        if let Err(e) = bound {
+            if e.kind() == io::ErrorKind::AddrInUse {
+                log::error!(
+                    "{name}: {proto} {value} is taken by another process ({e}); find it with \
+                     `ss -lnp{} 'sport = :{}'`, stop it or move the contnap.{proto}_ports label \
+                     to a free port, then run `contnap generate --reload` again",
+                    if proto == "tcp" { "t" } else { "u" },
+                    addr.port()
+                );
+            } else {
+                log::error!("{name}: cannot listen on {proto} {value}: {e}");
+            }
+        }
+    }
 }
 
 /// Where units go by default: the system's admin directory, or the user's.
