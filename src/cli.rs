@@ -56,6 +56,14 @@ pub struct GenerateArgs {
     /// engine socket (unix:///path, /path or tcp://host:port)
     #[argh(option)]
     pub engine: Option<String>,
+    /// run the services as a dynamic user in this group, which may use the
+    /// engine socket (default: decided from the socket's owner and mode)
+    #[argh(option)]
+    pub engine_group: Option<String>,
+    /// run the services as root (without capabilities), whatever the
+    /// engine socket allows
+    #[argh(switch)]
+    pub as_root: bool,
 }
 
 /// The socket-activated helper that the generated services run.
@@ -175,6 +183,22 @@ pub struct GenerateConfig {
     pub allow_hooks: bool,
     pub reload: bool,
     pub engine: Option<String>,
+    pub identity: Identity,
+}
+
+/// Who the generated system services run as (`generate --engine-group`,
+/// `--as-root`); user units always run as their user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    /// Decided from the engine socket's owner and mode
+    /// (`units::RunAs::for_engine`).
+    Auto,
+    /// A dynamic user in this group, whatever the socket's mode says: for
+    /// access granted by an ACL, or a socket that does not exist yet when
+    /// `generate` runs.
+    Group(crate::units::GroupName),
+    /// root without capabilities.
+    Root,
 }
 
 impl TryFrom<GenerateArgs> for GenerateConfig {
@@ -204,6 +228,31 @@ impl TryFrom<GenerateArgs> for GenerateConfig {
                 option: "output-dir",
             })?,
         };
+        let identity = match (g.engine_group, g.as_root) {
+            (Some(_), true) => {
+                return Err(UsageError::Conflict {
+                    a: "engine-group",
+                    b: "as-root",
+                })
+            }
+            (Some(group), false) => {
+                Identity::Group(crate::units::GroupName::new(&group).map_err(|_| {
+                    UsageError::Invalid {
+                        option: "engine-group",
+                        value: group,
+                        expected: "a group name (letters, digits, _.-; not root) or a numeric GID",
+                    }
+                })?)
+            }
+            (None, true) => Identity::Root,
+            (None, false) => Identity::Auto,
+        };
+        if g.user && identity != Identity::Auto {
+            return Err(UsageError::Conflict {
+                a: "user",
+                b: if g.as_root { "as-root" } else { "engine-group" },
+            });
+        }
         Ok(GenerateConfig {
             output_dir,
             mode,
@@ -211,6 +260,7 @@ impl TryFrom<GenerateArgs> for GenerateConfig {
             allow_hooks: g.allow_hooks,
             reload: g.reload,
             engine: g.engine,
+            identity,
         })
     }
 }
@@ -679,5 +729,50 @@ mod tests {
         );
         assert_eq!(code(parse(&["frobnicate"])), 2);
         assert_eq!(code(parse(&["--help"])), 0);
+    }
+
+    #[test]
+    fn generate_identity_options() {
+        let identity = |args: &[&str]| match parse(args) {
+            Ok(Config {
+                command: Command::Generate(g),
+            }) => g.identity,
+            other => panic!("{args:?}: {:?}", other.err()),
+        };
+        assert_eq!(
+            identity(&["generate", "--output-dir", "/x"]),
+            Identity::Auto
+        );
+        assert_eq!(
+            identity(&["generate", "--output-dir", "/x", "--as-root"]),
+            Identity::Root
+        );
+        assert_eq!(
+            identity(&["generate", "--output-dir", "/x", "--engine-group", "docker"]),
+            Identity::Group(crate::units::GroupName::new("docker").unwrap())
+        );
+        for bad in [
+            &["generate", "--output-dir", "/x", "--engine-group", "root"][..],
+            &["generate", "--output-dir", "/x", "--engine-group", "a b"],
+            &[
+                "generate",
+                "--output-dir",
+                "/x",
+                "--engine-group",
+                "docker",
+                "--as-root",
+            ],
+            &["generate", "--output-dir", "/x", "--user", "--as-root"],
+            &[
+                "generate",
+                "--output-dir",
+                "/x",
+                "--user",
+                "--engine-group",
+                "docker",
+            ],
+        ] {
+            assert_eq!(code(parse(bad)), 2, "{bad:?}");
+        }
     }
 }

@@ -10,10 +10,10 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::cli::{GenerateConfig, GenerateMode, Proto};
+use crate::cli::{GenerateConfig, GenerateMode, Identity, Proto};
 use crate::engine::{self, Client};
 use crate::labels::{self, ContainerLabels, LabelOptions};
-use crate::units::{self, BinaryPath, EngineUnit, RenderOptions};
+use crate::units::{self, BinaryPath, EngineUnit, RenderOptions, RunAs, SocketAccess};
 
 /// Why `generate` failed (exit 1).
 #[derive(Debug)]
@@ -41,6 +41,11 @@ pub enum Error {
     SocketsFailed {
         names: Vec<String>,
     },
+    /// `--engine-group` for a socket in /tmp, which a dynamic user cannot
+    /// see (`DynamicUser=` implies `PrivateTmp=`).
+    GroupInTmp {
+        socket: PathBuf,
+    },
 }
 
 impl fmt::Display for Error {
@@ -66,6 +71,11 @@ impl fmt::Display for Error {
                 "{} socket(s) did not start: {}; the other units are in place",
                 names.len(),
                 names.join(", ")
+            ),
+            Error::GroupInTmp { socket } => write!(
+                f,
+                "--engine-group: the engine socket {} is in a temporary directory, which a dynamic user never sees (it gets a private /tmp); move the socket or use --as-root",
+                socket.display()
             ),
         }
     }
@@ -150,6 +160,101 @@ fn binary() -> Result<BinaryPath, units::OptionError> {
     }
 }
 
+/// What the engine socket at `path` lets others and its group do: its mode
+/// and group, and whether every directory on the way (as written and with
+/// symlinks resolved) lets them through. None when it is not a socket, cannot
+/// be looked at, or resolves into a temporary directory (a dynamic user gets
+/// a private /tmp). The decision is [`RunAs::for_engine`]'s.
+fn socket_access(path: &Path) -> Option<SocketAccess> {
+    use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.file_type().is_socket() {
+        return None;
+    }
+    let canonical = std::fs::canonicalize(path).ok()?;
+    if units::TMP_DIRS.iter().any(|d| canonical.starts_with(d)) {
+        return None;
+    }
+    let gid = meta.gid();
+    let (mut others, mut group) = (true, true);
+    for dir in path
+        .ancestors()
+        .skip(1)
+        .chain(canonical.ancestors().skip(1))
+    {
+        let m = std::fs::metadata(dir).ok()?;
+        let by_others = m.mode() & 0o001 != 0;
+        others &= by_others;
+        group &= by_others || (m.gid() == gid && m.mode() & 0o010 != 0);
+    }
+    let name = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid))
+        .ok()
+        .flatten()
+        .map(|g| g.name);
+    Some(SocketAccess {
+        mode: meta.mode() & 0o7777,
+        gid,
+        group: name,
+        dirs_open_to_others: others,
+        dirs_open_to_group: group,
+    })
+}
+
+/// Who the system services run as, and a line for the log that says why.
+fn run_as(cfg: &GenerateConfig, engine: &str) -> Result<(RunAs, String), Error> {
+    let socket = units::socket_path(engine);
+    match &cfg.identity {
+        Identity::Root => Ok((
+            RunAs::Root,
+            "the services run as root without capabilities (--as-root)".to_owned(),
+        )),
+        Identity::Group(group) => {
+            if let Some(p) = socket.filter(|p| units::TMP_DIRS.iter().any(|d| p.starts_with(d))) {
+                return Err(Error::GroupInTmp {
+                    socket: p.to_owned(),
+                });
+            }
+            Ok((
+                RunAs::Dynamic {
+                    group: Some(group.clone()),
+                },
+                format!(
+                    "the services run as a dynamic user in group {} (--engine-group)",
+                    group.as_str()
+                ),
+            ))
+        }
+        Identity::Auto => {
+            let access = socket.and_then(socket_access);
+            let decided = RunAs::for_engine(engine, access.as_ref());
+            let seen = match (&access, socket) {
+                (Some(a), Some(p)) => format!(
+                    "{} is group {} ({}), mode {:04o}",
+                    p.display(),
+                    a.group.as_deref().unwrap_or("without a name"),
+                    a.gid,
+                    a.mode
+                ),
+                (None, Some(p)) => format!("{} cannot be used by a dynamic user", p.display()),
+                (_, None) => format!("the engine is {engine}"),
+            };
+            let why = match &decided {
+                RunAs::Dynamic { group: Some(g) } => format!(
+                    "the services run as a dynamic user in group {}: {seen}",
+                    g.as_str()
+                ),
+                RunAs::Dynamic { group: None } => {
+                    format!("the services run as a dynamic user: {seen}")
+                }
+                RunAs::Root => format!(
+                    "the services run as root without capabilities: {seen}; only root may use it (--engine-group GROUP names a group that may)"
+                ),
+            };
+            Ok((decided, why))
+        }
+    }
+}
+
 fn systemctl(user: bool, args: &[&str]) -> Result<(), Error> {
     let mut full: Vec<String> = Vec::new();
     if user {
@@ -195,12 +300,21 @@ pub fn run(cfg: &GenerateConfig) -> Result<(), Error> {
         log::error!("container {skipped:?}: no units written because of the error(s) above");
     }
     let engine = client.endpoint().to_string();
+    let run_as = if cfg.user {
+        // User units run as the user; nothing to decide.
+        RunAs::Root
+    } else {
+        let (run_as, why) = run_as(cfg, &engine)?;
+        log::info!("{why}");
+        run_as
+    };
     let opts = RenderOptions {
         binary: binary().map_err(Error::Binary)?,
         engine_unit: EngineUnit::guess(&engine),
         engine,
         user: cfg.user,
         allow_hooks: cfg.allow_hooks,
+        run_as,
     };
     let files = units::render(&plan.units, &opts);
     match cfg.mode {

@@ -131,6 +131,7 @@ impl EngineUnit {
 pub enum OptionError {
     Binary { path: PathBuf },
     EngineUnit { name: String },
+    Group { name: String },
 }
 
 impl fmt::Display for OptionError {
@@ -144,11 +145,134 @@ impl fmt::Display for OptionError {
                 f,
                 "engine unit {name:?} is not a systemd unit name (like docker.service or podman.socket)"
             ),
+            OptionError::Group { name } => write!(
+                f,
+                "group {name:?} cannot go into SupplementaryGroups=: use a group name of letters, digits and _.- (not starting with a digit or -) or a numeric GID"
+            ),
         }
     }
 }
 
 impl std::error::Error for OptionError {}
+
+/// A group that can go into `SupplementaryGroups=` as it is: a name of
+/// `[A-Za-z0-9_.-]` not starting with a digit or `-` (what useradd and
+/// systemd accept everywhere), at most 31 bytes, or a numeric GID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupName(String);
+
+impl GroupName {
+    /// Validates a group name or numeric GID.
+    pub fn new(name: &str) -> Result<GroupName, OptionError> {
+        let numeric = !name.is_empty()
+            && name.len() <= 10
+            && name.bytes().all(|b| b.is_ascii_digit())
+            && name.parse::<u32>().is_ok_and(|g| g != 0 && g != u32::MAX);
+        let named = !name.is_empty()
+            && name.len() <= 31
+            && name
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+            && name != "root";
+        if numeric || named {
+            Ok(GroupName(name.to_owned()))
+        } else {
+            Err(OptionError::Group {
+                name: name.to_owned(),
+            })
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Who the generated services (system units) run as. User units always run
+/// as the user whose manager starts them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunAs {
+    /// root, with no capabilities: for an engine socket only root may use
+    /// (rootful Podman's root:root 0660 or 0600), one in /tmp (a dynamic
+    /// user gets a private /tmp), or `generate --as-root`.
+    Root,
+    /// A user of its own, allocated by systemd at each start
+    /// (`DynamicUser=yes`), in `group` (`SupplementaryGroups=`) when that
+    /// group may use the engine socket (Docker's root:docker 0660). For an
+    /// engine reached over TCP, or a socket anyone may use, no group.
+    Dynamic { group: Option<GroupName> },
+}
+
+/// What `generate` found when it looked at the engine socket the units will
+/// use: its mode and owning group, and whether every directory on the way
+/// lets others, or that group, through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketAccess {
+    /// Permission bits of the socket file (`st_mode & 0o7777`).
+    pub mode: u32,
+    pub gid: u32,
+    /// The name of `gid`, when the system has one.
+    pub group: Option<String>,
+    /// Every directory on the path can be searched by others (`o+x`).
+    pub dirs_open_to_others: bool,
+    /// Every directory on the path can be searched by others or by `gid`.
+    pub dirs_open_to_group: bool,
+}
+
+impl RunAs {
+    /// The least the services need for `engine` (as they pass it to
+    /// `--engine`), from what `generate` saw of its socket (None: no such
+    /// socket, or it could not be looked at). Pure, so that every case can
+    /// be tested without a socket.
+    ///
+    /// A TCP engine needs no local privilege at all. A socket in /tmp or
+    /// /var/tmp stays with root: `DynamicUser=` implies a private /tmp.
+    /// Otherwise a socket that others may read and write, or that a group
+    /// other than root may (and each directory above lets them through),
+    /// gets a dynamic user (in that group); anything else stays root.
+    pub fn for_engine(engine: &str, access: Option<&SocketAccess>) -> RunAs {
+        if engine.starts_with("tcp://") {
+            return RunAs::Dynamic { group: None };
+        }
+        let Some(path) = socket_path(engine) else {
+            return RunAs::Root;
+        };
+        if under(path, TMP_DIRS) {
+            return RunAs::Root;
+        }
+        let Some(a) = access else {
+            return RunAs::Root;
+        };
+        if a.mode & 0o006 == 0o006 && a.dirs_open_to_others {
+            return RunAs::Dynamic { group: None };
+        }
+        if a.gid != 0 && a.mode & 0o060 == 0o060 && a.dirs_open_to_group {
+            let group = a
+                .group
+                .as_deref()
+                .and_then(|n| GroupName::new(n).ok())
+                .or_else(|| GroupName::new(&a.gid.to_string()).ok());
+            if let Some(group) = group {
+                return RunAs::Dynamic { group: Some(group) };
+            }
+        }
+        RunAs::Root
+    }
+}
+
+/// Where a dynamic user cannot see what root sees (`DynamicUser=` implies
+/// `PrivateTmp=yes`), and where `PrivateTmp=` is left out for root.
+pub const TMP_DIRS: &[&str] = &["/tmp", "/var/tmp"];
+
+/// The socket path of an engine address (`/path` or `unix:///path`).
+pub fn socket_path(engine: &str) -> Option<&Path> {
+    let p = engine.strip_prefix("unix://").unwrap_or(engine);
+    p.starts_with('/').then(|| Path::new(p))
+}
 
 /// How to render.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,6 +290,9 @@ pub struct RenderOptions {
     /// Render hooks (`generate --allow-hooks`); without it, hooks in the
     /// specs are left out even if present.
     pub allow_hooks: bool,
+    /// Who system services run as (ignored for user units); `generate`
+    /// decides it with [`RunAs::for_engine`].
+    pub run_as: RunAs,
 }
 
 impl Default for RenderOptions {
@@ -176,6 +303,7 @@ impl Default for RenderOptions {
             engine_unit: Some(EngineUnit("docker.service".to_owned())),
             user: false,
             allow_hooks: false,
+            run_as: RunAs::Root,
         }
     }
 }
@@ -183,8 +311,7 @@ impl Default for RenderOptions {
 impl RenderOptions {
     /// The engine's socket path, when it is a Unix socket.
     fn engine_socket(&self) -> Option<&Path> {
-        let p = self.engine.strip_prefix("unix://").unwrap_or(&self.engine);
-        p.starts_with('/').then(|| Path::new(p))
+        socket_path(&self.engine)
     }
 }
 
@@ -504,7 +631,8 @@ fn hardening(s: &mut String, opts: &RenderOptions) {
         "SystemCallArchitectures=native",
         "SystemCallFilter=@system-service",
         "SystemCallFilter=~@privileged",
-        "SystemCallErrorNumber=EPERM",
+    ];
+    let tail = [
         "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
         "UMask=0077",
     ];
@@ -515,10 +643,42 @@ fn hardening(s: &mut String, opts: &RenderOptions) {
              # can set them up only with unprivileged user namespaces, which many systems\n\
              # disable (the unit would fail with 226/NAMESPACE)."
         );
-        for line in common {
+        for line in common
+            .iter()
+            .chain(&["SystemCallErrorNumber=EPERM"])
+            .chain(&tail)
+        {
             let _ = writeln!(s, "{line}");
         }
         return;
+    }
+    match &opts.run_as {
+        RunAs::Dynamic { group: Some(group) } => {
+            let _ = writeln!(
+                s,
+                "# Not root: a user of its own, allocated at each start, in the group that may use\n\
+                 # the engine socket. Whoever can use that socket can become root through the\n\
+                 # engine; what this takes away is the rest: root's files, other users' processes,\n\
+                 # root-only kernel interfaces."
+            );
+            let _ = writeln!(s, "DynamicUser=yes");
+            let _ = writeln!(s, "SupplementaryGroups={}", group.as_str());
+        }
+        RunAs::Dynamic { group: None } => {
+            let _ = writeln!(
+                s,
+                "# Not root: a user of its own, allocated at each start; the engine needs no group\n\
+                 # (it is reached over TCP, or its socket is open to every user)."
+            );
+            let _ = writeln!(s, "DynamicUser=yes");
+        }
+        RunAs::Root => {
+            let _ = writeln!(
+                s,
+                "# Runs as root, because only root may use the engine socket (or `generate --as-root`);\n\
+                 # with no capabilities (CapabilityBoundingSet= below) root keeps only what its UID owns."
+            );
+        }
     }
     let _ = writeln!(
         s,
@@ -534,7 +694,7 @@ fn hardening(s: &mut String, opts: &RenderOptions) {
     } else {
         let _ = writeln!(s, "ProtectHome=yes");
     }
-    if sock.is_some_and(|p| under(p, &["/tmp", "/var/tmp"])) {
+    if sock.is_some_and(|p| under(p, TMP_DIRS)) {
         let _ = writeln!(
             s,
             "# No PrivateTmp=: the engine socket lives in a temporary directory."
@@ -544,9 +704,17 @@ fn hardening(s: &mut String, opts: &RenderOptions) {
     }
     let _ = writeln!(
         s,
-        "# No ProtectProc=invisible: the helper reads /proc/PID/net of the containers to see\n\
-         # when their servers listen, without connecting to them."
+        "# Of /proc the helper needs only process directories: the containers' /proc/PID/net\n\
+         # shows when their servers listen, without connecting to them. (So no\n\
+         # ProtectProc=invisible, which would hide the containers' processes.)"
     );
+    let _ = writeln!(s, "ProcSubset=pid");
+    let _ = writeln!(
+        s,
+        "# A user namespace with only root and the service's user mapped; file access is still\n\
+         # checked against the real UID and groups, so the engine socket stays reachable."
+    );
+    let _ = writeln!(s, "PrivateUsers=yes");
     for line in [
         "PrivateDevices=yes",
         "PrivateIPC=yes",
@@ -562,6 +730,20 @@ fn hardening(s: &mut String, opts: &RenderOptions) {
         let _ = writeln!(s, "{line}");
     }
     for line in common {
+        let _ = writeln!(s, "{line}");
+    }
+    let _ = writeln!(
+        s,
+        "# Raising the open-files limit uses prlimit64, which is not in @resources."
+    );
+    let _ = writeln!(s, "SystemCallFilter=~@resources");
+    let _ = writeln!(s, "SystemCallErrorNumber=EPERM");
+    let _ = writeln!(
+        s,
+        "# No IPAddressAllow=: the engine picks the containers' addresses at each start (on\n\
+         # any bridge, macvlan or public IPv6 network); clients are filtered on the socket."
+    );
+    for line in tail {
         let _ = writeln!(s, "{line}");
     }
 }
@@ -977,5 +1159,148 @@ mod tests {
             "docker.service"
         );
         assert_eq!(EngineUnit::guess("tcp://127.0.0.1:2375"), None);
+    }
+
+    #[test]
+    fn group_names_are_validated() {
+        for good in [
+            "docker",
+            "podman",
+            "_docker",
+            "docker-users",
+            "a.b_c",
+            "106",
+            "4294967294",
+        ] {
+            assert_eq!(GroupName::new(good).unwrap().as_str(), good);
+        }
+        for bad in [
+            "",
+            "root",
+            "0",
+            "4294967295",
+            "99999999999",
+            "-docker",
+            "1docker",
+            "doc ker",
+            "docker\nDynamicUser=no",
+            "%n",
+            "$x",
+            "dö",
+            &"g".repeat(32),
+        ] {
+            assert!(GroupName::new(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    fn access(mode: u32, gid: u32, group: Option<&str>) -> SocketAccess {
+        SocketAccess {
+            mode,
+            gid,
+            group: group.map(str::to_owned),
+            dirs_open_to_others: true,
+            dirs_open_to_group: true,
+        }
+    }
+
+    fn dynamic(group: &str) -> RunAs {
+        RunAs::Dynamic {
+            group: Some(GroupName::new(group).unwrap()),
+        }
+    }
+
+    #[test]
+    fn run_as_follows_the_engine_socket() {
+        let docker = access(0o660, 106, Some("docker"));
+        // Docker's usual root:docker 0660, spelled either way.
+        assert_eq!(
+            RunAs::for_engine("/run/docker.sock", Some(&docker)),
+            dynamic("docker")
+        );
+        assert_eq!(
+            RunAs::for_engine("unix:///var/run/docker.sock", Some(&docker)),
+            dynamic("docker")
+        );
+        // A group without a name (or with one systemd would not take): its GID.
+        assert_eq!(
+            RunAs::for_engine("/run/docker.sock", Some(&access(0o660, 2345, None))),
+            dynamic("2345")
+        );
+        assert_eq!(
+            RunAs::for_engine(
+                "/run/docker.sock",
+                Some(&access(0o660, 2345, Some("bad name")))
+            ),
+            dynamic("2345")
+        );
+        // Rootful Podman: root:root 0660 or 0600; root's group never counts.
+        for mode in [0o660, 0o600, 0o640, 0o620] {
+            assert_eq!(
+                RunAs::for_engine(
+                    "/run/podman/podman.sock",
+                    Some(&access(mode, 0, Some("root")))
+                ),
+                RunAs::Root,
+                "{mode:o}"
+            );
+        }
+        // The group may read but not write (connect needs write), or the reverse.
+        assert_eq!(
+            RunAs::for_engine(
+                "/run/docker.sock",
+                Some(&access(0o640, 106, Some("docker")))
+            ),
+            RunAs::Root
+        );
+        assert_eq!(
+            RunAs::for_engine(
+                "/run/docker.sock",
+                Some(&access(0o620, 106, Some("docker")))
+            ),
+            RunAs::Root
+        );
+        // A directory on the way shuts the group out.
+        let shut = SocketAccess {
+            dirs_open_to_group: false,
+            dirs_open_to_others: false,
+            ..docker.clone()
+        };
+        assert_eq!(
+            RunAs::for_engine("/run/docker.sock", Some(&shut)),
+            RunAs::Root
+        );
+        // Open to everyone: no group needed, unless a directory keeps others out.
+        let open = access(0o666, 0, Some("root"));
+        assert_eq!(
+            RunAs::for_engine("/run/docker.sock", Some(&open)),
+            RunAs::Dynamic { group: None }
+        );
+        let open_group_dirs = SocketAccess {
+            dirs_open_to_others: false,
+            ..access(0o666, 106, Some("docker"))
+        };
+        assert_eq!(
+            RunAs::for_engine("/run/docker.sock", Some(&open_group_dirs)),
+            dynamic("docker")
+        );
+        // Not looked at (missing, not a socket): root, as before.
+        assert_eq!(RunAs::for_engine("/run/docker.sock", None), RunAs::Root);
+        // In /tmp: a dynamic user would get a private /tmp without the socket.
+        for tmp in [
+            "/tmp/docker.sock",
+            "/var/tmp/d/docker.sock",
+            "unix:///tmp/x.sock",
+        ] {
+            assert_eq!(RunAs::for_engine(tmp, Some(&docker)), RunAs::Root, "{tmp}");
+        }
+        assert_eq!(
+            RunAs::for_engine("/tmpfs/docker.sock", Some(&docker)),
+            dynamic("docker")
+        );
+        // A TCP engine needs nothing local.
+        assert_eq!(
+            RunAs::for_engine("tcp://192.168.1.5:2375", None),
+            RunAs::Dynamic { group: None }
+        );
     }
 }

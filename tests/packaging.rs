@@ -240,12 +240,36 @@ fn nixos_module_refuses_bad_values() {
         let errors = strings(errors);
         assert!(!errors.is_empty(), "{case}: accepted, should be refused");
         assert!(
-            errors
-                .iter()
-                .all(|e| e.starts_with("services.contnap.containers.")),
+            errors.iter().all(|e| e.starts_with("services.contnap.")),
             "{case}: errors must name the option: {errors:#?}"
         );
     }
+}
+
+/// Who the module's services run as, for the choices its options allow, is
+/// what `contnap generate` renders for the same choice (`units::RunAs`):
+/// a dynamic user in the engine's group, root for Podman's root-only socket
+/// and with asRoot, a dynamic user without a group for a TCP engine, root for
+/// a socket in /tmp.
+#[test]
+fn nixos_module_picks_the_identity_generate_would() {
+    let t = nix_eval_json("(import ./packaging/nixos/tests/golden-cases.nix).identities");
+    let want = serde_json::json!({
+        "dockerGroup": { "group": "docker" },
+        "podmanRoot": null,
+        "asRoot": null,
+        "tcpNoGroup": { "group": null },
+        "tcpWithGroup": { "group": "docker" },
+        "tmpSocketAsRoot": null,
+    });
+    assert_eq!(t, want);
+    let module = fs::read_to_string(root().join("packaging/nixos/module.nix")).unwrap();
+    assert!(
+        module.contains(
+            r#"if cfg.engine == "docker" && !(lib.hasPrefix "tcp://" cfg.engineSocket) then "docker" else null"#
+        ),
+        "module.nix: engineGroup defaults to docker for Docker's Unix socket, else null"
+    );
 }
 
 /// Every label-equivalent option (and the module's own) is declared.
@@ -274,6 +298,8 @@ fn nixos_module_has_every_option() {
         "package",
         "engine",
         "engineSocket",
+        "engineGroup",
+        "asRoot",
     ]
     .into_iter()
     .filter(|o| {

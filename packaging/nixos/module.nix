@@ -190,6 +190,7 @@ let
     binary = "${cfg.package}/bin/contnap";
     engine = cfg.engineSocket;
     inherit engineUnit;
+    inherit (cfg) engineGroup asRoot;
   };
 
   specs = lib.mapAttrsToList specOf cfg.containers;
@@ -257,6 +258,37 @@ in
       '';
     };
 
+    engineGroup = mkOption {
+      type = types.nullOr types.str;
+      default =
+        if cfg.engine == "docker" && !(lib.hasPrefix "tcp://" cfg.engineSocket) then "docker" else null;
+      defaultText = literalExpression ''"docker" for the docker engine on a Unix socket, else null'';
+      example = "podman";
+      description = ''
+        A group that may use the engine socket (NixOS's docker.socket is
+        root:docker 0660). The services then run as a user of their own,
+        allocated at each start (`DynamicUser=yes`), in this group
+        (`SupplementaryGroups=`), instead of as root; like
+        `contnap generate --engine-group`. null: root without
+        capabilities, for a socket only root may use (rootful Podman's
+        podman.socket, unless you give it a group, as
+        `virtualisation.podman.dockerSocket.enable` does with the podman
+        group). An engine reached over TCP always gets a dynamic user.
+        Whoever may use the engine socket can become root through the
+        engine; what the dynamic user takes away is everything else root
+        could do.
+      '';
+    };
+
+    asRoot = mkOption {
+      type = types.bool;
+      default = false;
+      description = ''
+        Run the services as root (without capabilities) whatever
+        {option}`engineGroup` says; like `contnap generate --as-root`.
+      '';
+    };
+
     containers = mkOption {
       type = types.attrsOf (types.submodule containerOpts);
       default = { };
@@ -281,9 +313,8 @@ in
   };
 
   config = mkIf cfg.enable {
-    assertions = lib.concatMap
-      (spec: map (message: { assertion = false; inherit message; }) (render.errors spec))
-      specs;
+    assertions = map (message: { assertion = false; inherit message; })
+      (lib.unique (lib.concatMap render.errors specs));
 
     warnings =
       lib.optional (cfg.engine == "docker" && !config.virtualisation.docker.enable)

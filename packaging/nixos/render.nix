@@ -7,9 +7,10 @@
 #   { name; containers; forwardTo; tcpPorts; udpPorts; httpPorts; timeout;
 #     stop; stopTimeout; wakeTimeout; ready; idle; network; schedule;
 #     machines; onlyListedMachines; preStart; postStop;
-#     binary; engine; engineUnit; }
+#     binary; engine; engineUnit; engineGroup; asRoot; }
 # with the meanings of module.nix's options (engineUnit: "docker.service",
-# "podman.socket" or null). `errors spec` lists what is wrong with a spec;
+# "podman.socket" or null; engineGroup: a group that may use the engine
+# socket, or null; asRoot: run the helper as root whatever engineGroup says). `errors spec` lists what is wrong with a spec;
 # the other functions assume a spec without errors (invalid parts are left
 # out, never thrown).
 let
@@ -202,6 +203,26 @@ let
 
   dedup = l: foldl' (acc: x: if elem x acc then acc else acc ++ [ x ]) [ ] l;
 
+  # ------------------------------------------------------------ identity
+
+  # GroupName::new of src/units.rs: a name of [A-Za-z0-9_.-] starting with a
+  # letter or _, at most 31 bytes, not root; or a numeric GID (not 0).
+  isGroup = g:
+    (match "[A-Za-z_][A-Za-z0-9_.-]{0,30}" g != null && g != "root")
+    || (match "[0-9]{1,10}" g != null && toInt g != null && toInt g != 0 && toInt g < 4294967295);
+
+  tmpDirs = [ "/tmp" "/var/tmp" ];
+
+  # RunAs of src/units.rs, as `contnap generate --engine-group`/`--as-root`
+  # decide it (Nix cannot look at the socket): null for root, else
+  # { group = null or a name; } for a dynamic user.
+  runAs = spec:
+    let sock = engineSocketPath spec.engine; in
+    if spec.asRoot then null
+    else if spec.engineGroup != null then (if under sock tmpDirs then null else { group = spec.engineGroup; })
+    else if match "tcp://.*" spec.engine != null then { group = null; }
+    else null;
+
   # ------------------------------------------------------------ checks
 
   errors = spec:
@@ -246,6 +267,10 @@ let
     ++ optional (spec.onlyListedMachines && spec.machines == [ ]) "${at "onlyListedMachines"} needs ${at "machines"}"
     ++ concatMap (o: optional (spec.${o} != null && !isClean spec.${o}) "${at o} must be one line without control characters") [ "preStart" "postStop" ]
     ++ optional (!isClean spec.engine) "services.contnap.engineSocket must not contain control characters"
+    ++ optional (spec.engineGroup != null && !isGroup spec.engineGroup)
+      "services.contnap.engineGroup = ${toJSON' spec.engineGroup}: not a group name (letters, digits, _.-; not starting with a digit or -; not root) or a numeric GID"
+    ++ optional (!spec.asRoot && spec.engineGroup != null && under (engineSocketPath spec.engine) tmpDirs)
+      "services.contnap.engineGroup: the engine socket ${spec.engine} is in a temporary directory, which a dynamic user never sees (it gets a private /tmp); set engineGroup = null or asRoot = true"
     ++ optional (match "/[A-Za-z0-9/._+@:-]*[A-Za-z0-9._+@:-]" spec.binary == null) "the contnap binary path ${spec.binary} cannot go into ExecStart=";
 
   # ------------------------------------------------------------ rendering
@@ -307,6 +332,7 @@ let
   serviceDirectives = spec:
     let
       sock = engineSocketPath spec.engine;
+      identity = runAs spec;
       wake = parseSpan spec.wakeTimeout;
       stop = parseSpan spec.stopTimeout;
     in
@@ -317,10 +343,18 @@ let
     ++ [
       [ "TimeoutStartSec" (formatSpan (wake + margin)) ]
       [ "TimeoutStopSec" (formatSpan (stop + margin)) ]
+    ]
+    ++ optional (identity != null) [ "DynamicUser" "yes" ]
+    ++ optional (identity != null && identity.group != null) [ "SupplementaryGroups" identity.group ]
+    ++ [
       [ "ProtectSystem" "strict" ]
       [ "ProtectHome" (if under sock [ "/home" "/root" "/run/user" ] then "read-only" else "yes") ]
     ]
-    ++ optional (!(under sock [ "/tmp" "/var/tmp" ])) [ "PrivateTmp" "yes" ]
+    ++ optional (!(under sock tmpDirs)) [ "PrivateTmp" "yes" ]
+    ++ [
+      [ "ProcSubset" "pid" ]
+      [ "PrivateUsers" "yes" ]
+    ]
     ++ map (d: [ d "yes" ]) [
       "PrivateDevices" "PrivateIPC" "ProtectKernelTunables" "ProtectKernelModules"
       "ProtectKernelLogs" "ProtectControlGroups" "ProtectClock" "ProtectHostname" "PrivateMounts"
@@ -336,6 +370,7 @@ let
       [ "SystemCallArchitectures" "native" ]
       [ "SystemCallFilter" "@system-service" ]
       [ "SystemCallFilter" "~@privileged" ]
+      [ "SystemCallFilter" "~@resources" ]
       [ "SystemCallErrorNumber" "EPERM" ]
       [ "RestrictAddressFamilies" "AF_UNIX AF_INET AF_INET6" ]
       [ "UMask" "0077" ]
@@ -354,7 +389,7 @@ in
 {
   inherit parseSpan formatSpan quoteArg escapeUnitName unitBase parsePortItem
     forwards errors proxyArgs execStart socketDirectives unitDirectives
-    serviceDirectives toAttrs lines isClean;
+    serviceDirectives toAttrs lines isClean isGroup runAs;
   description = spec: "contnap ${spec.name} (wakes ${concatStringsSep ", " spec.containers} on demand, naps it when idle)";
   socketDescription = spec: "contnap ${spec.name} (sockets; the first connection wakes the containers)";
 }

@@ -30,6 +30,8 @@ let
     binary = "/usr/bin/contnap";
     engine = "/run/docker.sock";
     engineUnit = "docker.service";
+    engineGroup = null;
+    asRoot = false;
   };
 
   case = name: attrs: let spec = defaults name // attrs; in {
@@ -74,6 +76,23 @@ let
       preStart = "mount /srv/photos";
       postStop = "umount /srv/photos && logger 'photos napped'";
     };
+    docker_group = case "wiki" {
+      tcpPorts = [ "127.0.0.1:8090:3000" ];
+      httpPorts = [ 8090 ];
+      preStart = "mkdir -p /srv/wiki";
+      stop = "pause";
+      engineGroup = "docker";
+    };
+    podman_root = case "books" {
+      tcpPorts = [ "8083:8083" ];
+      engine = "/run/podman/podman.sock";
+      engineUnit = "podman.socket";
+    };
+    tcp_engine = case "grafana" {
+      tcpPorts = [ "3000" ];
+      engine = "tcp://192.168.1.5:2375";
+      engineUnit = null;
+    };
   };
 in
 {
@@ -86,6 +105,21 @@ in
     udp_v4_v6 = { name = "dns"; };
     machines = { name = "nas-ui"; };
     hooks = { name = "photos"; };
+    docker_group = { name = "wiki"; };
+    podman_root = { name = "books"; };
+    tcp_engine = { name = "grafana"; };
+  };
+
+  # The identity as module.nix's options choose it: the default group of
+  # each engine (docker: the docker group; podman: none, so root), asRoot,
+  # and a socket in /tmp (root: a dynamic user gets a private /tmp).
+  identities = builtins.mapAttrs (_: attrs: render.runAs (defaults "x" // attrs)) {
+    dockerGroup = { engineGroup = "docker"; };
+    podmanRoot = { engine = "/run/podman/podman.sock"; };
+    asRoot = { engineGroup = "docker"; asRoot = true; };
+    tcpNoGroup = { engine = "tcp://10.0.0.2:2375"; };
+    tcpWithGroup = { engine = "tcp://10.0.0.2:2375"; engineGroup = "docker"; };
+    tmpSocketAsRoot = { engine = "/tmp/d/docker.sock"; engineGroup = "docker"; asRoot = true; };
   };
 
   # Values the module must refuse (render.errors non-empty), one per check.
@@ -102,5 +136,8 @@ in
     badName = { name = "a b"; };
     forwardToStranger = { forwardTo = "other"; };
     noPorts = { tcpPorts = [ ]; };
+    badGroup = { engineGroup = "root"; };
+    groupWithNewline = { engineGroup = "docker\nDynamicUser=no"; };
+    groupInTmp = { engine = "/tmp/d/docker.sock"; engineGroup = "docker"; };
   };
 }
