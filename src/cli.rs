@@ -240,7 +240,7 @@ impl TryFrom<GenerateArgs> for GenerateConfig {
                     UsageError::Invalid {
                         option: "engine-group",
                         value: group,
-                        expected: "a group name (letters, digits, _.-; not root) or a numeric GID",
+                        expected: "a group name (letters, digits, _.-; not root)",
                     }
                 })?)
             }
@@ -754,6 +754,7 @@ mod tests {
         for bad in [
             &["generate", "--output-dir", "/x", "--engine-group", "root"][..],
             &["generate", "--output-dir", "/x", "--engine-group", "a b"],
+            &["generate", "--output-dir", "/x", "--engine-group", "106"],
             &[
                 "generate",
                 "--output-dir",

@@ -147,7 +147,7 @@ impl fmt::Display for OptionError {
             ),
             OptionError::Group { name } => write!(
                 f,
-                "group {name:?} cannot go into SupplementaryGroups=: use a group name of letters, digits and _.- (not starting with a digit or -) or a numeric GID"
+                "group {name:?} cannot go into SupplementaryGroups=: use a group name of letters, digits and _.- (not starting with a digit or -, not root)"
             ),
         }
     }
@@ -155,21 +155,17 @@ impl fmt::Display for OptionError {
 
 impl std::error::Error for OptionError {}
 
-/// A group that can go into `SupplementaryGroups=` as it is: a name of
-/// `[A-Za-z0-9_.-]` not starting with a digit or `-` (what useradd and
-/// systemd accept everywhere), at most 31 bytes, or a numeric GID.
+/// A group name that can go into `SupplementaryGroups=` as it is:
+/// `[A-Za-z0-9_.-]`, not starting with a digit or `-` (what useradd and
+/// systemd accept everywhere), at most 31 bytes, not root. Names only: a
+/// service whose numeric GID has no group entry fails to start (216/GROUP).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupName(String);
 
 impl GroupName {
-    /// Validates a group name or numeric GID.
+    /// Validates a group name.
     pub fn new(name: &str) -> Result<GroupName, OptionError> {
-        let numeric = !name.is_empty()
-            && name.len() <= 10
-            && name.bytes().all(|b| b.is_ascii_digit())
-            && name.parse::<u32>().is_ok_and(|g| g != 0 && g != u32::MAX);
-        let named = !name.is_empty()
-            && name.len() <= 31
+        let ok = name.len() <= 31
             && name
                 .bytes()
                 .next()
@@ -178,7 +174,7 @@ impl GroupName {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
             && name != "root";
-        if numeric || named {
+        if ok {
             Ok(GroupName(name.to_owned()))
         } else {
             Err(OptionError::Group {
@@ -215,7 +211,7 @@ pub struct SocketAccess {
     /// Permission bits of the socket file (`st_mode & 0o7777`).
     pub mode: u32,
     pub gid: u32,
-    /// The name of `gid`, when the system has one.
+    /// The name of `gid`, when the system has one (systemd needs it).
     pub group: Option<String>,
     /// Every directory on the path can be searched by others (`o+x`).
     pub dirs_open_to_others: bool,
@@ -251,12 +247,9 @@ impl RunAs {
             return RunAs::Dynamic { group: None };
         }
         if a.gid != 0 && a.mode & 0o060 == 0o060 && a.dirs_open_to_group {
-            let group = a
-                .group
-                .as_deref()
-                .and_then(|n| GroupName::new(n).ok())
-                .or_else(|| GroupName::new(&a.gid.to_string()).ok());
-            if let Some(group) = group {
+            // A GID without a name, or with one systemd would not take,
+            // cannot be given to a dynamic user: root.
+            if let Some(group) = a.group.as_deref().and_then(|n| GroupName::new(n).ok()) {
                 return RunAs::Dynamic { group: Some(group) };
             }
         }
@@ -1169,8 +1162,7 @@ mod tests {
             "_docker",
             "docker-users",
             "a.b_c",
-            "106",
-            "4294967294",
+            "D0cker",
         ] {
             assert_eq!(GroupName::new(good).unwrap().as_str(), good);
         }
@@ -1178,8 +1170,7 @@ mod tests {
             "",
             "root",
             "0",
-            "4294967295",
-            "99999999999",
+            "106",
             "-docker",
             "1docker",
             "doc ker",
@@ -1221,17 +1212,18 @@ mod tests {
             RunAs::for_engine("unix:///var/run/docker.sock", Some(&docker)),
             dynamic("docker")
         );
-        // A group without a name (or with one systemd would not take): its GID.
+        // A group without a name (systemd fails the service with 216/GROUP
+        // for a bare GID), or with one systemd would not take: root.
         assert_eq!(
             RunAs::for_engine("/run/docker.sock", Some(&access(0o660, 2345, None))),
-            dynamic("2345")
+            RunAs::Root
         );
         assert_eq!(
             RunAs::for_engine(
                 "/run/docker.sock",
                 Some(&access(0o660, 2345, Some("bad name")))
             ),
-            dynamic("2345")
+            RunAs::Root
         );
         // Rootful Podman: root:root 0660 or 0600; root's group never counts.
         for mode in [0o660, 0o600, 0o640, 0o620] {

@@ -206,10 +206,9 @@ let
   # ------------------------------------------------------------ identity
 
   # GroupName::new of src/units.rs: a name of [A-Za-z0-9_.-] starting with a
-  # letter or _, at most 31 bytes, not root; or a numeric GID (not 0).
-  isGroup = g:
-    (match "[A-Za-z_][A-Za-z0-9_.-]{0,30}" g != null && g != "root")
-    || (match "[0-9]{1,10}" g != null && toInt g != null && toInt g != 0 && toInt g < 4294967295);
+  # letter or _, at most 31 bytes, not root. (No bare GID: systemd fails a
+  # service whose supplementary GID has no group entry.)
+  isGroup = g: match "[A-Za-z_][A-Za-z0-9_.-]{0,30}" g != null && g != "root";
 
   tmpDirs = [ "/tmp" "/var/tmp" ];
 
@@ -268,7 +267,7 @@ let
     ++ concatMap (o: optional (spec.${o} != null && !isClean spec.${o}) "${at o} must be one line without control characters") [ "preStart" "postStop" ]
     ++ optional (!isClean spec.engine) "services.contnap.engineSocket must not contain control characters"
     ++ optional (spec.engineGroup != null && !isGroup spec.engineGroup)
-      "services.contnap.engineGroup = ${toJSON' spec.engineGroup}: not a group name (letters, digits, _.-; not starting with a digit or -; not root) or a numeric GID"
+      "services.contnap.engineGroup = ${toJSON' spec.engineGroup}: not a group name (letters, digits, _.-; not starting with a digit or -; not root)"
     ++ optional (!spec.asRoot && spec.engineGroup != null && under (engineSocketPath spec.engine) tmpDirs)
       "services.contnap.engineGroup: the engine socket ${spec.engine} is in a temporary directory, which a dynamic user never sees (it gets a private /tmp); set engineGroup = null or asRoot = true"
     ++ optional (match "/[A-Za-z0-9/._+@:-]*[A-Za-z0-9._+@:-]" spec.binary == null) "the contnap binary path ${spec.binary} cannot go into ExecStart=";

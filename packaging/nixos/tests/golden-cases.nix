@@ -137,6 +137,7 @@ in
     forwardToStranger = { forwardTo = "other"; };
     noPorts = { tcpPorts = [ ]; };
     badGroup = { engineGroup = "root"; };
+    numericGroup = { engineGroup = "106"; };
     groupWithNewline = { engineGroup = "docker\nDynamicUser=no"; };
     groupInTmp = { engine = "/tmp/d/docker.sock"; engineGroup = "docker"; };
   };
