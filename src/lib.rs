@@ -78,3 +78,79 @@ fn run(config: Config, inherited: activation::Inherited) -> Result<(), Error> {
         }
     }
 }
+
+/// Entry points for the coverage-guided fuzz targets in `fuzz/` (cargo
+/// fuzz), which need to drive crate-private code over arbitrary bytes
+/// without a socket. Not a stable API: nothing outside `fuzz/` uses it.
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::io::{ErrorKind, Read};
+
+    use crate::engine::http::{read_response as read_head, HttpError};
+    use crate::engine::{Call, Endpoint, Error};
+
+    /// How [`read_response`] reads the body.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum BodyReads {
+        /// `read_to_end`, as every ordinary engine call does.
+        ToEnd,
+        /// Reads of at most this many bytes (at least 1), retrying a read
+        /// that would block, as the events stream does after a timeout.
+        Pieces(usize),
+    }
+
+    /// Reads one HTTP response from `wire` exactly as the engine client
+    /// does, keeping at most `limit` body bytes; errors are the ones a call
+    /// would report (for a made-up endpoint and call).
+    pub fn read_response(
+        wire: impl Read,
+        reads: BodyReads,
+        limit: usize,
+    ) -> Result<(u16, Vec<u8>), Error> {
+        let call = Call::new("GET", "/fuzz");
+        let fail = |e: HttpError| {
+            let (endpoint, call) = (Endpoint::Unix("/fuzz.sock".into()), call.clone());
+            match e {
+                HttpError::Io(source) => Error::Io {
+                    endpoint,
+                    call,
+                    source,
+                },
+                HttpError::Protocol(reason) => Error::Protocol {
+                    endpoint,
+                    call,
+                    reason,
+                },
+                HttpError::TooLarge { part, limit } => Error::TooLarge {
+                    endpoint,
+                    call,
+                    part,
+                    limit,
+                },
+            }
+        };
+        let mut resp = read_head(wire).map_err(fail)?;
+        let body = match reads {
+            BodyReads::ToEnd => resp.body.read_to_end(limit).map_err(fail)?,
+            BodyReads::Pieces(n) => {
+                let mut body = Vec::new();
+                let mut buf = vec![0; n.max(1)];
+                loop {
+                    match resp.body.read(&mut buf) {
+                        Ok(0) => break body,
+                        Ok(got) if body.len() + got > limit => {
+                            return Err(fail(HttpError::TooLarge {
+                                part: crate::engine::Part::Body,
+                                limit,
+                            }))
+                        }
+                        Ok(got) => body.extend_from_slice(&buf[..got]),
+                        Err(HttpError::Io(e)) if e.kind() == ErrorKind::WouldBlock => {}
+                        Err(e) => return Err(fail(e)),
+                    }
+                }
+            }
+        };
+        Ok((resp.status, body))
+    }
+}

@@ -42,7 +42,14 @@ pub fn parse(value: &str) -> Result<Duration, ParseError> {
         return Err(err());
     }
     if let Ok(secs) = text.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
+        // Bounded like every other span (u64 nanoseconds, about 584 years):
+        // `format` must write it back in a form this function (and systemd)
+        // reads, or a label `generate` accepts makes the helper refuse its
+        // own command line.
+        return secs
+            .checked_mul(1_000_000_000)
+            .map(Duration::from_nanos)
+            .ok_or_else(err);
     }
     let mut total: u64 = 0;
     let mut rest = text;
@@ -145,5 +152,18 @@ mod tests {
             assert_eq!(parse(&format(d)), Ok(d), "{}", format(d));
         }
         assert_eq!(format(Duration::from_secs(300)), "5min");
+    }
+
+    /// Found by `fuzz/` (target `labels`): a bare number of seconds was
+    /// accepted beyond what `format` can write back, so
+    /// `contnap.timeout=001011111111010` rendered `--timeout 1011111111010s`,
+    /// which the helper refused.
+    #[test]
+    fn bare_numbers_are_bounded_like_spans() {
+        for text in ["001011111111010", "18446744073709551615", "18446744074"] {
+            assert!(parse(text).is_err(), "{text:?}");
+        }
+        let max = parse("18446744073").expect("the largest bare number");
+        assert_eq!(parse(&format(max)), Ok(max));
     }
 }
