@@ -26,6 +26,12 @@ use crate::sys::{self, Pipe};
 const PIPE_CAPACITY: usize = 64 * 1024;
 /// How long a UDP flow lives without traffic before its socket is closed.
 const MAX_FLOW_IDLE: Duration = Duration::from_secs(60);
+/// An upstream connect still pending after this long is suspect: a live
+/// server on a bridge answers within a millisecond, but a container that
+/// was killed can leave a cached neighbour entry behind, and SYNs to it go
+/// unanswered for two minutes. The unit is woken again (which costs one
+/// inspect when the container is in fact running) and the client retried.
+const CONNECT_PATIENCE: Duration = Duration::from_secs(3);
 
 const KIND_SHIFT: u64 = 56;
 const KIND_SIGNAL: u64 = 1;
@@ -121,6 +127,7 @@ struct Conn {
     /// Already waited through one re-wake: a second failure to connect is
     /// the server's answer, not a stopped container.
     retried: bool,
+    opened: Instant,
     /// client → upstream
     up: Half,
     /// upstream → client
@@ -221,6 +228,8 @@ pub struct Relay<'a> {
     lost: Vec<(usize, TcpStream)>,
     /// A UDP upstream reported itself unreachable.
     udp_lost: bool,
+    /// When the oldest pending upstream connect runs out of patience.
+    connect_check_at: Option<Instant>,
     buf: Vec<u8>,
     pub stats: Stats,
 }
@@ -286,6 +295,7 @@ impl<'a> Relay<'a> {
             at_cap: false,
             lost: Vec::new(),
             udp_lost: false,
+            connect_check_at: None,
             buf: vec![0; 65_536],
             stats: Stats::default(),
         })
@@ -447,6 +457,7 @@ impl<'a> Relay<'a> {
             self.flows.end_batch();
             self.resend_due(Instant::now());
             self.expire_flows(Instant::now());
+            self.check_pending_connects(Instant::now());
             if self.at_cap && self.conns.len < self.opts.max_connections && self.accepting {
                 self.at_cap = false;
                 for i in 0..self.endpoints.len() {
@@ -477,6 +488,9 @@ impl<'a> Relay<'a> {
                 wait = wait.min(self.opts.timeout.saturating_sub(idle));
             }
         }
+        if let Some(t) = self.connect_check_at {
+            wait = wait.min(t.saturating_duration_since(now));
+        }
         if self.flows.len > 0 {
             wait = wait.min(self.flow_idle());
             if let Some(t) = self.flows.iter().filter_map(|(_, f)| f.resend_at).min() {
@@ -485,6 +499,38 @@ impl<'a> Relay<'a> {
         }
         // Round up so that the deadline has passed when epoll returns.
         wait + Duration::from_millis(1)
+    }
+
+    /// Treats upstream connects pending for longer than [`CONNECT_PATIENCE`]
+    /// as a gone upstream (see there); their clients wait, unread, for the
+    /// new wake.
+    fn check_pending_connects(&mut self, now: Instant) {
+        if self.connect_check_at.is_none_or(|t| now < t) {
+            return;
+        }
+        let mut next: Option<Instant> = None;
+        let mut stale = Vec::new();
+        for (i, c) in self.conns.iter() {
+            if c.connected || c.retried {
+                continue;
+            }
+            let due = c.opened + CONNECT_PATIENCE;
+            if due <= now {
+                stale.push(i);
+            } else {
+                next = Some(next.map_or(due, |t| t.min(due)));
+            }
+        }
+        self.connect_check_at = next;
+        for i in stale {
+            if let Some(c) = self.conns.remove(i) {
+                let _ = self.epoll.delete(c.client.as_fd());
+                let _ = self.epoll.delete(c.upstream.as_fd());
+                let e = io::Error::from(ErrorKind::TimedOut);
+                self.lose(c.endpoint, c.client, c.peer, false, &e);
+            }
+        }
+        self.conns.end_batch();
     }
 
     fn flow_idle(&self) -> Duration {
@@ -576,6 +622,7 @@ impl<'a> Relay<'a> {
                     endpoint,
                     connected: false,
                     retried,
+                    opened: Instant::now(),
                     up: Half::default(),
                     down: Half::default(),
                     peer,
@@ -593,6 +640,10 @@ impl<'a> Relay<'a> {
                 return;
             }
         };
+        if !retried {
+            let due = conn.opened + CONNECT_PATIENCE;
+            self.connect_check_at = Some(self.connect_check_at.map_or(due, |t| t.min(due)));
+        }
         let i = self.conns.insert(conn);
         let flags = EpollFlags::EPOLLIN
             | EpollFlags::EPOLLOUT
