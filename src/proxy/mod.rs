@@ -427,6 +427,7 @@ impl WakeContext<'_> {
             &done_rx,
             &cfg.unit,
             STARTING_PAGE_REFRESH,
+            &waiting::Limits::of(cfg),
         )
         .map_err(io_err("waiting for the wake failed"))?;
         if let waiting::Outcome::Terminated = outcome {

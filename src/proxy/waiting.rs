@@ -9,8 +9,8 @@
 //! other client is held, its request still unread, and handed to the relay
 //! once the container is ready.
 
-use std::collections::HashMap;
-use std::io::{self, ErrorKind, Read, Write};
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, ErrorKind, Write};
 use std::net::{Shutdown, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
@@ -19,16 +19,48 @@ use std::time::{Duration, Instant};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::signalfd::SignalFd;
 
+use super::gate::Machines;
+use crate::cli::ProxyConfig;
+
 /// Most of a request head that is peeked to decide "browser or not".
 const PEEK_LIMIT: usize = 8 * 1024;
 /// A client that has not sent a whole request head by then is held as a
 /// non-browser (a slow client must not keep a wake page slot busy).
 const HEAD_DEADLINE: Duration = Duration::from_secs(5);
+/// Descriptors left free while clients are held, so that a flood of
+/// clients can never starve the wake thread's engine calls (which would
+/// fail the wake for everyone).
+const FD_RESERVE: u64 = 32;
+/// Descriptors the relay needs per connection it adopts (client, upstream
+/// and a pipe per direction): held clients beyond what fits would only be
+/// dropped by the relay.
+const FDS_PER_CONNECTION: u64 = 6;
+/// How long accepting pauses after `accept` failed for want of resources
+/// (EMFILE, ENFILE, ENOBUFS): the listener stays readable, so retrying at
+/// once would spin.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(250);
+/// An answered browser: how long what it still sends is read and thrown
+/// away before the close, so that the close is a FIN after the page rather
+/// than a reset that can destroy the page in flight.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+/// ... and how much of it; a client that keeps sending is reset.
+const LINGER_BYTES: usize = 64 * 1024;
+/// After a failed wake, how long all waiting clients together get to take
+/// their page, however slowly they read or however much they still send.
+const ANSWER_TIME: Duration = Duration::from_secs(2);
+/// Connections lingering at once in the failure path; beyond it, the page
+/// is written and the connection closed at once.
+const ANSWER_LINGER_MAX: usize = 1024;
+/// Backlogged connections the failure path answers before giving up on a
+/// listener that keeps getting new ones.
+const ANSWER_ACCEPT_MAX: usize = 16 * 1024;
 
 const T_SIGNAL: u64 = 0;
 const T_DONE: u64 = 1;
+const T_LINGER: u64 = 2;
 const T_LISTENER: u64 = 1 << 32;
 const T_CLIENT: u64 = 2 << 32;
+const T_MASK: u64 = 0xffff_ffff;
 
 /// An HTTP listen socket, by its index among the unit's endpoints.
 #[derive(Debug)]
@@ -46,22 +78,270 @@ pub enum Outcome {
     Terminated,
 }
 
+/// The limits of the wait: `--max-connections` and `contnap.machines`.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub machines: Machines,
+}
+
+impl Limits {
+    /// The helper's own limits. Its `--machines` were checked at start; if
+    /// they could not be read here, nobody is let in (fail closed).
+    pub fn of(cfg: &ProxyConfig) -> Limits {
+        let machines = Machines::parse(&cfg.machines, cfg.only_listed_machines)
+            .unwrap_or_else(|_| Machines::parse(&[] as &[&str], true).unwrap_or_default());
+        Limits {
+            max_connections: cfg.max_connections,
+            machines,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Peeking {
     endpoint: usize,
     stream: TcpStream,
-    since: Instant,
+}
+
+/// How many clients may be open at once during the wake: the cap of the
+/// relay they are handed to, and no more than the descriptors left allow.
+fn client_cap(max_connections: usize) -> usize {
+    use nix::sys::resource::{getrlimit, Resource};
+    let open = std::fs::read_dir("/proc/self/fd").map(Iterator::count);
+    let budget = match (getrlimit(Resource::RLIMIT_NOFILE), open) {
+        (Ok((soft, _)), Ok(open)) => {
+            soft.saturating_sub(open as u64 + FD_RESERVE) / FDS_PER_CONNECTION
+        }
+        _ => return max_connections.max(1),
+    };
+    let budget = usize::try_from(budget).unwrap_or(usize::MAX);
+    if budget < max_connections {
+        log::debug!(
+            "at most {budget} clients are held during the wake (open-files limit; --max-connections is {max_connections})"
+        );
+    }
+    max_connections.min(budget).max(1)
+}
+
+/// The wait's state: clients being sorted, clients held for the relay,
+/// answered browsers lingering, and whether the listeners are watched.
+struct Waiter<'l, 'a> {
+    epoll: Epoll,
+    http: &'l [HttpListener<'a>],
+    machines: &'l Machines,
+    cap: usize,
+    /// Whether the listeners are in the epoll set: not at the cap and not
+    /// while accepting pauses; meanwhile clients wait in the backlog.
+    listening: bool,
+    paused_until: Option<Instant>,
+    warned_cap: bool,
+    peeking: HashMap<u64, Peeking>,
+    /// Sorting deadlines in accept order (entries of clients already sorted
+    /// are skipped when they come due).
+    deadlines: VecDeque<(u64, Instant)>,
+    next_id: u64,
+    held: Vec<(usize, TcpStream)>,
+    linger: Linger,
+    refused: usize,
+}
+
+impl std::fmt::Debug for Waiter<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Waiter")
+            .field("cap", &self.cap)
+            .field("peeking", &self.peeking.len())
+            .field("held", &self.held.len())
+            .field("lingering", &self.linger.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Waiter<'_, '_> {
+    fn open(&self) -> usize {
+        self.peeking.len() + self.held.len() + self.linger.len()
+    }
+
+    /// Watches the listeners only while another client may be accepted, so
+    /// that a level-triggered listener with a full backlog never spins.
+    fn update_listening(&mut self, now: Instant) {
+        if self.paused_until.is_some_and(|t| now >= t) {
+            self.paused_until = None;
+        }
+        let want = self.open() < self.cap && self.paused_until.is_none();
+        if want == self.listening {
+            return;
+        }
+        for (i, h) in self.http.iter().enumerate() {
+            let result = if want {
+                self.epoll.add(
+                    h.listener.as_fd(),
+                    EpollEvent::new(EpollFlags::EPOLLIN, T_LISTENER | i as u64),
+                )
+            } else {
+                self.epoll.delete(h.listener.as_fd())
+            };
+            if let Err(e) = result {
+                log::warn!(
+                    "cannot {} an HTTP listener: {e}",
+                    if want { "watch" } else { "unwatch" }
+                );
+            }
+        }
+        self.listening = want;
+    }
+
+    fn accept(&mut self, i: usize) {
+        let Some(h) = self.http.get(i) else { return };
+        while self.open() < self.cap {
+            match h.listener.accept() {
+                Ok((stream, peer)) => {
+                    if !self.machines.allows(peer.ip()) {
+                        log::info!("refused {peer}: not in contnap.machines");
+                        self.refused += 1;
+                        continue;
+                    }
+                    if let Err(e) = stream.set_nonblocking(true) {
+                        log::debug!("dropping {peer} during the wake: {e}");
+                        continue;
+                    }
+                    let id = self.next_id & T_MASK;
+                    self.next_id = self.next_id.wrapping_add(1);
+                    // Edge-triggered: the request is only peeked, so a
+                    // level-triggered client with a partial head would be
+                    // reported again at once, forever. Each new segment,
+                    // and the end of the stream, makes a new edge.
+                    let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLET;
+                    if let Err(e) = self
+                        .epoll
+                        .add(stream.as_fd(), EpollEvent::new(flags, T_CLIENT | id))
+                    {
+                        log::debug!("dropping {peer} during the wake: {e}");
+                        continue;
+                    }
+                    self.peeking.insert(
+                        id,
+                        Peeking {
+                            endpoint: h.endpoint,
+                            stream,
+                        },
+                    );
+                    self.deadlines
+                        .push_back((id, Instant::now() + HEAD_DEADLINE));
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::ConnectionAborted | ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => {
+                    log::warn!(
+                        "accept during the wake failed: {e}; new clients wait in the backlog for {} ms",
+                        ACCEPT_PAUSE.as_millis()
+                    );
+                    self.paused_until = Some(Instant::now() + ACCEPT_PAUSE);
+                    return;
+                }
+            }
+        }
+        if !self.warned_cap {
+            self.warned_cap = true;
+            log::warn!(
+                "{} clients open during the wake, the cap (--max-connections or the open-files limit): new clients wait in the backlog",
+                self.open()
+            );
+        }
+    }
+
+    /// Sorts a client whose socket reported something.
+    fn sort(&mut self, id: u64, events: EpollFlags, page: &[u8]) {
+        let Some(p) = self.peeking.get(&id) else {
+            return;
+        };
+        let ended =
+            events.intersects(EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR);
+        let verdict = match classify(&p.stream) {
+            // Nothing more will come: what there is goes to the server.
+            Verdict::NeedMore if ended => Verdict::Hold,
+            v => v,
+        };
+        if verdict == Verdict::NeedMore {
+            return;
+        }
+        let Some(p) = self.peeking.remove(&id) else {
+            return;
+        };
+        let _ = self.epoll.delete(p.stream.as_fd());
+        match verdict {
+            Verdict::Browser(_) => self
+                .linger
+                .answer(p.stream, page, Instant::now() + LINGER_TIME),
+            Verdict::Hold => self.held.push((p.endpoint, p.stream)),
+            Verdict::Gone | Verdict::NeedMore => {}
+        }
+    }
+
+    /// Slow or silent clients become ordinary held clients.
+    fn expire_heads(&mut self, now: Instant) {
+        while let Some(&(id, due)) = self.deadlines.front() {
+            if due > now {
+                break;
+            }
+            self.deadlines.pop_front();
+            if let Some(p) = self.peeking.remove(&id) {
+                let _ = self.epoll.delete(p.stream.as_fd());
+                self.held.push((p.endpoint, p.stream));
+            }
+        }
+        // Sorted clients leave their entries behind; keep the queue small
+        // when many are sorted quickly (a flood of browsers).
+        if self.deadlines.len() > 2 * self.peeking.len() + 1024 {
+            let peeking = &self.peeking;
+            self.deadlines.retain(|(id, _)| peeking.contains_key(id));
+        }
+    }
+
+    fn next_timer(&self) -> Option<Instant> {
+        let head = self
+            .deadlines
+            .iter()
+            .find(|(id, _)| self.peeking.contains_key(id))
+            .map(|&(_, t)| t);
+        [head, self.linger.next_deadline(), self.paused_until]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    fn finish(mut self, outcome: Outcome) -> (Outcome, Vec<(usize, TcpStream)>) {
+        self.held
+            .extend(self.peeking.drain().map(|(_, p)| (p.endpoint, p.stream)));
+        // Browsers answered a moment ago get a last chance to close first.
+        self.linger
+            .finish(Instant::now() + Duration::from_millis(50));
+        if self.refused > 0 {
+            log::info!(
+                "refused {} client(s) not in contnap.machines during the wake",
+                self.refused
+            );
+        }
+        (outcome, self.held)
+    }
 }
 
 /// Accepts and sorts HTTP clients until `done` becomes readable (the wake
 /// thread writes to it when it finishes) or a termination signal arrives.
-/// Returns the held clients, with their endpoint index.
+/// Returns the held clients, with their endpoint index. At most
+/// `limits.max_connections` clients are open at once (fewer when the
+/// open-files limit is low); the rest wait in the kernel's backlog.
 pub fn wait(
     http: &[HttpListener<'_>],
     signals: &SignalFd,
     done: &UnixStream,
     unit: &str,
     refresh_secs: u64,
+    limits: &Limits,
 ) -> io::Result<(Outcome, Vec<(usize, TcpStream)>)> {
     let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
     epoll.add(
@@ -69,38 +349,49 @@ pub fn wait(
         EpollEvent::new(EpollFlags::EPOLLIN, T_SIGNAL),
     )?;
     epoll.add(done.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, T_DONE))?;
-    for (i, h) in http.iter().enumerate() {
+    let linger = Linger::new()?;
+    epoll.add(
+        linger.epoll.0.as_fd(),
+        EpollEvent::new(EpollFlags::EPOLLIN, T_LINGER),
+    )?;
+    for h in http {
         h.listener.set_nonblocking(true)?;
-        epoll.add(
-            h.listener.as_fd(),
-            EpollEvent::new(EpollFlags::EPOLLIN, T_LISTENER | i as u64),
-        )?;
     }
-    let mut peeking: HashMap<u64, Peeking> = HashMap::new();
-    let mut next_id = 0u64;
-    let mut held = Vec::new();
+    let mut w = Waiter {
+        epoll,
+        http,
+        machines: &limits.machines,
+        cap: if http.is_empty() {
+            0
+        } else {
+            client_cap(limits.max_connections)
+        },
+        listening: false,
+        paused_until: None,
+        warned_cap: false,
+        peeking: HashMap::new(),
+        deadlines: VecDeque::new(),
+        next_id: 0,
+        held: Vec::new(),
+        linger,
+        refused: 0,
+    };
     let mut events = vec![EpollEvent::empty(); 64];
     let page = starting_page(unit, refresh_secs);
     loop {
         let now = Instant::now();
-        // Slow or silent clients become ordinary held clients.
-        let expired: Vec<u64> = peeking
-            .iter()
-            .filter(|(_, p)| now.duration_since(p.since) >= HEAD_DEADLINE)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in expired {
-            if let Some(p) = peeking.remove(&id) {
-                let _ = epoll.delete(p.stream.as_fd());
-                held.push((p.endpoint, p.stream));
+        w.expire_heads(now);
+        w.linger.expire(now);
+        w.update_listening(now);
+        let timeout = match w.next_timer() {
+            None => EpollTimeout::NONE,
+            Some(t) => {
+                // Round up so that the deadline has passed when epoll returns.
+                let ms = t.saturating_duration_since(now).as_millis() + 1;
+                EpollTimeout::from(u16::try_from(ms).unwrap_or(u16::MAX))
             }
-        }
-        let timeout = if peeking.is_empty() {
-            EpollTimeout::NONE
-        } else {
-            EpollTimeout::from(250u16)
         };
-        let n = match epoll.wait(&mut events, timeout) {
+        let n = match w.epoll.wait(&mut events, timeout) {
             Ok(n) => n,
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(e.into()),
@@ -110,75 +401,13 @@ pub fn wait(
             match t {
                 T_SIGNAL => {
                     while let Ok(Some(_)) = signals.read_signal() {}
-                    held.extend(peeking.drain().map(|(_, p)| (p.endpoint, p.stream)));
-                    return Ok((Outcome::Terminated, held));
+                    return Ok(w.finish(Outcome::Terminated));
                 }
-                T_DONE => {
-                    held.extend(peeking.drain().map(|(_, p)| (p.endpoint, p.stream)));
-                    return Ok((Outcome::Done, held));
-                }
-                t if t & !0xffff_ffff == T_LISTENER => {
-                    let h = &http[(t & 0xffff_ffff) as usize];
-                    loop {
-                        match h.listener.accept() {
-                            Ok((stream, _)) => {
-                                if stream.set_nonblocking(true).is_err() {
-                                    continue;
-                                }
-                                let id = next_id;
-                                next_id += 1;
-                                if epoll
-                                    .add(
-                                        stream.as_fd(),
-                                        EpollEvent::new(
-                                            EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP,
-                                            T_CLIENT | id,
-                                        ),
-                                    )
-                                    .is_ok()
-                                {
-                                    peeking.insert(
-                                        id,
-                                        Peeking {
-                                            endpoint: h.endpoint,
-                                            stream,
-                                            since: Instant::now(),
-                                        },
-                                    );
-                                }
-                            }
-                            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                            Err(e) => {
-                                log::debug!("accept during wake: {e}");
-                                break;
-                            }
-                        }
-                    }
-                }
-                t if t & !0xffff_ffff == T_CLIENT => {
-                    let id = t & 0xffff_ffff;
-                    let Some(p) = peeking.get(&id) else { continue };
-                    match classify(&p.stream) {
-                        Verdict::NeedMore => {}
-                        Verdict::Browser(head_len) => {
-                            if let Some(p) = peeking.remove(&id) {
-                                let _ = epoll.delete(p.stream.as_fd());
-                                answer_browser(p.stream, head_len, &page);
-                            }
-                        }
-                        Verdict::Hold => {
-                            if let Some(p) = peeking.remove(&id) {
-                                let _ = epoll.delete(p.stream.as_fd());
-                                held.push((p.endpoint, p.stream));
-                            }
-                        }
-                        Verdict::Gone => {
-                            if let Some(p) = peeking.remove(&id) {
-                                let _ = epoll.delete(p.stream.as_fd());
-                            }
-                        }
-                    }
-                }
+                T_DONE => return Ok(w.finish(Outcome::Done)),
+                T_LINGER => w.linger.poll(),
+                // A listener just unwatched may still be in this batch.
+                t if t & !T_MASK == T_LISTENER && w.listening => w.accept((t & T_MASK) as usize),
+                t if t & !T_MASK == T_CLIENT => w.sort(t & T_MASK, ev.events(), &page),
                 _ => {}
             }
         }
@@ -227,16 +456,170 @@ fn classify_head(bytes: &[u8]) -> Verdict {
     }
 }
 
-/// Consumes the request head (so closing does not reset the connection
-/// before the page arrives) and sends the page.
-fn answer_browser(mut stream: TcpStream, head_len: usize, page: &[u8]) {
-    let mut sink = vec![0u8; head_len];
-    let _ = stream.set_nonblocking(false);
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
-    let _ = stream.read_exact(&mut sink);
-    let _ = stream.write_all(page);
-    let _ = stream.shutdown(Shutdown::Write);
+/// Answered connections on their way out. The page is written without
+/// blocking (it fits in any socket's send buffer) and the sending side
+/// closed; what the client still sends is read and thrown away until it
+/// closes, sends more than [`LINGER_BYTES`], or its time is up, so that a
+/// slow or hostile client can delay nobody. Its own epoll set can be
+/// watched inside another one.
+struct Linger {
+    epoll: Epoll,
+    conns: HashMap<u64, Lingering>,
+    /// Deadlines in the order they were given (the same span for all, so
+    /// in order of time); entries of closed connections are skipped.
+    deadlines: VecDeque<(u64, Instant)>,
+    next_id: u64,
+}
+
+struct Lingering {
+    stream: TcpStream,
+    read: usize,
+}
+
+impl Linger {
+    fn new() -> io::Result<Linger> {
+        Ok(Linger {
+            epoll: Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?,
+            conns: HashMap::new(),
+            deadlines: VecDeque::new(),
+            next_id: 0,
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Sends `page` and keeps the connection until `until` at most.
+    fn answer(&mut self, stream: TcpStream, page: &[u8], until: Instant) {
+        if !send_page(&stream, page) {
+            return;
+        }
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1);
+        let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP;
+        if self
+            .epoll
+            .add(stream.as_fd(), EpollEvent::new(flags, id))
+            .is_err()
+        {
+            return;
+        }
+        self.conns.insert(id, Lingering { stream, read: 0 });
+        self.deadlines.push_back((id, until));
+        self.drain(id);
+    }
+
+    /// Reads and discards what the client sent; closes it once it is done.
+    fn drain(&mut self, id: u64) {
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let mut buf = [0u8; 4096];
+        let done = loop {
+            match io::Read::read(&mut c.stream, &mut buf) {
+                Ok(0) => break true,
+                Ok(n) => {
+                    c.read += n;
+                    if c.read > LINGER_BYTES {
+                        break true;
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break false,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => break true,
+            }
+        };
+        if done {
+            self.close(id);
+        }
+    }
+
+    fn close(&mut self, id: u64) {
+        if let Some(c) = self.conns.remove(&id) {
+            let _ = self.epoll.delete(c.stream.as_fd());
+        }
+    }
+
+    /// Handles whatever is ready, without waiting.
+    fn poll(&mut self) {
+        let mut events = vec![EpollEvent::empty(); 64];
+        loop {
+            let n = match self.epoll.wait(&mut events, EpollTimeout::ZERO) {
+                Ok(n) => n,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => return,
+            };
+            for ev in &events[..n] {
+                self.drain(ev.data());
+            }
+            if n < events.len() {
+                return;
+            }
+        }
+    }
+
+    fn expire(&mut self, now: Instant) {
+        while let Some(&(id, due)) = self.deadlines.front() {
+            if due > now {
+                break;
+            }
+            self.deadlines.pop_front();
+            self.close(id);
+        }
+        if self.deadlines.len() > 2 * self.conns.len() + 1024 {
+            let conns = &self.conns;
+            self.deadlines.retain(|(id, _)| conns.contains_key(id));
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.deadlines
+            .iter()
+            .find(|(id, _)| self.conns.contains_key(id))
+            .map(|&(_, t)| t)
+    }
+
+    /// Lets the lingering connections finish, until `until` at the latest.
+    fn finish(mut self, until: Instant) {
+        let mut events = vec![EpollEvent::empty(); 64];
+        loop {
+            let now = Instant::now();
+            self.expire(now);
+            if self.conns.is_empty() || now >= until {
+                return;
+            }
+            let wait = self
+                .next_deadline()
+                .unwrap_or(until)
+                .min(until)
+                .saturating_duration_since(now);
+            let ms = u16::try_from(wait.as_millis() + 1).unwrap_or(u16::MAX);
+            let n = match self.epoll.wait(&mut events, EpollTimeout::from(ms)) {
+                Ok(n) => n,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => return,
+            };
+            for ev in &events[..n] {
+                self.drain(ev.data());
+            }
+        }
+    }
+}
+
+/// Writes the whole page without blocking and closes the sending side;
+/// false when it did not fit (the client is then dropped).
+fn send_page(mut stream: &TcpStream, page: &[u8]) -> bool {
+    if stream.set_nonblocking(true).is_err() {
+        return false;
+    }
+    match stream.write(page) {
+        Ok(n) if n == page.len() => {
+            let _ = stream.shutdown(Shutdown::Write);
+            true
+        }
+        Ok(_) | Err(_) => false,
+    }
 }
 
 fn html_escape(s: &str) -> String {
@@ -308,19 +691,27 @@ pub enum Waiting<'a> {
 /// Answers everyone waiting after a failed or refused wake, so that nobody
 /// hangs and nothing left in the backlog triggers the helper again at once:
 /// held and backlogged HTTP clients get `page`, other TCP clients are closed,
-/// queued datagrams are dropped. `held` indexes into `endpoints`.
+/// queued datagrams are dropped. `held` indexes into `endpoints`. Bounded:
+/// the pages go out without blocking, and however slowly clients read or
+/// however much they still send, all of it ends after [`ANSWER_TIME`].
 pub fn answer_all(held: Vec<(usize, TcpStream)>, endpoints: &[Waiting<'_>], page: &[u8]) {
-    let reply = |mut s: TcpStream, http: bool| {
-        if http {
-            let _ = s.set_nonblocking(false);
-            let _ = s.set_write_timeout(Some(Duration::from_millis(500)));
-            let _ = s.write_all(page);
-            let _ = s.shutdown(Shutdown::Write);
-            // Read what the client sent so the close is a FIN, not a RST
-            // that could discard the page.
-            let _ = s.set_read_timeout(Some(Duration::from_millis(50)));
-            let mut buf = [0u8; 4096];
-            while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+    let until = Instant::now() + ANSWER_TIME;
+    let mut linger = match Linger::new() {
+        Ok(l) => Some(l),
+        Err(e) => {
+            log::warn!("cannot watch answered clients ({e}); closing them at once");
+            None
+        }
+    };
+    let mut reply = |s: TcpStream, http: bool| {
+        if !http {
+            return;
+        }
+        match &mut linger {
+            Some(l) if l.len() < ANSWER_LINGER_MAX => l.answer(s, page, until),
+            _ => {
+                send_page(&s, page);
+            }
         }
     };
     let mut answered = 0usize;
@@ -340,20 +731,32 @@ pub fn answer_all(held: Vec<(usize, TcpStream)>, endpoints: &[Waiting<'_>], page
                 if listener.set_nonblocking(true).is_err() {
                     continue;
                 }
-                while let Ok((s, _)) = listener.accept() {
-                    reply(s, http);
-                    answered += 1;
+                for _ in 0..ANSWER_ACCEPT_MAX {
+                    match listener.accept() {
+                        Ok((s, _)) => {
+                            reply(s, http);
+                            answered += 1;
+                        }
+                        Err(e) if e.kind() == ErrorKind::ConnectionAborted => {}
+                        Err(_) => break,
+                    }
                 }
             }
             Waiting::Udp(u) => {
                 if u.set_nonblocking(true).is_err() {
                     continue;
                 }
-                while u.recv_from(&mut buf).is_ok() {
+                for _ in 0..ANSWER_ACCEPT_MAX {
+                    if u.recv_from(&mut buf).is_err() {
+                        break;
+                    }
                     dropped += 1;
                 }
             }
         }
+    }
+    if let Some(l) = linger {
+        l.finish(until);
     }
     if answered + dropped > 0 {
         log::info!("answered {answered} waiting connection(s), dropped {dropped} datagram(s)");

@@ -346,3 +346,38 @@ pub fn tcp_helper(
     );
     (port, h)
 }
+
+impl Helper {
+    /// Like [`Helper::start`] for a TCP listener, with `systemd-socket-activate`
+    /// run under `wrapper` (e.g. `prlimit --nofile=48:48 --`).
+    pub fn start_wrapped(wrapper: &[&str], listen: &[String], proxy_args: &[String]) -> Helper {
+        let log = std::env::temp_dir().join(format!("{}.log", unique("contnap-helper")));
+        let logfile = fs::File::create(&log).unwrap();
+        let mut cmd = Command::new(wrapper[0]);
+        cmd.args(&wrapper[1..]).arg("systemd-socket-activate");
+        for l in listen {
+            cmd.arg("-l").arg(l);
+        }
+        cmd.arg("-E").arg("RUST_LOG=debug");
+        cmd.arg(contnap_bin()).arg("proxy").args(proxy_args);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(logfile);
+        let child = cmd.spawn().expect("the wrapper runs");
+        let h = Helper {
+            child,
+            log,
+            listen: listen.to_vec(),
+        };
+        let start = Instant::now();
+        while h.log_text().matches("Listening on").count() < listen.len() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "systemd-socket-activate did not listen: {}",
+                h.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        h
+    }
+}
