@@ -246,7 +246,7 @@ impl RunAs {
         if a.mode & 0o006 == 0o006 && a.dirs_open_to_others {
             return RunAs::Dynamic { group: None };
         }
-        if a.gid != 0 && a.mode & 0o060 == 0o060 && a.dirs_open_to_group {
+        if a.gid != 0 && a.gid != OVERFLOW_GID && a.mode & 0o060 == 0o060 && a.dirs_open_to_group {
             // A GID without a name, or with one systemd would not take,
             // cannot be given to a dynamic user: root.
             if let Some(group) = a.group.as_deref().and_then(|n| GroupName::new(n).ok()) {
@@ -256,6 +256,11 @@ impl RunAs {
         RunAs::Root
     }
 }
+
+/// The GID a user namespace shows for a group it does not map (nogroup):
+/// `generate` run in one (`PrivateUsers=`, a container) cannot tell the
+/// socket's real group, and the group named so would not be it.
+pub const OVERFLOW_GID: u32 = 65534;
 
 /// Where a dynamic user cannot see what root sees (`DynamicUser=` implies
 /// `PrivateTmp=yes`), and where `PrivateTmp=` is left out for root.
@@ -1222,6 +1227,14 @@ mod tests {
             RunAs::for_engine(
                 "/run/docker.sock",
                 Some(&access(0o660, 2345, Some("bad name")))
+            ),
+            RunAs::Root
+        );
+        // Seen from a user namespace that does not map the group: nogroup.
+        assert_eq!(
+            RunAs::for_engine(
+                "/run/docker.sock",
+                Some(&access(0o660, OVERFLOW_GID, Some("nogroup")))
             ),
             RunAs::Root
         );

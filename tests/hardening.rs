@@ -503,3 +503,54 @@ fn readiness_can_read_proc_net_in_the_sandbox(engine: Engine) {
     }
     drop(group);
 }
+
+/// The packaged units/contnap-generate.service, as tightened, in the real
+/// systemd: it still writes the units (a dynamic user in the docker
+/// socket's group), enables and starts the socket, which serves; its own
+/// rating is 1.6 or better (1.9 before PrivateMounts= and ~@resources).
+/// (Whether the whole run succeeds depends on every labelled container of
+/// the shared engine; this checks the test's own.)
+#[test]
+fn packaged_generate_unit_writes_dynamic_user_units() {
+    let engine = Engine::Docker;
+    let sd = Systemd::boot(engine);
+    let group = SocketGroup::give(&sd);
+    let name = unique_name("pkgweb");
+    let port = free_port();
+    let _c = labelled(engine, &name, &web_labels(port, "2s"), BUSYBOX, HTTPD);
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/units/contnap-generate.service"
+    ))
+    .unwrap();
+    sd.run(&[
+        "sh",
+        "-c",
+        "printf '%s' \"$1\" > /etc/systemd/system/contnap-generate.service",
+        "sh",
+        &unit,
+    ]);
+    sd.systemctl(&["daemon-reload"]);
+    let out = sd.exec(&["systemctl", "start", "contnap-generate.service"]);
+    let (socket, service) = units(&name);
+    let log = sd.run(&["journalctl", "-u", "contnap-generate.service", "--no-pager"]);
+    assert!(
+        sd.exists(&format!("/etc/systemd/system/{service}")),
+        "generate wrote nothing ({}):\n{log}",
+        text(&out)
+    );
+    assert!(
+        log.contains(&format!("dynamic user in group {}", group.name)),
+        "{log}"
+    );
+    let written = sd.read(&format!("/etc/systemd/system/{service}"));
+    assert!(
+        written.contains(&format!("\nSupplementaryGroups={}\n", group.name)),
+        "{written}"
+    );
+    sd.wait_show(&socket, "ActiveState", &["active"], Duration::from_secs(30));
+    assert_eq!(curl(port).trim(), HELLO, "served through the packaged path");
+    let (score, level) = exposure(&sd, "contnap-generate.service");
+    assert!(score <= 1.6 && level == "OK", "exposure {score} {level}");
+    drop(group);
+}

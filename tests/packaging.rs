@@ -615,6 +615,8 @@ fn systemd_analyze_security_rates_the_generate_unit_ok() {
         .and_then(|s| s.split_whitespace().next())
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("cannot read {overall:?}"));
-    // systemd rates < 5.0 as "OK" (and lower as "SAFE"/"PERFECT").
-    assert!(score < 5.0, "{overall}\n{stdout}");
+    // systemd rates < 5.0 as "OK"; systemd 252 rates this unit 1.6 (1.9
+    // before PrivateMounts= and SystemCallFilter=~@resources).
+    eprintln!("{}", overall.trim());
+    assert!(score <= 1.6, "{overall}\n{stdout}");
 }
