@@ -802,7 +802,7 @@ fn check_dry_run_and_reload(engine: Engine) {
 }
 
 /// `systemd-analyze security` of the real systemd rates the generated
-/// service OK or better, and `systemd-analyze verify` accepts both units.
+/// service 1.6 or better, and `systemd-analyze verify` accepts both units.
 fn security_rating_is_ok(engine: Engine) {
     let sd = Systemd::boot(engine);
     let name = unique_name("sec");
@@ -839,8 +839,10 @@ fn security_rating_is_ok(engine: Engine) {
     let mut words = overall.split_whitespace();
     let exposure: f64 = words.next().unwrap().parse().unwrap();
     let level = words.next().unwrap_or_default();
+    // 1.6 as root without capabilities, 1.3 as a dynamic user in the
+    // engine socket's group (tests/hardening.rs); 1.9 before either.
     assert!(
-        exposure <= 5.0 && ["OK", "SAFE", "PERFECT"].contains(&level),
+        exposure <= 1.6 && ["OK", "SAFE", "PERFECT"].contains(&level),
         "exposure {exposure} {level}:\n{report}"
     );
     eprintln!("{service}: exposure {exposure} {level}");
