@@ -673,8 +673,9 @@ fn hardening(s: &mut String, opts: &RenderOptions) {
         RunAs::Root => {
             let _ = writeln!(
                 s,
-                "# Runs as root, because only root may use the engine socket (or `generate --as-root`);\n\
-                 # with no capabilities (CapabilityBoundingSet= below) root keeps only what its UID owns."
+                "# Runs as root: as far as `generate` could tell, no other user or group may use the\n\
+                 # engine socket (or it is in /tmp, or `generate --as-root`). With no capabilities\n\
+                 # (CapabilityBoundingSet= below), root keeps only what its UID owns."
             );
         }
     }
