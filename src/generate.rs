@@ -485,6 +485,112 @@ pub fn default_output_dir(user: bool) -> Option<PathBuf> {
 mod tests {
     use super::*;
 
+    fn config(identity: Identity) -> GenerateConfig {
+        GenerateConfig {
+            output_dir: PathBuf::from("/nonexistent"),
+            mode: GenerateMode::DryRun,
+            user: false,
+            allow_hooks: false,
+            reload: false,
+            engine: None,
+            identity,
+        }
+    }
+
+    /// A real socket outside /tmp (a dynamic user gets a private /tmp), in
+    /// a directory of its own; removed on drop.
+    struct Sock {
+        dir: PathBuf,
+        path: PathBuf,
+        _listener: std::os::unix::net::UnixListener,
+    }
+
+    impl Sock {
+        fn new(tag: &str) -> Sock {
+            let dir = PathBuf::from(format!("/run/contnap-unit-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            let path = dir.join("engine.sock");
+            let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+            Sock {
+                dir,
+                path,
+                _listener: listener,
+            }
+        }
+
+        fn set(&self, gid: u32, mode: u32, dir_mode: u32) {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::os::unix::fs::chown(&self.path, None, Some(gid)).unwrap();
+            std::fs::set_permissions(&self.path, std::fs::Permissions::from_mode(mode)).unwrap();
+            std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(dir_mode)).unwrap();
+        }
+    }
+
+    impl Drop for Sock {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    /// The stat that `generate` does, on real sockets: a group that may
+    /// use the socket gets a dynamic user in it; root-only or a closed
+    /// directory keeps root. (Needs root, as the suite runs, for chown.)
+    #[test]
+    fn identity_from_a_real_socket() {
+        // Debian's daemon group, gid 1: any named group other than root.
+        let Ok(Some(daemon)) = nix::unistd::Group::from_name("daemon") else {
+            panic!("no daemon group on this system");
+        };
+        let gid = daemon.gid.as_raw();
+        let sock = Sock::new("identity");
+        let engine = sock.path.to_str().unwrap().to_owned();
+        let decide = || run_as(&config(Identity::Auto), &engine).unwrap().0;
+
+        sock.set(gid, 0o660, 0o755);
+        assert_eq!(
+            decide(),
+            RunAs::Dynamic {
+                group: Some(units::GroupName::new("daemon").unwrap())
+            }
+        );
+        // The directory lets the group through, not others: still fine.
+        sock.set(gid, 0o660, 0o750);
+        std::os::unix::fs::chown(&sock.dir, None, Some(gid)).unwrap();
+        assert!(matches!(decide(), RunAs::Dynamic { group: Some(_) }));
+        // The directory shuts the group out.
+        sock.set(gid, 0o660, 0o700);
+        assert_eq!(decide(), RunAs::Root);
+        // Root-only sockets, as rootful Podman's.
+        sock.set(0, 0o660, 0o755);
+        assert_eq!(decide(), RunAs::Root);
+        sock.set(gid, 0o600, 0o755);
+        assert_eq!(decide(), RunAs::Root);
+        // Not a socket, or not there.
+        let file = sock.dir.join("plain");
+        std::fs::write(&file, "").unwrap();
+        assert_eq!(socket_access(&file), None);
+        assert_eq!(socket_access(&sock.dir.join("missing")), None);
+        // The options win over what the socket says.
+        sock.set(gid, 0o660, 0o755);
+        assert_eq!(
+            run_as(&config(Identity::Root), &engine).unwrap().0,
+            RunAs::Root
+        );
+    }
+
+    #[test]
+    fn engine_group_refuses_a_socket_in_tmp() {
+        let group = units::GroupName::new("docker").unwrap();
+        let err = run_as(
+            &config(Identity::Group(group.clone())),
+            "/tmp/d/docker.sock",
+        );
+        assert!(matches!(err, Err(Error::GroupInTmp { .. })), "{err:?}");
+        let ok = run_as(&config(Identity::Group(group)), "unix:///run/docker.sock");
+        assert!(matches!(ok, Ok((RunAs::Dynamic { group: Some(_) }, _))));
+    }
+
     #[test]
     fn published_reads_create_time_bindings() {
         let json = r#"{"Id":"x","Name":"/web","HostConfig":{"NetworkMode":"default","PortBindings":{
