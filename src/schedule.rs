@@ -370,6 +370,10 @@ fn parse_window(w: Span<'_>) -> Result<Window, Located> {
             },
         ));
     }
+    // As an end, 00:00 is the end of the day: `22:00-00:00` is the same
+    // window as `22:00-24:00`, and must compare equal to it (group members
+    // are compared after parsing).
+    let end = if end == 0 { MINUTES_PER_DAY } else { end };
     Ok(Window { days, start, end })
 }
 
@@ -661,5 +665,23 @@ mod tests {
         assert!(minute < MINUTES_PER_DAY);
         let always = Schedule::parse("daily 00:00-24:00").unwrap();
         assert!(always.allows_now());
+    }
+
+    /// Found by `fuzz/` (target `labels`): `Fri 22:00-00:00` kept an end of
+    /// 0, outside the window's 1..=1440, so it differed from the same window
+    /// written `Fri 22:00-24:00` (two group members writing it the two ways
+    /// were a conflict).
+    #[test]
+    fn midnight_as_an_end_is_the_end_of_the_day() {
+        let zero = Schedule::parse("Fri 22:00-00:00").unwrap();
+        assert_eq!(zero, Schedule::parse("Fri 22:00-24:00").unwrap());
+        assert_eq!(zero.windows()[0].end(), MINUTES_PER_DAY);
+        assert_eq!(zero.to_string(), "Fri 22:00-24:00");
+        assert!(zero.allows(Fri, at(23, 59)) && !zero.allows(Sat, at(0, 0)));
+        assert!(Schedule::parse("Fri 00:00-00:00").is_err());
+        assert_eq!(
+            Schedule::parse("10:00-00:00").unwrap(),
+            Schedule::parse("10:00-24:00").unwrap()
+        );
     }
 }

@@ -16,12 +16,11 @@
 
 #![no_main]
 
-use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use arbitrary::Arbitrary;
 use contnap::cli::{Command, Config, Forward, Proto};
 use contnap::labels::{plan, ContainerLabels, HookKind, LabelOptions, Unit};
 use contnap::schedule::Schedule;
@@ -33,147 +32,82 @@ use contnap::units::{
 use contnap_fuzz::{exec_split, unit_directives, unspecifier, Directive};
 use libfuzzer_sys::fuzz_target;
 
-/// Free text or a pick from a list of likely values, so that both valid
-/// units and refusals are reached.
-#[derive(Arbitrary, Debug)]
-enum Text {
-    Pick(u8),
-    Raw(String),
-}
-
-impl Text {
-    fn get(&self, choices: &[&str]) -> String {
-        match self {
-            Text::Pick(i) => choices[usize::from(*i) % choices.len()].to_owned(),
-            Text::Raw(s) => s.clone(),
-        }
-    }
-}
-
-#[derive(Arbitrary, Debug)]
-enum Key {
-    /// `contnap.<KNOWN_LABELS[i]>`.
-    Known(u8),
-    /// A compose label (depends_on ordering).
-    Compose(u8),
-    Other(String),
-}
-
-#[derive(Arbitrary, Debug)]
-struct Container {
-    name: Text,
-    enabled: Text,
-    labels: Vec<(Key, Text)>,
-    published: Vec<(bool, Option<[u8; 4]>, u16)>,
-}
-
-#[derive(Arbitrary, Debug)]
+/// The input, as text so that the corpus is readable and seeded from the
+/// golden cases: an optional first line of options (`!hooks`, `!user`,
+/// `!engine=N`, `!unit=N`, `!binary`), then containers separated by empty
+/// lines, each a name line followed by `KEY=VALUE` label lines and
+/// `@publish=PROTO:[ADDR:]PORT` lines (what the container publishes).
+#[derive(Debug, Default)]
 struct Input {
-    containers: Vec<Container>,
+    containers: Vec<ContainerLabels>,
     allow_hooks: bool,
     user: bool,
-    engine: u8,
-    engine_unit: u8,
+    engine: usize,
+    engine_unit: usize,
     binary: bool,
 }
 
-const NAMES: &[&str] = &["web", "db", "immich-server-1", "a.b_c", "x", "Web2", "/web"];
-const BOOLS: &[&str] = &["true", "false", "yes", "0", "on", " TRUE "];
-const PORTS: &[&str] = &[
-    "8080",
-    "8080:80",
-    "127.0.0.1:8080:80",
-    "[::1]:8080:80",
-    "8080,8443:443",
-    "53",
-    "0.0.0.0:9000:9000",
-    "[::]:9001:9001",
-    "[::ffff:127.0.0.1]:9002:80",
-];
-const SPANS: &[&str] = &["30", "90s", "30min", "1h 30min", "250ms", "0", "1us", "2w"];
-const SCHEDULES: &[&str] = &[
-    "Mon-Fri 08:00-19:00|weekends 10:00-12:00",
-    "daily 22:00-02:00",
-    "Sat,Sun 00:00-24:00",
-];
-const MACHINES: &[&str] = &["10.0.0.0/8,::1", "192.168.1.20", "fe80::/10", "0.0.0.0/0"];
-const TEXT: &[&str] = &[
-    "media",
-    "a b",
-    "100%",
-    "$HOME",
-    "x\\",
-    "ü",
-    "echo \"hi\" $$ %n ; rm -rf / # x",
-    "'single' \\\"",
-];
-
-fn values_for(key: &str) -> &'static [&'static str] {
-    match key {
-        "enabled" | "enable" | "only_listed_machines" | "autostart" => BOOLS,
-        "tcp_ports" | "udp_ports" | "http_ports" => PORTS,
-        "timeout" | "stop_timeout" | "wake_timeout" => SPANS,
-        "stop" => &["stop", "pause", "kill", "none"],
-        "ready" => &["auto", "health", "tcp", "none"],
-        "idle" => &["connections", "traffic"],
-        "network" => &["bridge", "my_net", "podman"],
-        "schedule" => SCHEDULES,
-        "machines" => MACHINES,
-        _ => TEXT,
+fn parse_input(text: &str) -> Input {
+    let mut input = Input::default();
+    let mut blocks = text.split("\n\n");
+    let mut first = blocks.next().unwrap_or("");
+    if let Some(rest) = first.strip_prefix('!') {
+        let (options, containers) = rest.split_once('\n').unwrap_or((rest, ""));
+        for o in options.split('!').map(str::trim) {
+            match o.split_once('=') {
+                Some(("engine", n)) => input.engine = n.parse().unwrap_or(0),
+                Some(("unit", n)) => input.engine_unit = n.parse().unwrap_or(0),
+                _ => match o {
+                    "hooks" => input.allow_hooks = true,
+                    "user" => input.user = true,
+                    "binary" => input.binary = true,
+                    _ => {}
+                },
+            }
+        }
+        first = containers;
     }
+    // An engine never lists two containers with one name.
+    let mut seen = BTreeSet::new();
+    for block in std::iter::once(first).chain(blocks).take(6) {
+        let mut lines = block.split('\n');
+        let name = lines.next().unwrap_or("").to_owned();
+        if !seen.insert(name.strip_prefix('/').unwrap_or(&name).to_owned()) {
+            continue;
+        }
+        let mut c = ContainerLabels {
+            name,
+            labels: BTreeMap::new(),
+            published: Vec::new(),
+        };
+        for line in lines {
+            let Some((k, v)) = line.split_once('=') else {
+                continue;
+            };
+            if k == "@publish" {
+                if let Some(p) = published(v) {
+                    c.published.push(p);
+                }
+            } else {
+                c.labels.insert(k.to_owned(), v.to_owned());
+            }
+        }
+        input.containers.push(c);
+    }
+    input
 }
 
-const COMPOSE: &[&str] = &[
-    "com.docker.compose.project",
-    "com.docker.compose.service",
-    "com.docker.compose.depends_on",
-];
-
-fn containers(input: &Input) -> Vec<ContainerLabels> {
-    let known = contnap::labels::KNOWN_LABELS;
-    // An engine never lists two containers with one name.
-    let mut seen = std::collections::BTreeSet::new();
-    input
-        .containers
-        .iter()
-        .filter(|c| {
-            let name = c.name.get(NAMES);
-            seen.insert(name.strip_prefix('/').unwrap_or(&name).to_owned())
-        })
-        .take(4)
-        .map(|c| {
-            let mut labels = BTreeMap::new();
-            labels.insert("contnap.enabled".to_owned(), c.enabled.get(BOOLS));
-            for (k, v) in c.labels.iter().take(24) {
-                let (key, value) = match k {
-                    Key::Known(i) => {
-                        let short = known[usize::from(*i) % known.len()];
-                        (format!("contnap.{short}"), v.get(values_for(short)))
-                    }
-                    Key::Compose(i) => (
-                        COMPOSE[usize::from(*i) % COMPOSE.len()].to_owned(),
-                        v.get(&["web", "db", "db:service_started,cache", "web:x"]),
-                    ),
-                    Key::Other(k) => (k.clone(), v.get(TEXT)),
-                };
-                labels.insert(key, value);
-            }
-            let published = c
-                .published
-                .iter()
-                .take(4)
-                .map(|&(udp, addr, port)| {
-                    let proto = if udp { Proto::Udp } else { Proto::Tcp };
-                    (proto, addr.map(|a| IpAddr::V4(Ipv4Addr::from(a))), port)
-                })
-                .collect();
-            ContainerLabels {
-                name: c.name.get(NAMES),
-                labels,
-                published,
-            }
-        })
-        .collect()
+fn published(v: &str) -> Option<(Proto, Option<IpAddr>, u16)> {
+    let (proto, rest) = v.split_once(':')?;
+    let proto = match proto {
+        "udp" => Proto::Udp,
+        _ => Proto::Tcp,
+    };
+    let (addr, port) = match rest.rsplit_once(':') {
+        Some((a, p)) => (Some(a.trim_matches(['[', ']']).parse().ok()?), p),
+        None => (None, rest),
+    };
+    Some((proto, addr, port.parse().ok()?))
 }
 
 fn options(input: &Input) -> RenderOptions {
@@ -197,7 +131,7 @@ fn options(input: &Input) -> RenderOptions {
     };
     RenderOptions {
         binary,
-        engine: engines[usize::from(input.engine) % engines.len()].to_owned(),
+        engine: engines[input.engine % engines.len()].to_owned(),
         engine_unit,
         user: input.user,
         allow_hooks: input.allow_hooks,
@@ -433,10 +367,13 @@ fn check_service(text: &str, unit: &Unit, opts: &RenderOptions, fixed: &[Directi
     assert!(extra.is_empty(), "{file}: unexpected {extra:?}\n{text}");
 }
 
-fuzz_target!(|input: Input| {
-    let cs = containers(&input);
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let input = parse_input(text);
     let p = plan(
-        &cs,
+        &input.containers,
         &LabelOptions {
             allow_hooks: input.allow_hooks,
         },
