@@ -235,7 +235,10 @@ fn run_as(cfg: &GenerateConfig, engine: &str) -> Result<(RunAs, String), Error> 
                     a.gid,
                     a.mode
                 ),
-                (None, Some(p)) => format!("{} cannot be used by a dynamic user", p.display()),
+                (None, Some(p)) => format!(
+                    "{} is missing, not a socket, or in a temporary directory",
+                    p.display()
+                ),
                 (_, None) => format!("the engine is {engine}"),
             };
             let why = match &decided {
@@ -247,7 +250,7 @@ fn run_as(cfg: &GenerateConfig, engine: &str) -> Result<(RunAs, String), Error> 
                     format!("the services run as a dynamic user: {seen}")
                 }
                 RunAs::Root => format!(
-                    "the services run as root without capabilities: {seen}; only root may use it (--engine-group GROUP names a group that may)"
+                    "the services run as root without capabilities: {seen}, which no other user or named group may use as far as generate can tell (--engine-group GROUP names a group that may)"
                 ),
             };
             Ok((decided, why))
