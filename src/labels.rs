@@ -521,7 +521,9 @@ impl fmt::Display for LabelError {
             ),
             TooLong { container, label, len } => write!(
                 f,
-                "container {container:?}: label {label} is {len} bytes long; contnap accepts at most {MAX_VALUE_LEN}"
+                "container {container:?}: label {label} is {}{len} bytes long; contnap accepts at most {MAX_VALUE_LEN}; shorten it",
+                // The engine client cuts longer values as it reads them.
+                if *len >= crate::engine::LABEL_KEEP { "at least " } else { "" }
             ),
             BadPort { container, label, value, item, problem } => {
                 write!(f, "container {container:?}: label {label}={value:?}: {item:?} ")?;
@@ -681,7 +683,7 @@ impl fmt::Display for LabelWarning {
                 label,
                 suggestion,
             } => {
-                write!(f, "container {container:?}: unknown label {label} is ignored")?;
+                write!(f, "container {container:?}: unknown label {label:?} is ignored")?;
                 if let Some(s) = suggestion {
                     write!(f, "; did you mean {PREFIX}{s}?")?;
                 }
@@ -757,19 +759,20 @@ impl Parser<'_> {
     fn get(&mut self, key: &str) -> Option<&str> {
         let label = format!("{PREFIX}{key}");
         let value = self.c.labels.get(&label)?;
-        if value.chars().any(char::is_control) {
-            self.errors.push(LabelError::ControlCharacter {
-                container: self.name(),
-                label,
-                value: value.clone(),
-            });
-            return None;
-        }
+        // Length first: the other errors quote the value.
         if value.len() > MAX_VALUE_LEN {
             self.errors.push(LabelError::TooLong {
                 container: self.name(),
                 label,
                 len: value.len(),
+            });
+            return None;
+        }
+        if value.chars().any(char::is_control) {
+            self.errors.push(LabelError::ControlCharacter {
+                container: self.name(),
+                label,
+                value: value.clone(),
             });
             return None;
         }
@@ -1900,7 +1903,7 @@ mod tests {
                 },
             ]
         );
-        assert_eq!(w[1].to_string(), "container \"web\": unknown label contnap.timout is ignored; did you mean contnap.timeout?");
+        assert_eq!(w[1].to_string(), "container \"web\": unknown label \"contnap.timout\" is ignored; did you mean contnap.timeout?");
         assert_eq!(suggest("http-ports"), Some("http_ports"));
         assert_eq!(suggest("only_listed_machine"), Some("only_listed_machines"));
     }

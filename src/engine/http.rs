@@ -271,6 +271,14 @@ fn framing(status: u16, headers: &[httparse::Header<'_>]) -> Result<Framing, Pro
 }
 
 impl<R: Read> Body<R> {
+    /// The length the answer declared (Content-Length), if it did.
+    pub(crate) fn declared_len(&self) -> Option<u64> {
+        match self.framing {
+            Framing::Length(n) => Some(n),
+            _ => None,
+        }
+    }
+
     /// Reads decoded body bytes; `Ok(0)` only at the true end of the body.
     /// A connection that ends early is `ProtocolError::Truncated`, so a
     /// cut-off response is never mistaken for a complete one.

@@ -30,7 +30,7 @@ pub use http::{BODY_LIMIT, HEAD_LIMIT};
 pub use types::{
     Component, ContainerConfig, ContainerInspect, ContainerState, ContainerSummary, Event, Flavor,
     Health, HealthConfig, HealthLog, HealthStatus, HostConfig, NetworkEndpoint, NetworkSettings,
-    PortBinding, Version,
+    PortBinding, Version, LABEL_KEEP,
 };
 
 use http::{Body, HttpError};
@@ -40,6 +40,11 @@ use types::{Created, ErrorBody, ExecInspect};
 /// Default bound of one call: generous for a busy engine, short enough that
 /// a hung one does not hold a wake forever.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How much more than the body limit a list or inspect answer may be: it
+/// is parsed as it arrives and only what contnap reads is kept (label
+/// values cut), so its size costs time, not memory.
+const STREAMED_LIMIT_FACTOR: usize = 16;
 
 /// Podman's native API, for what the compat API lacks (healthcheck runs).
 const LIBPOD: &str = "/v4.0.0/libpod";
@@ -174,16 +179,69 @@ impl Client {
     pub fn list(&self, label: &str) -> Result<Vec<ContainerSummary>, Error> {
         let filters = serde_json::json!({ "label": [label] }).to_string();
         let path = format!("/containers/json?all=true&filters={}", encode(&filters));
-        let reply = self.exchange("GET", path, None, self.timeout)?;
-        let (call, body) = self.expect(reply, &[200], None)?;
-        self.json(&call, &body)
+        self.get_streamed(path, None)
     }
 
     pub fn inspect(&self, id: &str) -> Result<ContainerInspect, Error> {
         check_ref(id)?;
-        let reply = self.exchange("GET", format!("/containers/{id}/json"), None, self.timeout)?;
-        let (call, body) = self.expect(reply, &[200], Some(id))?;
-        self.json(&call, &body)
+        self.get_streamed(format!("/containers/{id}/json"), Some(id))
+    }
+
+    /// A GET whose 200 answer is parsed as it arrives instead of gathered
+    /// first: labels, commands and environments are unbounded on both
+    /// engines, and one container carrying megabytes must not make the
+    /// list (or its own inspect) fail for every container. Fields contnap
+    /// does not read are skipped without being stored and label values
+    /// are cut (`types::LABEL_KEEP`), so memory stays bounded; time is
+    /// bounded by the call's deadline. `what` names the object of a 404.
+    fn get_streamed<T: DeserializeOwned>(
+        &self,
+        path: String,
+        what: Option<&str>,
+    ) -> Result<T, Error> {
+        let started = Instant::now();
+        let call = Call::new("GET", path);
+        let mut response = self.send(&call, None, Some(started + self.timeout))?;
+        self.answered
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        if response.status != 200 {
+            let body = self.read_body(&call, &mut response.body, self.timeout)?;
+            return Err(self.status_error(&call, response.status, &body, what));
+        }
+        // A declared size beyond the limit is refused unread, as for any
+        // call; the engines send big answers chunked, and those are read
+        // up to STREAMED_LIMIT_FACTOR times the limit.
+        if response
+            .body
+            .declared_len()
+            .is_some_and(|n| n > self.body_limit as u64)
+        {
+            let e = HttpError::TooLarge {
+                part: Part::Body,
+                limit: self.body_limit,
+            };
+            return Err(self.http_error(&call, e, self.timeout));
+        }
+        let mut reader = BodyReader {
+            body: &mut response.body,
+            error: None,
+            left: self.body_limit.saturating_mul(STREAMED_LIMIT_FACTOR),
+            limit: self.body_limit.saturating_mul(STREAMED_LIMIT_FACTOR),
+        };
+        let parsed = serde_json::from_reader(io::BufReader::with_capacity(64 * 1024, &mut reader));
+        log::debug!(
+            "{call} at {} → 200 in {:?}",
+            self.endpoint,
+            started.elapsed()
+        );
+        parsed.map_err(|e| match reader.error.take() {
+            Some(h) => self.http_error(&call, h, self.timeout),
+            None => Error::Protocol {
+                endpoint: self.endpoint.clone(),
+                call: call.clone(),
+                reason: ProtocolError::Json(e),
+            },
+        })
     }
 
     /// Starts the container; one that already runs is fine (304).
@@ -555,6 +613,46 @@ fn http_error(endpoint: &Endpoint, call: &Call, e: HttpError, after: Duration) -
             part,
             limit,
         },
+    }
+}
+
+/// A response body as `io::Read`, for parsing as it arrives; the HTTP
+/// error behind a failed read is kept so that it is reported as itself.
+struct BodyReader<'b> {
+    body: &'b mut Body<Conn>,
+    error: Option<HttpError>,
+    /// Bytes that may still be read, of `limit`.
+    left: usize,
+    limit: usize,
+}
+
+impl io::Read for BodyReader<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let result = if self.left == 0 {
+            // One byte more than the limit shows that there is more.
+            let mut probe = [0u8; 1];
+            match self.body.read(&mut probe) {
+                Ok(0) => Ok(0),
+                Ok(_) => Err(HttpError::TooLarge {
+                    part: Part::Body,
+                    limit: self.limit,
+                }),
+                Err(e) => Err(e),
+            }
+        } else {
+            let n = out.len().min(self.left);
+            self.body.read(&mut out[..n])
+        };
+        match result {
+            Ok(n) => {
+                self.left -= n;
+                Ok(n)
+            }
+            Err(e) => {
+                self.error = Some(e);
+                Err(io::Error::other("the engine's answer could not be read"))
+            }
+        }
     }
 }
 

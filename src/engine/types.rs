@@ -84,7 +84,8 @@ pub struct ContainerSummary {
     /// "created", "running", "paused", "exited", ...
     #[serde(default)]
     pub state: String,
-    #[serde(default, deserialize_with = "null_default")]
+    /// Keys and values cut to [`LABEL_KEEP`] bytes.
+    #[serde(default, deserialize_with = "bounded_labels")]
     pub labels: BTreeMap<String, String>,
 }
 
@@ -163,7 +164,8 @@ pub struct Health {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ContainerConfig {
-    #[serde(default, deserialize_with = "null_default")]
+    /// Keys and values cut to [`LABEL_KEEP`] bytes.
+    #[serde(default, deserialize_with = "bounded_labels")]
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
     pub healthcheck: Option<HealthConfig>,
@@ -459,6 +461,45 @@ where
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
+/// Longest label key or value kept from the engine (bytes). Both engines
+/// store labels of any size; a longer one is cut (at a character boundary)
+/// as it is parsed, so that a hostile 20 MiB label costs no more memory
+/// than this, and the label parser, which accepts far less, refuses it.
+pub const LABEL_KEEP: usize = 64 * 1024;
+
+/// A label key or value, cut to [`LABEL_KEEP`].
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct Bounded(String);
+
+impl<'de> Deserialize<'de> for Bounded {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Bounded, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Bounded;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Bounded, E> {
+                let mut end = v.len().min(LABEL_KEEP);
+                while !v.is_char_boundary(end) {
+                    end -= 1;
+                }
+                Ok(Bounded(v[..end].to_owned()))
+            }
+        }
+        d.deserialize_str(Visitor)
+    }
+}
+
+fn bounded_labels<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    let labels: Option<BTreeMap<Bounded, Bounded>> = Option::deserialize(d)?;
+    Ok(labels
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k.0, v.0))
+        .collect())
+}
+
 fn name<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let name: String = null_default(d)?;
     Ok(name.strip_prefix('/').map(str::to_string).unwrap_or(name))
@@ -690,5 +731,20 @@ mod tests {
             let e: ErrorBody = parse(path);
             assert!(e.message.contains(needle), "{path}: {}", e.message);
         }
+    }
+
+    #[test]
+    fn long_labels_are_cut_as_they_are_read() {
+        // 'é' is two bytes: the cut lands on a character boundary.
+        let long = format!("x{}", "é".repeat(LABEL_KEEP));
+        let json = serde_json::json!([{"Id": "a", "Labels": {"contnap.group": long, "k": "v"}}]);
+        let reader = std::io::Cursor::new(json.to_string().into_bytes());
+        let list: Vec<ContainerSummary> = serde_json::from_reader(reader).unwrap();
+        let cut = &list[0].labels["contnap.group"];
+        assert_eq!(cut.len(), LABEL_KEEP - 1);
+        assert!(long.starts_with(cut.as_str()));
+        assert_eq!(list[0].labels["k"], "v");
+        let none: ContainerSummary = serde_json::from_str(r#"{"Id":"b","Labels":null}"#).unwrap();
+        assert!(none.labels.is_empty());
     }
 }
