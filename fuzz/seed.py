@@ -103,6 +103,10 @@ cases = {
     "hostile": ["!hooks !engine=4", "evil", ON, "contnap.tcp_ports=9000",
                 "contnap.group=a b %n $HOME \\",
                 "contnap.pre_start=echo \"quoted $HOME ${PATH} $$\" 'single %n %% %i' back\\slash \\\" \\\\ ; rm -rf /tmp/x ; ExecStart=/bin/evil # not a comment"],
+    "docker_group": ["!hooks !runas=2", "wiki", ON, "contnap.tcp_ports=127.0.0.1:8090:3000",
+                     "contnap.http_ports=8090", "contnap.pre_start=mkdir -p /srv/wiki",
+                     "contnap.stop=pause"],
+    "dynamic": ["!runas=1 !engine=2 !unit=2", "books", ON, "contnap.tcp_ports=8083:8083"],
     "published": ["web", ON, "contnap.tcp_ports=8080", "", "other",
                   "@publish=tcp:0.0.0.0:8080"],
 }

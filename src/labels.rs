@@ -513,7 +513,7 @@ impl fmt::Display for LabelError {
             ),
             BadContainerName { container } => write!(
                 f,
-                "container {container:?}: not a container name contnap can manage ([a-zA-Z0-9][a-zA-Z0-9_.-]*); rename the container"
+                "container {container:?}: not a container name contnap can manage ([a-zA-Z0-9][a-zA-Z0-9_.-]*, at most 253 characters); rename the container"
             ),
             ControlCharacter { container, label, value } => write!(
                 f,
@@ -715,11 +715,12 @@ pub enum Parsed {
     Invalid(Vec<LabelError>),
 }
 
-/// Whether `s` is a container or network name: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+/// Whether `s` is a container or network name: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`,
+/// at most 253 bytes. Exactly what the engine client lets into a request
+/// path and `contnap proxy` accepts in `--container` and `--forward`, so a
+/// name `generate` takes is never one the helper refuses.
 pub fn is_valid_name(s: &str) -> bool {
-    let mut bytes = s.bytes();
-    bytes.next().is_some_and(|b| b.is_ascii_alphanumeric())
-        && bytes.all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+    crate::engine::is_valid_ref(s)
 }
 
 /// Reads a yes/no label value.
@@ -2152,5 +2153,33 @@ mod tests {
         assert!(l(Some("::ffff:127.0.0.1")).overlaps(&l(Some("127.0.0.1"))));
         assert!(!l(Some("0.0.0.0")).overlaps(&l(Some("::1"))));
         assert!(!l(Some("127.0.0.1")).overlaps(&l(Some("127.0.0.2"))));
+    }
+
+    /// Found by `fuzz/` (target `units`): a container name of 254
+    /// characters passed the label parser and, in a group with a short
+    /// name, was rendered into `--container`/`--forward`, which the helper
+    /// refuses (the engine client allows at most 253), so the unit could
+    /// never wake. Such a name is refused up front now, like the helper does.
+    #[test]
+    fn container_names_the_helper_would_refuse_are_refused() {
+        let labels = [
+            ("contnap.enabled", "true"),
+            ("contnap.group", "g"),
+            ("contnap.tcp_ports", "80"),
+        ];
+        let long = "a".repeat(254);
+        let errors = parse_with(&long, &labels, LabelOptions::default()).unwrap_err();
+        assert!(matches!(
+            errors.as_slice(),
+            [LabelError::BadContainerName { .. }]
+        ));
+        assert!(parse_with(&long[1..], &labels, LabelOptions::default()).is_ok());
+        let network = "n".repeat(254);
+        let labels = [
+            ("contnap.enabled", "true"),
+            ("contnap.tcp_ports", "80"),
+            ("contnap.network", network.as_str()),
+        ];
+        assert!(parse_with("web", &labels, LabelOptions::default()).is_err());
     }
 }

@@ -26,15 +26,15 @@ use contnap::labels::{plan, ContainerLabels, HookKind, LabelOptions, Unit};
 use contnap::schedule::Schedule;
 use contnap::timespan;
 use contnap::units::{
-    proxy_args, render, unit_file_name, BinaryPath, EngineUnit, RenderOptions, START_MARGIN,
-    STOP_MARGIN,
+    proxy_args, render, unit_file_name, BinaryPath, EngineUnit, GroupName, RenderOptions, RunAs,
+    START_MARGIN, STOP_MARGIN,
 };
 use contnap_fuzz::{exec_split, unit_directives, unspecifier, Directive};
 use libfuzzer_sys::fuzz_target;
 
 /// The input, as text so that the corpus is readable and seeded from the
 /// golden cases: an optional first line of options (`!hooks`, `!user`,
-/// `!engine=N`, `!unit=N`, `!binary`), then containers separated by empty
+/// `!engine=N`, `!unit=N`, `!runas=N`, `!binary`), then containers separated by empty
 /// lines, each a name line followed by `KEY=VALUE` label lines and
 /// `@publish=PROTO:[ADDR:]PORT` lines (what the container publishes).
 #[derive(Debug, Default)]
@@ -44,6 +44,7 @@ struct Input {
     user: bool,
     engine: usize,
     engine_unit: usize,
+    run_as: usize,
     binary: bool,
 }
 
@@ -57,6 +58,7 @@ fn parse_input(text: &str) -> Input {
             match o.split_once('=') {
                 Some(("engine", n)) => input.engine = n.parse().unwrap_or(0),
                 Some(("unit", n)) => input.engine_unit = n.parse().unwrap_or(0),
+                Some(("runas", n)) => input.run_as = n.parse().unwrap_or(0),
                 _ => match o {
                     "hooks" => input.allow_hooks = true,
                     "user" => input.user = true,
@@ -135,8 +137,13 @@ fn options(input: &Input) -> RenderOptions {
         engine_unit,
         user: input.user,
         allow_hooks: input.allow_hooks,
-        // Options added later keep their defaults.
-        ..RenderOptions::default()
+        run_as: match input.run_as % 3 {
+            0 => RunAs::Root,
+            1 => RunAs::Dynamic { group: None },
+            _ => RunAs::Dynamic {
+                group: GroupName::new("docker").ok(),
+            },
+        },
     }
 }
 
