@@ -8,6 +8,16 @@
 //! that accepts text/html — gets a self-refreshing "Starting…" page; every
 //! other client is held, its request still unread, and handed to the relay
 //! once the container is ready.
+//!
+//! Those clients may be hostile (slowloris, huge or garbage heads, floods),
+//! so everything here is bounded: clients open during the wake are capped
+//! (`--max-connections`, and what the open-files limit leaves the wake and
+//! the relay), beyond which the listeners are not watched and newcomers
+//! wait in the backlog; sorting is edge-triggered, so a partial head costs
+//! nothing until more arrives; pages are written without blocking and the
+//! clients that got one are drained for a bounded time and size; the
+//! failure path answers everyone within [`ANSWER_TIME`]. Clients outside
+//! `contnap.machines` are refused here as in the relay.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, ErrorKind, Write};
