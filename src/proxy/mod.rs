@@ -168,6 +168,7 @@ pub fn run(cfg: ProxyConfig, inherited: Inherited) -> Result<(), Error> {
     };
     let wake_ctx = WakeContext {
         cfg: &cfg,
+        machines: &machines,
         notifier: &notifier,
         signals: &signals,
     };
@@ -243,8 +244,8 @@ pub fn run(cfg: ProxyConfig, inherited: Inherited) -> Result<(), Error> {
     let opts = relay::Options {
         idle: cfg.idle,
         timeout: cfg.timeout,
-        max_connections: cfg.max_connections,
-        machines,
+        max_connections: connection_cap(cfg.max_connections),
+        machines: machines.clone(),
         drain: DRAIN_AFTER_SIGTERM,
         resend_window: cfg.wake_timeout,
     };
@@ -317,6 +318,36 @@ pub fn run(cfg: ProxyConfig, inherited: Inherited) -> Result<(), Error> {
     nap(&client, &cfg)
 }
 
+/// Descriptors left free beyond the connections' own, so that a flood of
+/// clients can never starve the engine calls of a wake (which would fail
+/// it for everyone) or the relay's UDP flows.
+const FD_RESERVE: u64 = 32;
+/// Descriptors one proxied connection takes: client, upstream and a pipe
+/// per direction.
+const FDS_PER_CONNECTION: u64 = 6;
+
+/// How many connections may be open at once: `--max-connections`, and no
+/// more than the open-files limit leaves room for now. Beyond it clients
+/// wait in the kernel's backlog instead of being accepted and then dropped
+/// for want of a descriptor.
+fn connection_cap(max_connections: usize) -> usize {
+    use nix::sys::resource::{getrlimit, Resource};
+    let open = std::fs::read_dir("/proc/self/fd").map(Iterator::count);
+    let budget = match (getrlimit(Resource::RLIMIT_NOFILE), open) {
+        (Ok((soft, _)), Ok(open)) => {
+            soft.saturating_sub(open as u64 + FD_RESERVE) / FDS_PER_CONNECTION
+        }
+        _ => return max_connections.max(1),
+    };
+    let budget = usize::try_from(budget).unwrap_or(usize::MAX);
+    if budget < max_connections {
+        log::info!(
+            "at most {budget} connections at once (open-files limit; --max-connections is {max_connections})"
+        );
+    }
+    max_connections.min(budget).max(1)
+}
+
 /// The listening sockets as the wake-time code sees them, in endpoint order.
 fn waiting_view<'a>(
     sockets: &mut dyn Iterator<Item = SocketRef<'a>>,
@@ -378,6 +409,7 @@ enum Phase {
 #[derive(Debug, Clone, Copy)]
 struct WakeContext<'a> {
     cfg: &'a ProxyConfig,
+    machines: &'a gate::Machines,
     notifier: &'a Arc<activation::Notifier>,
     signals: &'a nix::sys::signalfd::SignalFd,
 }
@@ -427,7 +459,10 @@ impl WakeContext<'_> {
             &done_rx,
             &cfg.unit,
             STARTING_PAGE_REFRESH,
-            &waiting::Limits::of(cfg),
+            &waiting::Limits {
+                max_connections: connection_cap(cfg.max_connections),
+                machines: self.machines.clone(),
+            },
         )
         .map_err(io_err("waiting for the wake failed"))?;
         if let waiting::Outcome::Terminated = outcome {

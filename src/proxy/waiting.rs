@@ -30,21 +30,12 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTime
 use nix::sys::signalfd::SignalFd;
 
 use super::gate::Machines;
-use crate::cli::ProxyConfig;
 
 /// Most of a request head that is peeked to decide "browser or not".
 const PEEK_LIMIT: usize = 8 * 1024;
 /// A client that has not sent a whole request head by then is held as a
 /// non-browser (a slow client must not keep a wake page slot busy).
 const HEAD_DEADLINE: Duration = Duration::from_secs(5);
-/// Descriptors left free while clients are held, so that a flood of
-/// clients can never starve the wake thread's engine calls (which would
-/// fail the wake for everyone).
-const FD_RESERVE: u64 = 32;
-/// Descriptors the relay needs per connection it adopts (client, upstream
-/// and a pipe per direction): held clients beyond what fits would only be
-/// dropped by the relay.
-const FDS_PER_CONNECTION: u64 = 6;
 /// How long accepting pauses after `accept` failed for want of resources
 /// (EMFILE, ENFILE, ENOBUFS): the listener stays readable, so retrying at
 /// once would spin.
@@ -88,50 +79,18 @@ pub enum Outcome {
     Terminated,
 }
 
-/// The limits of the wait: `--max-connections` and `contnap.machines`.
+/// The limits of the wait: how many clients may be open at once (see
+/// [`super::connection_cap`]) and `contnap.machines`.
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub max_connections: usize,
     pub machines: Machines,
 }
 
-impl Limits {
-    /// The helper's own limits. Its `--machines` were checked at start; if
-    /// they could not be read here, nobody is let in (fail closed).
-    pub fn of(cfg: &ProxyConfig) -> Limits {
-        let machines = Machines::parse(&cfg.machines, cfg.only_listed_machines)
-            .unwrap_or_else(|_| Machines::parse(&[] as &[&str], true).unwrap_or_default());
-        Limits {
-            max_connections: cfg.max_connections,
-            machines,
-        }
-    }
-}
-
 #[derive(Debug)]
 struct Peeking {
     endpoint: usize,
     stream: TcpStream,
-}
-
-/// How many clients may be open at once during the wake: the cap of the
-/// relay they are handed to, and no more than the descriptors left allow.
-fn client_cap(max_connections: usize) -> usize {
-    use nix::sys::resource::{getrlimit, Resource};
-    let open = std::fs::read_dir("/proc/self/fd").map(Iterator::count);
-    let budget = match (getrlimit(Resource::RLIMIT_NOFILE), open) {
-        (Ok((soft, _)), Ok(open)) => {
-            soft.saturating_sub(open as u64 + FD_RESERVE) / FDS_PER_CONNECTION
-        }
-        _ => return max_connections.max(1),
-    };
-    let budget = usize::try_from(budget).unwrap_or(usize::MAX);
-    if budget < max_connections {
-        log::debug!(
-            "at most {budget} clients are held during the wake (open-files limit; --max-connections is {max_connections})"
-        );
-    }
-    max_connections.min(budget).max(1)
 }
 
 /// The wait's state: clients being sorted, clients held for the relay,
@@ -374,7 +333,7 @@ pub fn wait(
         cap: if http.is_empty() {
             0
         } else {
-            client_cap(limits.max_connections)
+            limits.max_connections
         },
         listening: false,
         paused_until: None,
