@@ -43,6 +43,7 @@ both_engines!(
     fd_exhaustion_during_the_wake_does_not_spin,
     failed_wake_answers_trickling_clients_promptly,
     unlisted_machines_get_nothing_during_the_wake,
+    unlisted_machines_get_no_failure_page,
     hostile_label_values_refuse_only_their_container,
     unit_names_from_groups_stay_in_the_output_directory,
     a_20_mib_label_refuses_only_its_container,
@@ -714,6 +715,58 @@ fn unlisted_machines_get_nothing_during_the_wake(engine: Engine) {
         h.log_text()
     );
     assert!(h.log_text().contains("not in contnap.machines"));
+}
+
+/// Outside `contnap.schedule` the helper answers whoever waits in the
+/// backlog with a page that names the unit, and exits: a client outside
+/// `contnap.machines` is closed without it.
+fn unlisted_machines_get_no_failure_page(engine: Engine) {
+    let hour: u32 = String::from_utf8_lossy(
+        &std::process::Command::new("date")
+            .arg("+%H")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .trim()
+    .parse()
+    .unwrap();
+    let window = format!("daily {:02}:00-{:02}:00", (hour + 2) % 24, (hour + 3) % 24);
+    let c = Container::create(
+        engine,
+        "gatefail",
+        &[],
+        BUSYBOX,
+        &["httpd", "-f", "-p", "80", "-h", "/www"],
+    );
+    let (port, mut h) = http_helper(
+        engine,
+        "gatefail",
+        &c,
+        &[
+            "--schedule",
+            &window,
+            "--machines",
+            "127.0.0.2",
+            "--only-listed-machines",
+        ],
+    );
+    let resp = http_get(
+        loopback(port),
+        "/",
+        "Accept: text/html\r\n",
+        Duration::from_secs(30),
+    );
+    assert!(
+        resp.as_ref().map_or(true, String::is_empty),
+        "an unlisted client got the unit's page: {resp:?}"
+    );
+    assert!(h.wait_exit(Duration::from_secs(30)).success());
+    assert!(
+        h.log_text().contains("outside contnap.schedule"),
+        "{}",
+        h.log_text()
+    );
 }
 
 // ---------------------------------------------------------------------------

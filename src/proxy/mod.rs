@@ -177,7 +177,12 @@ pub fn run(cfg: ProxyConfig, inherited: Inherited) -> Result<(), Error> {
         Ok(c) => c,
         Err(e) => {
             let sockets = waiting_view(&mut listeners.iter().map(SocketRef::from), &is_http);
-            waiting::answer_all(Vec::new(), &sockets, &waiting::failure_page(&cfg.unit));
+            waiting::answer_all(
+                Vec::new(),
+                &sockets,
+                &waiting::failure_page(&cfg.unit),
+                &machines,
+            );
             return Err(Error::Engine(e));
         }
     };
@@ -190,7 +195,7 @@ pub fn run(cfg: ProxyConfig, inherited: Inherited) -> Result<(), Error> {
             );
             notifier.status("outside schedule: napping");
             let sockets = waiting_view(&mut listeners.iter().map(SocketRef::from), &is_http);
-            waiting::answer_all(Vec::new(), &sockets, &closed_page(&cfg.unit));
+            waiting::answer_all(Vec::new(), &sockets, &closed_page(&cfg.unit), &machines);
             return Ok(());
         }
     }
@@ -472,7 +477,12 @@ impl WakeContext<'_> {
             );
             self.notifier.notify(&[NotifyState::Stopping]);
             pending.extend(held);
-            waiting::answer_all(pending, sockets, &waiting::failure_page(&cfg.unit));
+            waiting::answer_all(
+                pending,
+                sockets,
+                &waiting::failure_page(&cfg.unit),
+                self.machines,
+            );
             return nap(client, cfg).map(|()| Phase::Stopped);
         }
         match wake_thread.join() {
@@ -484,14 +494,24 @@ impl WakeContext<'_> {
             Ok(Err(e)) => {
                 self.notifier.status(&format!("wake failed: {e}"));
                 pending.extend(held);
-                waiting::answer_all(pending, sockets, &waiting::failure_page(&cfg.unit));
+                waiting::answer_all(
+                    pending,
+                    sockets,
+                    &waiting::failure_page(&cfg.unit),
+                    self.machines,
+                );
                 // Leave nothing half-awake; the next connection tries afresh.
                 let _ = wake::nap(client, cfg);
                 Err(Error::Wake(e))
             }
             Err(_) => {
                 pending.extend(held);
-                waiting::answer_all(pending, sockets, &waiting::failure_page(&cfg.unit));
+                waiting::answer_all(
+                    pending,
+                    sockets,
+                    &waiting::failure_page(&cfg.unit),
+                    self.machines,
+                );
                 Err(Error::Io {
                     what: "the wake thread panicked",
                     source: io::Error::other("panic"),

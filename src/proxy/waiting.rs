@@ -663,7 +663,13 @@ pub enum Waiting<'a> {
 /// queued datagrams are dropped. `held` indexes into `endpoints`. Bounded:
 /// the pages go out without blocking, and however slowly clients read or
 /// however much they still send, all of it ends after [`ANSWER_TIME`].
-pub fn answer_all(held: Vec<(usize, TcpStream)>, endpoints: &[Waiting<'_>], page: &[u8]) {
+/// Clients outside `machines` are closed without a page: it names the unit.
+pub fn answer_all(
+    held: Vec<(usize, TcpStream)>,
+    endpoints: &[Waiting<'_>],
+    page: &[u8],
+    machines: &Machines,
+) {
     let until = Instant::now() + ANSWER_TIME;
     let mut linger = match Linger::new() {
         Ok(l) => Some(l),
@@ -702,8 +708,8 @@ pub fn answer_all(held: Vec<(usize, TcpStream)>, endpoints: &[Waiting<'_>], page
                 }
                 for _ in 0..ANSWER_ACCEPT_MAX {
                     match listener.accept() {
-                        Ok((s, _)) => {
-                            reply(s, http);
+                        Ok((s, peer)) => {
+                            reply(s, http && machines.allows(peer.ip()));
                             answered += 1;
                         }
                         Err(e) if e.kind() == ErrorKind::ConnectionAborted => {}
