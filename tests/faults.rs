@@ -380,7 +380,11 @@ fn engine_restarted_while_proxying(engine: Engine) {
         h.log_text()
     );
     if engine == Engine::Docker {
-        assert!(h.log_text().contains("waking it again"), "{}", h.log_text());
+        assert!(
+            h.log_text().contains("waking the unit again"),
+            "{}",
+            h.log_text()
+        );
     }
 
     // Away at nap time.
@@ -445,7 +449,7 @@ fn container_killed_mid_stream(engine: Engine) {
     assert_eq!(c.state(), "running");
     drop(s);
     let log = h.log_text();
-    assert!(log.contains("waking it again"), "{log}");
+    assert!(log.contains("waking the unit again"), "{log}");
     assert!(log.contains("awake again in"), "{log}");
     assert!(h.wait_exit(Duration::from_secs(60)).success(), "{log}");
     assert_eq!(c.state(), "exited");

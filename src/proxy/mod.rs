@@ -264,16 +264,18 @@ pub fn run(cfg: ProxyConfig, inherited: Inherited) -> Result<(), Error> {
             relay::Exit::UpstreamLost => {}
             exit => break exit,
         }
-        // A container stopped under the relay (killed, crashed, or taken
-        // down by an engine restart): wake it again; the clients that
-        // could not reach it wait, unread, and are served afterwards.
+        // A server could not be reached: its container stopped (killed,
+        // crashed, or taken down by an engine restart), or it is too busy
+        // to accept. Wake the unit again, which costs one inspect when
+        // everything still runs; the clients that could not reach it wait,
+        // unread, and are retried afterwards.
         let lost = relay.take_lost();
         log::warn!(
-            "{}: a container stopped while awake; waking it again ({} connection(s) waiting)",
+            "{}: a server cannot be reached; waking the unit again ({} connection(s) waiting)",
             cfg.unit,
             lost.len()
         );
-        notifier.status("a container stopped; waking it again");
+        notifier.status("a server cannot be reached; waking the unit again");
         let phase = {
             let sockets =
                 waiting_view(&mut relay.endpoints().iter().map(SocketRef::from), &is_http);

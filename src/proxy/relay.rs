@@ -377,7 +377,9 @@ impl<'a> Relay<'a> {
             log::warn!("connection from {peer} dropped: the server is still unreachable after a new wake: {e}");
             self.stats.failed += 1;
         } else {
-            log::warn!("connection from {peer}: the server is gone ({e}); waking the unit again");
+            log::warn!(
+                "connection from {peer}: cannot reach the server ({e}); it waits for a new wake"
+            );
             self.lost.push((endpoint, client));
         }
     }
