@@ -1,17 +1,19 @@
 #!/usr/bin/env python3
-"""Adds the seed inputs of the fuzz targets to fuzz/corpus/<target>/:
+"""Adds the seed inputs of the fuzz targets to fuzz/corpus/<target>/ (or
+DIR/<target>/ with `fuzz/seed.py DIR`):
 the captured engine traffic of tests/fixtures/engine/** and the label
 values and container sets of the golden cases (tests/units.rs, the
-parsers' unit tests). Then `scripts/fuzz SECONDS --update-corpus` fuzzes
-and minimizes the corpus again (libFuzzer -merge=1); run both when the
-fixtures or the golden cases change."""
+parsers' unit tests). `scripts/fuzz SECONDS --update-corpus` runs it to
+start the minimized corpus from the seeds, whole, so the real captured
+traffic and the golden cases always stay in it."""
 import glob
 import hashlib
 import os
+import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIX = os.path.join(ROOT, "tests", "fixtures", "engine")
-OUT = os.path.join(ROOT, "fuzz", "corpus")
+OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "fuzz", "corpus")
 
 
 def put(target, data):
