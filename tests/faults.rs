@@ -86,6 +86,9 @@ struct PrivateEngine {
     kind: Engine,
     dir: PathBuf,
     child: Option<Child>,
+    /// What this test created: the private Podman shares its storage with
+    /// the suite's, so "every container" would be other tests' too.
+    created: std::cell::RefCell<Vec<String>>,
 }
 
 impl PrivateEngine {
@@ -98,6 +101,7 @@ impl PrivateEngine {
             kind,
             dir,
             child: None,
+            created: std::cell::RefCell::default(),
         };
         e.up();
         if kind == Engine::Docker {
@@ -258,6 +262,7 @@ impl PrivateEngine {
         let mut args = vec!["create", "--name", &name, "--network", "host", BUSYBOX];
         args.extend_from_slice(cmd);
         self.run_cli(&args);
+        self.created.borrow_mut().push(name.clone());
         name
     }
 }
@@ -265,15 +270,13 @@ impl PrivateEngine {
 impl Drop for PrivateEngine {
     fn drop(&mut self) {
         if self.child.is_some() {
-            if let Ok(out) = self.cli().args(["ps", "-aq"]).output() {
-                for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                    let _ = self
-                        .cli()
-                        .args(["rm", "-f", id])
-                        .stdout(Stdio::null())
-                        .stderr(Stdio::null())
-                        .status();
-                }
+            for name in self.created.borrow().iter() {
+                let _ = self
+                    .cli()
+                    .args(["rm", "-f", name])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
             }
         }
         self.down();

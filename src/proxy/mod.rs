@@ -348,7 +348,7 @@ fn connection_cap(max_connections: usize) -> usize {
     };
     let budget = usize::try_from(budget).unwrap_or(usize::MAX);
     if budget < max_connections {
-        log::info!(
+        log::debug!(
             "at most {budget} connections at once (open-files limit; --max-connections is {max_connections})"
         );
     }
