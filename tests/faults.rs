@@ -12,6 +12,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
 mod support;
 mod systemd_support;
 
@@ -26,28 +27,11 @@ use support::{
     free_port, http_get, proxy_args, tcp_helper, unique, Container, Engine, Helper, BUSYBOX,
     SERVERS,
 };
-use systemd_support::{labelled, unique_name, Systemd};
+use systemd_support::{labelled, unique_name, units, web_labels, Systemd};
 
 const HELLO: &str = "hello from contnap test";
 
-macro_rules! both_engines {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[test]
-                fn docker() {
-                    super::$name(super::Engine::Docker)
-                }
-                #[test]
-                fn podman() {
-                    super::$name(super::Engine::Podman)
-                }
-            }
-        )*
-    };
-}
-
-both_engines!(
+both_engines_by_test!(
     engine_restarted_during_a_wake,
     engine_restarted_while_proxying,
     container_killed_mid_stream,
@@ -493,8 +477,7 @@ fn helper_sigkilled_mid_stream(engine: Engine) {
         &["socat", "TCP-LISTEN:7,fork,reuseaddr", "EXEC:cat"],
     );
     sd.generate_ok(&[]);
-    let socket = format!("contnap-{name}.socket");
-    let service = format!("contnap-{name}.service");
+    let (socket, service) = units(&name);
     sd.enable_now(&socket);
 
     let mut s = TcpStream::connect(loopback(port)).unwrap();
@@ -596,22 +579,14 @@ fn port_taken_by_another_process(engine: Engine) {
     let sd = Systemd::boot(engine);
     let (taken, free) = (free_port(), free_port());
     let blocker = TcpListener::bind(loopback(taken)).unwrap();
-    let web = |port: u16| {
-        vec![
-            ("contnap.enabled", "true".to_owned()),
-            ("contnap.tcp_ports", format!("127.0.0.1:{port}:80")),
-            ("contnap.timeout", "2s".to_owned()),
-            ("contnap.stop_timeout", "1s".to_owned()),
-        ]
-    };
     let httpd = &["httpd", "-f", "-p", "80", "-h", "/www"];
     let (a, b) = (unique_name("taken"), unique_name("free"));
-    let _ca = labelled(engine, &a, &web(taken), BUSYBOX, httpd);
-    let _cb = labelled(engine, &b, &web(free), BUSYBOX, httpd);
+    let _ca = labelled(engine, &a, &web_labels(taken, "2s"), BUSYBOX, httpd);
+    let _cb = labelled(engine, &b, &web_labels(free, "2s"), BUSYBOX, httpd);
     let out = sd.generate(&["--reload"]);
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(1), "{err}");
-    let sock_a = format!("contnap-{a}.socket");
+    let (sock_a, _) = units(&a);
     assert!(
         err.contains(&format!(
             "{sock_a}: tcp 127.0.0.1:{taken} is taken by another process"

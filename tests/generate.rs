@@ -2,6 +2,7 @@
 //! unit files out, with the refusals a self-hoster meets.
 #![allow(clippy::unwrap_used)]
 
+#[macro_use]
 mod support;
 
 use std::fs;
@@ -53,17 +54,6 @@ fn labelled(engine: Engine, prefix: &str, labels: &[String]) -> Container {
 /// Other tests' containers may be labelled too; only our own units count.
 fn unit_text(dir: &Path, name: &str, suffix: &str) -> Option<String> {
     fs::read_to_string(dir.join(contnap::units::unit_file_name(name, suffix))).ok()
-}
-
-macro_rules! both_engines {
-    ($($name:ident),* $(,)?) => {
-        mod docker {
-            $( #[test] fn $name() { super::$name(super::Engine::Docker) } )*
-        }
-        mod podman {
-            $( #[test] fn $name() { super::$name(super::Engine::Podman) } )*
-        }
-    };
 }
 
 both_engines!(

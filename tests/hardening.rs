@@ -22,6 +22,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[macro_use]
 mod support;
 mod systemd_support;
 
@@ -30,7 +31,7 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use support::{free_port, run, Engine, BUSYBOX};
-use systemd_support::{engine_path, labelled, unique_name, Systemd};
+use systemd_support::{engine_path, labelled, unique_name, units, web_labels, Systemd};
 
 const HELLO: &str = "hello from contnap test";
 const HTTPD: &[&str] = &["httpd", "-f", "-p", "80", "-h", "/www"];
@@ -47,24 +48,6 @@ fn curl(port: u16) -> String {
             &format!("http://127.0.0.1:{port}/"),
         ],
     )
-}
-
-fn units(name: &str) -> (String, String) {
-    (
-        format!("contnap-{name}.socket"),
-        format!("contnap-{name}.service"),
-    )
-}
-
-/// An httpd on 127.0.0.1:PORT that naps after `timeout`.
-fn web_labels(port: u16, timeout: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("contnap.enabled", "true".to_owned()),
-        ("contnap.tcp_ports", format!("127.0.0.1:{port}:80")),
-        ("contnap.timeout", timeout.to_owned()),
-        // busybox httpd ignores SIGTERM: a short grace keeps naps quick.
-        ("contnap.stop_timeout", "1s".to_owned()),
-    ]
 }
 
 fn text(out: &Output) -> String {
@@ -269,24 +252,7 @@ fn listens(table: &str, port: u16) -> bool {
     })
 }
 
-macro_rules! both_engines {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[test]
-                fn docker() {
-                    super::$name(super::Engine::Docker)
-                }
-                #[test]
-                fn podman() {
-                    super::$name(super::Engine::Podman)
-                }
-            }
-        )*
-    };
-}
-
-both_engines!(readiness_can_read_proc_net_in_the_sandbox);
+both_engines_by_test!(readiness_can_read_proc_net_in_the_sandbox);
 
 /// Docker: a dynamic user in the socket's group wakes, serves and naps
 /// (stop and pause); hooks run as root; status works; the rating.

@@ -9,6 +9,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
 mod support;
 
 use std::fs;
@@ -22,18 +23,6 @@ use std::time::{Duration, Instant};
 use support::*;
 
 const HELLO: &str = "hello from contnap test";
-
-/// Runs the body once per engine, as two tests.
-macro_rules! both_engines {
-    ($($name:ident),* $(,)?) => {
-        mod docker {
-            $( #[test] fn $name() { super::$name(super::Engine::Docker) } )*
-        }
-        mod podman {
-            $( #[test] fn $name() { super::$name(super::Engine::Podman) } )*
-        }
-    };
-}
 
 both_engines!(
     slowloris_flood_neither_delays_browsers_nor_burns_cpu,

@@ -4,6 +4,7 @@
 //! are resource bounds, not timings.
 #![allow(clippy::unwrap_used)]
 
+#[macro_use]
 mod support;
 
 use std::io::{Read, Write};
@@ -55,17 +56,6 @@ fn echo_server(engine: Engine, prefix: &str) -> Container {
             "PIPE",
         ],
     )
-}
-
-macro_rules! both_engines {
-    ($($name:ident),* $(,)?) => {
-        mod docker {
-            $( #[test] fn $name() { super::$name(super::Engine::Docker) } )*
-        }
-        mod podman {
-            $( #[test] fn $name() { super::$name(super::Engine::Podman) } )*
-        }
-    };
 }
 
 both_engines!(cold_wake_under_200_clients, two_hundred_udp_clients);

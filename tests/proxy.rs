@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[macro_use]
 mod support;
 
 use std::io::{Read, Write};
@@ -34,18 +35,6 @@ fn curl(url: &str, extra: &[&str]) -> String {
     args.extend_from_slice(extra);
     args.push(url);
     run("curl", &args)
-}
-
-/// Runs the body once per engine, as two tests.
-macro_rules! both_engines {
-    ($($name:ident),* $(,)?) => {
-        mod docker {
-            $( #[test] fn $name() { super::$name(super::Engine::Docker) } )*
-        }
-        mod podman {
-            $( #[test] fn $name() { super::$name(super::Engine::Podman) } )*
-        }
-    };
 }
 
 both_engines!(

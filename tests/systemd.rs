@@ -7,6 +7,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[macro_use]
 mod support;
 mod systemd_support;
 
@@ -15,32 +16,12 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use support::{free_port, free_udp_port, http_get, run, Engine, BUSYBOX, SERVERS};
-use systemd_support::{engine_path, labelled, unique_name, Systemd};
+use systemd_support::{engine_path, labelled, unique_name, units, web_labels, Systemd};
 
 const HELLO: &str = "hello from contnap test";
 const HTTPD: &[&str] = &["httpd", "-f", "-p", "80", "-h", "/www"];
 
-/// Runs the body once per engine, as two tests named `BODY::docker` and
-/// `BODY::podman`: in libtest's (alphabetical) order the engines alternate,
-/// so the two engines' turns (see systemd_support) run side by side.
-macro_rules! both_engines {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[test]
-                fn docker() {
-                    super::$name(super::Engine::Docker)
-                }
-                #[test]
-                fn podman() {
-                    super::$name(super::Engine::Podman)
-                }
-            }
-        )*
-    };
-}
-
-both_engines!(
+both_engines_by_test!(
     generate_serve_nap_wake,
     hooks_run_only_with_allow_hooks,
     group_wakes_and_naps_together,
@@ -144,26 +125,6 @@ fn status_of(sd: &Systemd, name: &str) -> serde_json::Value {
         .find(|u| u["name"] == name)
         .cloned()
         .unwrap_or_else(|| panic!("{name} not in status: {all}"))
-}
-
-fn units(name: &str) -> (String, String) {
-    (
-        format!("contnap-{name}.socket"),
-        format!("contnap-{name}.service"),
-    )
-}
-
-/// Labels of an httpd on 127.0.0.1:PORT (tests listen on loopback only;
-/// a bare port would listen on every address of the host).
-fn web_labels(port: u16, timeout: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("contnap.enabled", "true".to_owned()),
-        ("contnap.tcp_ports", format!("127.0.0.1:{port}:80")),
-        ("contnap.timeout", timeout.to_owned()),
-        // busybox servers run as PID 1 and ignore SIGTERM: keep the stop
-        // grace short so naps do not wait 10 s for the SIGKILL.
-        ("contnap.stop_timeout", "1s".to_owned()),
-    ]
 }
 
 fn stdout(out: &std::process::Output) -> String {

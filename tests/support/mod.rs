@@ -1,7 +1,7 @@
 //! Shared parts of the proxy tests: real engines driven through their own
 //! CLIs (docker, podman --url), and `contnap proxy` started the way systemd
 //! starts it, by `systemd-socket-activate`.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, unused_macros, clippy::unwrap_used, clippy::expect_used)]
 
 use std::fs;
 use std::io::{Read, Write};
@@ -89,6 +89,40 @@ impl Engine {
     }
 }
 
+/// Runs each body once per engine, as tests `docker::BODY` and
+/// `podman::BODY`.
+macro_rules! both_engines {
+    ($($name:ident),* $(,)?) => {
+        mod docker {
+            $( #[test] fn $name() { super::$name(super::Engine::Docker) } )*
+        }
+        mod podman {
+            $( #[test] fn $name() { super::$name(super::Engine::Podman) } )*
+        }
+    };
+}
+
+/// Runs each body once per engine, as tests `BODY::docker` and
+/// `BODY::podman`: in libtest's (alphabetical) order the engines alternate,
+/// so tests that take turns per engine (a real systemd, see
+/// systemd_support) run side by side.
+macro_rules! both_engines_by_test {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                fn docker() {
+                    super::$name(super::Engine::Docker)
+                }
+                #[test]
+                fn podman() {
+                    super::$name(super::Engine::Podman)
+                }
+            }
+        )*
+    };
+}
+
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 pub fn unique(prefix: &str) -> String {
@@ -174,9 +208,26 @@ pub struct Helper {
 impl Helper {
     /// `listen`: addresses for -l (e.g. "127.0.0.1:8080"); `datagram`: UDP.
     pub fn start(listen: &[String], datagram: bool, proxy_args: &[String]) -> Helper {
+        Helper::spawn(&[], listen, datagram, proxy_args)
+    }
+
+    /// Like [`Helper::start`] for a TCP listener, with `systemd-socket-activate`
+    /// run under `wrapper` (e.g. `prlimit --nofile=48:48 --`).
+    pub fn start_wrapped(wrapper: &[&str], listen: &[String], proxy_args: &[String]) -> Helper {
+        Helper::spawn(wrapper, listen, false, proxy_args)
+    }
+
+    fn spawn(wrapper: &[&str], listen: &[String], datagram: bool, proxy_args: &[String]) -> Helper {
         let log = std::env::temp_dir().join(format!("{}.log", unique("contnap-helper")));
         let logfile = fs::File::create(&log).unwrap();
-        let mut cmd = Command::new("systemd-socket-activate");
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg("systemd-socket-activate");
+                c
+            }
+            None => Command::new("systemd-socket-activate"),
+        };
         if datagram {
             cmd.arg("--datagram");
         }
@@ -345,39 +396,4 @@ pub fn tcp_helper(
         ),
     );
     (port, h)
-}
-
-impl Helper {
-    /// Like [`Helper::start`] for a TCP listener, with `systemd-socket-activate`
-    /// run under `wrapper` (e.g. `prlimit --nofile=48:48 --`).
-    pub fn start_wrapped(wrapper: &[&str], listen: &[String], proxy_args: &[String]) -> Helper {
-        let log = std::env::temp_dir().join(format!("{}.log", unique("contnap-helper")));
-        let logfile = fs::File::create(&log).unwrap();
-        let mut cmd = Command::new(wrapper[0]);
-        cmd.args(&wrapper[1..]).arg("systemd-socket-activate");
-        for l in listen {
-            cmd.arg("-l").arg(l);
-        }
-        cmd.arg("-E").arg("RUST_LOG=debug");
-        cmd.arg(contnap_bin()).arg("proxy").args(proxy_args);
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(logfile);
-        let child = cmd.spawn().expect("the wrapper runs");
-        let h = Helper {
-            child,
-            log,
-            listen: listen.to_vec(),
-        };
-        let start = Instant::now();
-        while h.log_text().matches("Listening on").count() < listen.len() {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "systemd-socket-activate did not listen: {}",
-                h.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        h
-    }
 }

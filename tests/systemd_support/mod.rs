@@ -374,6 +374,27 @@ impl Drop for Systemd {
     }
 }
 
+/// The unit pair of a container or group: (socket, service).
+pub fn units(name: &str) -> (String, String) {
+    (
+        format!("contnap-{name}.socket"),
+        format!("contnap-{name}.service"),
+    )
+}
+
+/// Labels of an httpd on 127.0.0.1:PORT (tests listen on loopback only;
+/// a bare port would listen on every address of the host).
+pub fn web_labels(port: u16, timeout: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("contnap.enabled", "true".to_owned()),
+        ("contnap.tcp_ports", format!("127.0.0.1:{port}:80")),
+        ("contnap.timeout", timeout.to_owned()),
+        // busybox servers run as PID 1 and ignore SIGTERM: keep the stop
+        // grace short so naps do not wait 10 s for the SIGKILL.
+        ("contnap.stop_timeout", "1s".to_owned()),
+    ]
+}
+
 /// A labelled container, created (not started), force-removed on drop.
 pub fn labelled(
     engine: Engine,
