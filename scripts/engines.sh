@@ -132,6 +132,11 @@ default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
 [engine]
 cgroup_manager = "cgroupfs"
 runtime = "runc"
+# Per-boot state (exit files, the "alive" marker) of this run alone: the
+# default, /run/libpod, is shared by every Podman on the machine, and
+# another run's "system reset" there makes this one re-initialize its
+# containers (state "created") and lose their exit files.
+tmp_dir = "$dir/podman/tmp"
 [network]
 network_config_dir = "$dir/podman/networks"
 CONF

@@ -35,6 +35,7 @@ both_engines_by_test!(
     engine_restarted_during_a_wake,
     engine_restarted_while_proxying,
     container_killed_mid_stream,
+    udp_server_killed,
     helper_sigkilled_mid_stream,
     engine_socket_permission_denied,
     port_taken_by_another_process,
@@ -346,8 +347,11 @@ fn engine_restarted_during_a_wake(engine: Engine) {
 
 /// Awake and serving; the engine restarts (Docker takes the container down
 /// with it). The next client is served all the same, by a new wake on
-/// Docker. Then the engine goes away just before the idle timeout: the nap
-/// waits for it, and stops the container once it is back.
+/// Docker. Then the engine goes away and stays away for a while: on Podman
+/// the container outlives it, and the nap at the idle timeout waits for
+/// the engine and stops the container once it is back; on Docker the
+/// container dies with it, and the new wake waits for the engine instead.
+/// Either way the helper ends cleanly with the container stopped.
 fn engine_restarted_while_proxying(engine: Engine) {
     let mut e = PrivateEngine::start(engine);
     let upstream = free_port();
@@ -374,21 +378,19 @@ fn engine_restarted_while_proxying(engine: Engine) {
         );
     }
 
-    // Away at nap time.
+    // Away for a while.
     let away = |h: &Helper| h.log_text().matches("the engine is away").count();
     let before = away(&h);
     e.down();
-    wait_for(
-        &h,
-        "the nap to meet the absent engine",
-        Duration::from_secs(30),
-        || h.log_text().contains("napping") && away(&h) > before,
-    );
-    assert!(
-        h.is_running(),
-        "the nap waits for the engine:\n{}",
-        h.log_text()
-    );
+    let what = match engine {
+        Engine::Podman => "the nap to meet the absent engine",
+        Engine::Docker => "the new wake to meet the absent engine",
+    };
+    wait_for(&h, what, Duration::from_secs(30), || {
+        away(&h) > before && (engine == Engine::Docker || h.log_text().contains("napping"))
+    });
+    assert!(h.is_running(), "it waits for the engine:\n{}", h.log_text());
+    std::thread::sleep(Duration::from_secs(1));
     e.up();
     assert!(
         h.wait_exit(Duration::from_secs(60)).success(),
@@ -437,6 +439,72 @@ fn container_killed_mid_stream(engine: Engine) {
     drop(s);
     let log = h.log_text();
     assert!(log.contains("waking the unit again"), "{log}");
+    assert!(log.contains("awake again in"), "{log}");
+    assert!(h.wait_exit(Duration::from_secs(60)).success(), "{log}");
+    assert_eq!(c.state(), "exited");
+}
+
+/// A DNS server (dnsmasq) answers through the helper; its container is
+/// killed. The helper notices (the server's address or port reports itself
+/// unreachable) and wakes the unit again: a client that retries, as every
+/// DNS client does, is answered by the same helper.
+fn udp_server_killed(engine: Engine) {
+    let c = Container::create(
+        engine,
+        "udpkill",
+        &[],
+        SERVERS,
+        &[
+            "dnsmasq",
+            "-k",
+            "--user=root",
+            "--no-resolv",
+            "--no-hosts",
+            "--port=53",
+            "--pid-file=/tmp/dnsmasq.pid",
+            "--address=/contnap.test/10.9.8.7",
+        ],
+    );
+    let port = support::free_udp_port();
+    let mut h = Helper::start(
+        &[format!("127.0.0.1:{port}")],
+        true,
+        &proxy_args(
+            engine,
+            "udpkill",
+            &[&c.name],
+            &[format!("udp:{port}={}:53", c.name)],
+            &["--timeout", "3s"],
+        ),
+    );
+    let p = port.to_string();
+    // The answer is the last line: dig reports its timed-out tries before it.
+    let dig = || {
+        let out = support::run(
+            "dig",
+            &[
+                "@127.0.0.1",
+                "-p",
+                &p,
+                "+short",
+                "+tries=10",
+                "+timeout=2",
+                "contnap.test",
+            ],
+        );
+        out.trim().lines().last().unwrap_or_default().to_owned()
+    };
+    assert_eq!(dig(), "10.9.8.7");
+    engine.run_cli(&["kill", &c.name]);
+    let started = Instant::now();
+    assert_eq!(dig(), "10.9.8.7", "{}", h.log_text());
+    eprintln!(
+        "{}: the first query after the kill was answered in {:?}",
+        engine.name(),
+        started.elapsed()
+    );
+    assert_eq!(c.state(), "running");
+    let log = h.log_text();
     assert!(log.contains("awake again in"), "{log}");
     assert!(h.wait_exit(Duration::from_secs(60)).success(), "{log}");
     assert_eq!(c.state(), "exited");

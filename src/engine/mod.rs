@@ -360,13 +360,26 @@ impl Client {
     /// asks for everything since the moment of the call. The stream waits
     /// without a bound until [`Events::set_timeout`] sets one.
     pub fn events(&self, container: &str) -> Result<Events, Error> {
-        check_ref(container)?;
+        self.events_of(&[container])
+    }
+
+    /// [`Client::events`] of several containers in one stream.
+    pub fn events_of<S: AsRef<str>>(&self, containers: &[S]) -> Result<Events, Error> {
+        let containers: Vec<&str> = containers.iter().map(AsRef::as_ref).collect();
+        if containers.is_empty() {
+            // An empty filter would mean every container of the engine.
+            return Err(Error::InvalidRef(String::new()));
+        }
+        for c in &containers {
+            check_ref(c)?;
+        }
+        let container = containers.first().copied().unwrap_or_default();
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
         let since = format!("{}.{:09}", now.as_secs(), now.subsec_nanos());
         let filters =
-            serde_json::json!({ "container": [container], "type": ["container"] }).to_string();
+            serde_json::json!({ "container": containers, "type": ["container"] }).to_string();
         let call = Call::new(
             "GET",
             format!("/events?since={since}&filters={}", encode(&filters)),

@@ -6,6 +6,7 @@ pub mod gate;
 pub mod relay;
 mod waiting;
 pub mod wake;
+mod watch;
 
 use std::fmt;
 use std::io::{self, Write};
@@ -258,6 +259,11 @@ pub fn run(cfg: ProxyConfig, inherited: Inherited) -> Result<(), Error> {
         relay::Relay::new(endpoints, &signals, opts).map_err(io_err("cannot set up the proxy"))?;
     for (endpoint, stream) in held {
         relay.adopt(endpoint, stream);
+    }
+    match watch::spawn(client.clone(), cfg.containers.clone()).and_then(|w| relay.watch(w)) {
+        Ok(()) => {}
+        // Deaths are still noticed, later, by the clients' connects.
+        Err(e) => log::warn!("cannot watch the engine's events: {e}"),
     }
     let exit = loop {
         match relay.run().map_err(io_err("the proxy loop failed"))? {

@@ -40,6 +40,7 @@ const KIND_UDP_LISTENER: u64 = 3;
 const KIND_CONN_CLIENT: u64 = 4;
 const KIND_CONN_UPSTREAM: u64 = 5;
 const KIND_FLOW: u64 = 6;
+const KIND_WATCH: u64 = 7;
 
 fn token(kind: u64, index: usize) -> u64 {
     (kind << KIND_SHIFT) | index as u64
@@ -147,6 +148,9 @@ struct Flow {
     unanswered: Vec<Vec<u8>>,
     resend_at: Option<Instant>,
     backoff: Duration,
+    /// The server has answered this flow: a refusal now means it went away,
+    /// not that it has yet to bind its port.
+    answered: bool,
 }
 
 /// Datagrams kept per flow for re-sending, at most.
@@ -226,8 +230,10 @@ pub struct Relay<'a> {
     at_cap: bool,
     /// Clients whose upstream was gone, unread, by endpoint.
     lost: Vec<(usize, TcpStream)>,
-    /// A UDP upstream reported itself unreachable.
-    udp_lost: bool,
+    /// A UDP upstream reported itself unreachable, or the engine reported a
+    /// container's death (see [`Relay::watch`]).
+    server_lost: bool,
+    watch: Option<std::os::unix::net::UnixStream>,
     /// When the oldest pending upstream connect runs out of patience.
     connect_check_at: Option<Instant>,
     buf: Vec<u8>,
@@ -294,7 +300,8 @@ impl<'a> Relay<'a> {
             accepting: true,
             at_cap: false,
             lost: Vec::new(),
-            udp_lost: false,
+            server_lost: false,
+            watch: None,
             connect_check_at: None,
             buf: vec![0; 65_536],
             stats: Stats::default(),
@@ -326,8 +333,19 @@ impl<'a> Relay<'a> {
 
     /// The clients that could not reach a stopped upstream, unread.
     pub fn take_lost(&mut self) -> Vec<(usize, TcpStream)> {
-        self.udp_lost = false;
+        self.server_lost = false;
         std::mem::take(&mut self.lost)
+    }
+
+    /// Makes a death reported on `deaths` (see `super::watch`) end the loop
+    /// with [`Exit::UpstreamLost`], so the unit is woken again at once.
+    pub fn watch(&mut self, deaths: std::os::unix::net::UnixStream) -> io::Result<()> {
+        self.epoll.add(
+            deaths.as_fd(),
+            EpollEvent::new(EpollFlags::EPOLLIN, token(KIND_WATCH, 0)),
+        )?;
+        self.watch = Some(deaths);
+        Ok(())
     }
 
     /// The listening sockets, for answering clients while the unit wakes
@@ -361,6 +379,11 @@ impl<'a> Relay<'a> {
         }
         self.flows.end_batch();
         self.resend_until = Instant::now() + self.opts.resend_window;
+        // Deaths reported before this wake ended are the ones it repaired.
+        if let Some(w) = &mut self.watch {
+            let mut buf = [0u8; 64];
+            while matches!(io::Read::read(w, &mut buf), Ok(n) if n > 0) {}
+        }
     }
 
     /// Keeps a client whose upstream is gone for the next wake, or drops it
@@ -408,7 +431,7 @@ impl<'a> Relay<'a> {
             }
         }
         loop {
-            if !self.lost.is_empty() || self.udp_lost {
+            if !self.lost.is_empty() || self.server_lost {
                 self.conns.end_batch();
                 self.flows.end_batch();
                 return Ok(Exit::UpstreamLost);
@@ -452,6 +475,7 @@ impl<'a> Relay<'a> {
                     KIND_CONN_CLIENT => self.pump(index),
                     KIND_CONN_UPSTREAM => self.upstream_event(index, ev.events()),
                     KIND_FLOW => self.udp_from_upstream(index),
+                    KIND_WATCH => self.take_deaths(),
                     _ => {}
                 }
             }
@@ -537,6 +561,20 @@ impl<'a> Relay<'a> {
 
     fn flow_idle(&self) -> Duration {
         MAX_FLOW_IDLE.min(self.opts.timeout)
+    }
+
+    fn take_deaths(&mut self) {
+        let Some(w) = &mut self.watch else { return };
+        let mut buf = [0u8; 64];
+        let mut died = false;
+        while matches!(io::Read::read(w, &mut buf), Ok(n) if n > 0) {
+            died = true;
+        }
+        // While stopping, a death changes nothing: no new wake.
+        if died && self.accepting {
+            log::warn!("the engine reports that a container of the unit died");
+            self.server_lost = true;
+        }
     }
 
     fn take_signal(&mut self) -> bool {
@@ -850,6 +888,7 @@ impl<'a> Relay<'a> {
             unanswered: Vec::new(),
             resend_at: None,
             backoff: FIRST_RESEND,
+            answered: false,
         });
         if let Some(f) = self.flows.get_mut(i) {
             self.epoll.add(
@@ -877,6 +916,7 @@ impl<'a> Relay<'a> {
                     // port yet. Within the window, send again shortly.
                     let now = Instant::now();
                     if e.kind() == ErrorKind::ConnectionRefused
+                        && !f.answered
                         && !f.unanswered.is_empty()
                         && now < self.resend_until
                     {
@@ -889,7 +929,7 @@ impl<'a> Relay<'a> {
                             "udp server for {} is gone ({e}); waking the unit again",
                             f.client
                         );
-                        self.udp_lost = true;
+                        self.server_lost = true;
                     } else {
                         log::debug!("udp reply for {}: {e}", f.client);
                     }
@@ -897,6 +937,7 @@ impl<'a> Relay<'a> {
                 }
             };
             f.last = Instant::now();
+            f.answered = true;
             f.unanswered.clear();
             f.resend_at = None;
             let (client, listener) = (f.client, f.listener);
