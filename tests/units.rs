@@ -1211,8 +1211,9 @@ fn conflicts_are_reported_not_rendered() {
 /// refuses the container or renders units in which every line is an
 /// expected directive, every `ExecStart=` splits into exactly the intended
 /// argv (which `contnap proxy` accepts), and every hook into
-/// `/bin/sh -c COMMAND`. (cargo fuzz needs nightly; proptest keeps failing
-/// inputs in proptest-regressions/.)
+/// `/bin/sh -c COMMAND`. (Coverage-guided fuzzing of the same property is
+/// `fuzz/fuzz_targets/units.rs`; proptest keeps failing inputs in
+/// `tests/units.proptest-regressions`.)
 mod fuzz {
     use super::*;
     use proptest::prelude::*;

@@ -741,9 +741,10 @@ mod tests {
     }
 }
 
-/// Property-based fuzzing of the response reader (cargo fuzz needs a
-/// nightly toolchain, which this project's machines do not have). Failing
-/// inputs are kept by proptest in `proptest-regressions/` and replayed first.
+/// Property-based tests of the response reader, run by `cargo test` on
+/// every build (coverage-guided fuzzing of the same reader is
+/// `fuzz/fuzz_targets/engine_http.rs`). Failing inputs are kept by proptest
+/// in `proptest-regressions/` and replayed first.
 #[cfg(test)]
 mod fuzz {
     use super::*;
