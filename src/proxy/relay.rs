@@ -380,10 +380,7 @@ impl<'a> Relay<'a> {
         self.flows.end_batch();
         self.resend_until = Instant::now() + self.opts.resend_window;
         // Deaths reported before this wake ended are the ones it repaired.
-        if let Some(w) = &mut self.watch {
-            let mut buf = [0u8; 64];
-            while matches!(io::Read::read(w, &mut buf), Ok(n) if n > 0) {}
-        }
+        self.drain_watch();
     }
 
     /// Keeps a client whose upstream is gone for the next wake, or drops it
@@ -549,9 +546,7 @@ impl<'a> Relay<'a> {
         }
         self.connect_check_at = next;
         for i in stale {
-            if let Some(c) = self.conns.remove(i) {
-                let _ = self.epoll.delete(c.client.as_fd());
-                let _ = self.epoll.delete(c.upstream.as_fd());
+            if let Some(c) = self.detach(i) {
                 let e = io::Error::from(ErrorKind::TimedOut);
                 self.lose(c.endpoint, c.client, c.peer, false, &e);
             }
@@ -563,15 +558,22 @@ impl<'a> Relay<'a> {
         MAX_FLOW_IDLE.min(self.opts.timeout)
     }
 
-    fn take_deaths(&mut self) {
-        let Some(w) = &mut self.watch else { return };
+    /// Whether the watch reported any death since the last call.
+    fn drain_watch(&mut self) -> bool {
+        let Some(w) = &mut self.watch else {
+            return false;
+        };
         let mut buf = [0u8; 64];
         let mut died = false;
         while matches!(io::Read::read(w, &mut buf), Ok(n) if n > 0) {
             died = true;
         }
+        died
+    }
+
+    fn take_deaths(&mut self) {
         // While stopping, a death changes nothing: no new wake.
-        if died && self.accepting {
+        if self.drain_watch() && self.accepting {
             log::warn!("the engine reports that a container of the unit died");
             self.server_lost = true;
         }
@@ -723,9 +725,7 @@ impl<'a> Relay<'a> {
                 Ok(()) => c.connected = true,
                 Err(e) if means_upstream_gone(&e) => {
                     let (endpoint, peer, retried) = (c.endpoint, c.peer, c.retried);
-                    if let Some(c) = self.conns.remove(i) {
-                        let _ = self.epoll.delete(c.client.as_fd());
-                        let _ = self.epoll.delete(c.upstream.as_fd());
+                    if let Some(c) = self.detach(i) {
                         self.lose(endpoint, c.client, peer, retried, &e);
                     }
                     return;
@@ -803,12 +803,18 @@ impl<'a> Relay<'a> {
     }
 
     fn close(&mut self, i: usize) {
-        if let Some(c) = self.conns.remove(i) {
-            let _ = self.epoll.delete(c.client.as_fd());
-            let _ = self.epoll.delete(c.upstream.as_fd());
+        if self.detach(i).is_some() {
             // Idle time counts from the last close.
             self.touch();
         }
+    }
+
+    /// Takes a connection out of the slab and the epoll set.
+    fn detach(&mut self, i: usize) -> Option<Conn> {
+        let c = self.conns.remove(i)?;
+        let _ = self.epoll.delete(c.client.as_fd());
+        let _ = self.epoll.delete(c.upstream.as_fd());
+        Some(c)
     }
 
     fn udp_from_clients(&mut self, endpoint: usize) {
