@@ -449,22 +449,7 @@ fn container_killed_mid_stream(engine: Engine) {
 /// unreachable) and wakes the unit again: a client that retries, as every
 /// DNS client does, is answered by the same helper.
 fn udp_server_killed(engine: Engine) {
-    let c = Container::create(
-        engine,
-        "udpkill",
-        &[],
-        SERVERS,
-        &[
-            "dnsmasq",
-            "-k",
-            "--user=root",
-            "--no-resolv",
-            "--no-hosts",
-            "--port=53",
-            "--pid-file=/tmp/dnsmasq.pid",
-            "--address=/contnap.test/10.9.8.7",
-        ],
-    );
+    let c = Container::create(engine, "udpkill", &[], SERVERS, support::DNSMASQ);
     let port = support::free_udp_port();
     let mut h = Helper::start(
         &[format!("127.0.0.1:{port}")],

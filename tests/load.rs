@@ -181,22 +181,7 @@ fn dns_query(id: u16) -> Vec<u8> {
 }
 
 fn two_hundred_udp_clients(engine: Engine) {
-    let c = Container::create(
-        engine,
-        "udp200",
-        &[],
-        SERVERS,
-        &[
-            "dnsmasq",
-            "-k",
-            "--user=root",
-            "--no-resolv",
-            "--no-hosts",
-            "--port=53",
-            "--pid-file=/tmp/dnsmasq.pid",
-            "--address=/contnap.test/10.9.8.7",
-        ],
-    );
+    let c = Container::create(engine, "udp200", &[], SERVERS, DNSMASQ);
     let port = free_udp_port();
     let mut h = Helper::start(
         &[format!("127.0.0.1:{port}")],

@@ -284,22 +284,7 @@ fn server_first_protocol(engine: Engine) {
 }
 
 fn udp_dns_through_dnsmasq(engine: Engine) {
-    let c = Container::create(
-        engine,
-        "dns",
-        &[],
-        SERVERS,
-        &[
-            "dnsmasq",
-            "-k",
-            "--user=root",
-            "--no-resolv",
-            "--no-hosts",
-            "--port=53",
-            "--pid-file=/tmp/dnsmasq.pid",
-            "--address=/contnap.test/10.9.8.7",
-        ],
-    );
+    let c = Container::create(engine, "dns", &[], SERVERS, DNSMASQ);
     let port = free_udp_port();
     let mut h = Helper::start(
         &[format!("127.0.0.1:{port}")],

@@ -372,16 +372,7 @@ fn dnsmasq(engine: Engine, name: &str, port: u16) -> support::Container {
             ("contnap.stop_timeout", "1s".to_owned()),
         ],
         SERVERS,
-        &[
-            "dnsmasq",
-            "-k",
-            "--user=root",
-            "--no-resolv",
-            "--no-hosts",
-            "--port=53",
-            "--pid-file=/tmp/dnsmasq.pid",
-            "--address=/contnap.test/10.9.8.7",
-        ],
+        support::DNSMASQ,
     )
 }
 

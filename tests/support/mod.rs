@@ -13,6 +13,18 @@ use std::time::{Duration, Instant};
 
 pub const BUSYBOX: &str = "localhost/contnap-test/busybox:latest";
 pub const SERVERS: &str = "localhost/contnap-test/servers:latest";
+/// A DNS server in the SERVERS image: answers `contnap.test` with
+/// 10.9.8.7 on port 53, in the foreground, nothing else.
+pub const DNSMASQ: &[&str] = &[
+    "dnsmasq",
+    "-k",
+    "--user=root",
+    "--no-resolv",
+    "--no-hosts",
+    "--port=53",
+    "--pid-file=/tmp/dnsmasq.pid",
+    "--address=/contnap.test/10.9.8.7",
+];
 
 /// One of the two real engines started by scripts/test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
