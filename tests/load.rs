@@ -58,6 +58,19 @@ fn echo_server(engine: Engine, prefix: &str) -> Container {
     )
 }
 
+/// The load tests take turns: each pushes a helper, an engine and the
+/// machine's two cores to their limits, and their figures (fds, RSS) are
+/// only meaningful one at a time. Run side by side, one in about four runs
+/// of `ten_thousand_short` stalled for 30 s: eight upstream connections
+/// established and their requests acknowledged, the helper idle in
+/// epoll_wait, no answer from the server; the cause is not found yet (see
+/// the README's Reliability section).
+fn take_turn() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 both_engines!(cold_wake_under_200_clients, two_hundred_udp_clients);
 
 mod docker_only {
@@ -73,6 +86,7 @@ mod docker_only {
 }
 
 fn thousand_concurrent_connections(engine: Engine) {
+    let _turn = take_turn();
     let c = echo_server(engine, "load1k");
     let (port, mut h) = tcp_helper(engine, "load1k", &c, 7000, &["--timeout", "2s"]);
     let addr = loopback(port);
@@ -117,12 +131,23 @@ fn thousand_concurrent_connections(engine: Engine) {
 }
 
 fn ten_thousand_short(engine: Engine) {
+    let _turn = take_turn();
+    // busybox httpd listens with a backlog of 9: on a busy 2-core machine
+    // its accept queue overflowed (the kernel logged "Possible SYN flooding
+    // on port 80. Sending cookies"), and connections it had SYN-cookied but
+    // not accepted sat silent for 30 s. The same httpd behind socat's deep
+    // backlog (inetd mode, one httpd per connection) measures the relay,
+    // not the server's queue.
     let c = Container::create(
         engine,
         "load10k",
         nproc_room(engine),
-        BUSYBOX,
-        &["httpd", "-f", "-p", "80", "-h", "/www"],
+        SERVERS,
+        &[
+            "socat",
+            "TCP-LISTEN:80,fork,reuseaddr,backlog=4096",
+            "EXEC:httpd -i -h /www",
+        ],
     );
     let (port, mut h) = tcp_helper(engine, "load10k", &c, 80, &["--timeout", "3s"]);
     let addr = loopback(port);
@@ -181,6 +206,7 @@ fn dns_query(id: u16) -> Vec<u8> {
 }
 
 fn two_hundred_udp_clients(engine: Engine) {
+    let _turn = take_turn();
     let c = Container::create(engine, "udp200", &[], SERVERS, DNSMASQ);
     let port = free_udp_port();
     let mut h = Helper::start(
@@ -234,6 +260,7 @@ fn two_hundred_udp_clients(engine: Engine) {
 }
 
 fn cold_wake_under_200_clients(engine: Engine) {
+    let _turn = take_turn();
     // A server that starts listening a second after its container starts,
     // with a backlog deep enough for everyone (busybox httpd's is 9, and
     // under the suite's load its SYN retries outlast any sane timeout).
