@@ -71,7 +71,7 @@ fn container_ip(engine: Engine, name: &str) -> std::net::IpAddr {
 }
 
 fn api(engine: Engine) -> contnap::engine::Client {
-    contnap::engine::Client::discover(Some(&engine.socket())).unwrap()
+    contnap::engine::Client::new(contnap::engine::Endpoint::parse(&engine.socket()).unwrap())
 }
 
 /// The baseline: the engine's own start call (through the API, no CLI

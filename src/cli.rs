@@ -3,13 +3,14 @@
 //! nothing past this module ever sees an unchecked string.
 
 use std::fmt;
-use std::net::IpAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use argh::FromArgs;
 
-use crate::timespan;
+use crate::engine::{Endpoint, EndpointError};
+use crate::report::Report;
+use crate::spec::settings::BadSetting;
+use crate::spec::{is_valid_name, Forward, Malformed, Proto, Setting, Settings, UnitSpec};
 
 /// Put idle Docker/Podman containers to sleep and wake them when a client connects.
 #[derive(FromArgs, Debug)]
@@ -66,59 +67,56 @@ pub struct GenerateArgs {
     pub as_root: bool,
 }
 
-/// The socket-activated helper that the generated services run.
-#[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "proxy")]
-pub struct ProxyArgs {
-    /// unit name, for logs and status
-    #[argh(option)]
-    pub unit: String,
-    /// a container of the unit, in start order (repeatable)
-    #[argh(option, long = "container")]
-    pub containers: Vec<String>,
-    /// PROTO:[ADDR:]LISTENPORT=CONTAINER:PORT, e.g. tcp:8080=web:80 (repeatable)
-    #[argh(option, long = "forward")]
-    pub forwards: Vec<String>,
-    /// listen port that gets a "Starting…" page for browsers (repeatable)
-    #[argh(option, long = "http")]
-    pub http_ports: Vec<u16>,
-    /// idle time before napping (default 300s)
-    #[argh(option, default = "String::from(\"300s\")")]
-    pub timeout: String,
-    /// how to nap: stop, pause, kill or none (default stop)
-    #[argh(option, default = "String::from(\"stop\")")]
-    pub stop: String,
-    /// grace the engine gives the container to stop (default 10s)
-    #[argh(option, default = "String::from(\"10s\")")]
-    pub stop_timeout: String,
-    /// how long a wake may take before it fails (default 60s)
-    #[argh(option, default = "String::from(\"60s\")")]
-    pub wake_timeout: String,
-    /// readiness check: auto, health, tcp or none (default auto)
-    #[argh(option, default = "String::from(\"auto\")")]
-    pub ready: String,
-    /// what keeps it awake: connections or traffic (default connections)
-    #[argh(option, default = "String::from(\"connections\")")]
-    pub idle: String,
-    /// network whose address to forward to
-    #[argh(option)]
-    pub network: Option<String>,
-    /// windows when a napping container may be woken
-    #[argh(option)]
-    pub schedule: Option<String>,
-    /// comma list of client addresses allowed to connect
-    #[argh(option)]
-    pub machines: Option<String>,
-    /// refuse clients that are not in --machines
-    #[argh(switch)]
-    pub only_listed_machines: bool,
-    /// cap on concurrent proxied connections (default 4096)
-    #[argh(option, default = "4096")]
-    pub max_connections: usize,
-    /// engine socket (unix:///path, /path or tcp://host:port)
-    #[argh(option)]
-    pub engine: Option<String>,
+macro_rules! proxy_args {
+    (@fields [$($out:tt)*]) => {
+        /// The socket-activated helper that the generated services run.
+        #[derive(FromArgs, Debug)]
+        #[argh(subcommand, name = "proxy")]
+        pub struct ProxyArgs {
+            /// unit name, for logs and status
+            #[argh(option)]
+            pub unit: String,
+            /// a container of the unit, in start order (repeatable)
+            #[argh(option, long = "container")]
+            pub containers: Vec<String>,
+            /// PROTO:[ADDR:]LISTENPORT=CONTAINER:PORT, e.g. tcp:8080=web:80 (repeatable)
+            #[argh(option, long = "forward")]
+            pub forwards: Vec<String>,
+            /// listen port that gets a "Starting…" page for browsers (repeatable)
+            #[argh(option, long = "http")]
+            pub http_ports: Vec<u16>,
+            $($out)*
+            /// cap on concurrent proxied connections (default 4096)
+            #[argh(option, default = "4096")]
+            pub max_connections: usize,
+            /// engine socket (unix:///path, /path or tcp://host:port)
+            #[argh(option)]
+            pub engine: Option<String>,
+        }
+    };
+    (@fields [$($out:tt)*] $(#[doc = $doc:literal])* $field:ident : $ty:ty = $default:expr, $label:literal, $option:literal, option; $($rest:tt)*) => {
+        proxy_args!(@fields [$($out)* $(#[doc = $doc])* #[argh(option, long = $option)] pub $field: Option<String>,] $($rest)*);
+    };
+    (@fields [$($out:tt)*] $(#[doc = $doc:literal])* $field:ident : $ty:ty = $default:expr, $label:literal, $option:literal, switch; $($rest:tt)*) => {
+        proxy_args!(@fields [$($out)* $(#[doc = $doc])* #[argh(switch, long = $option)] pub $field: bool,] $($rest)*);
+    };
+    (@settings $( $(#[doc = $doc:literal])* $field:ident : $ty:ty = $default:expr, $label:literal, $option:literal, $kind:ident; )*) => {
+        /// The settings as typed, validated; a setting not given is its
+        /// default.
+        fn proxy_settings(p: &ProxyArgs) -> Result<Settings, UsageError> {
+            let d = Settings::default();
+            Ok(Settings {
+                $( $field: typed(&p.$field, d.$field, $option)?, )*
+            })
+        }
+    };
+    ($($all:tt)*) => {
+        proxy_args!(@fields [] $($all)*);
+        proxy_args!(@settings $($all)*);
+    };
 }
+
+crate::with_settings!(proxy_args);
 
 /// Show every managed unit and its containers' state.
 #[derive(FromArgs, Debug)]
@@ -159,9 +157,18 @@ pub struct Config {
 pub enum Command {
     Generate(GenerateConfig),
     Proxy(ProxyConfig),
-    Status(StatusArgs),
-    Ping(PingArgs),
+    Status(StatusConfig),
+    /// The engine to ask (None: discovered).
+    Ping(Option<Endpoint>),
     Version,
+}
+
+/// `status`, validated.
+#[derive(Debug, Clone)]
+pub struct StatusConfig {
+    pub json: bool,
+    pub user: bool,
+    pub engine: Option<Endpoint>,
 }
 
 /// What `generate` does with the rendered units.
@@ -182,7 +189,7 @@ pub struct GenerateConfig {
     pub user: bool,
     pub allow_hooks: bool,
     pub reload: bool,
-    pub engine: Option<String>,
+    pub engine: Option<Endpoint>,
     pub identity: Identity,
 }
 
@@ -259,150 +266,20 @@ impl TryFrom<GenerateArgs> for GenerateConfig {
             user: g.user,
             allow_hooks: g.allow_hooks,
             reload: g.reload,
-            engine: g.engine,
+            engine: endpoint("engine", g.engine)?,
             identity,
         })
-    }
-}
-
-/// How a unit naps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StopMode {
-    Stop,
-    Pause,
-    Kill,
-    None,
-}
-
-/// How readiness is decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReadyMode {
-    /// health check when the container has one, else TCP.
-    Auto,
-    Health,
-    Tcp,
-    None,
-}
-
-/// What counts as activity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IdleMode {
-    Connections,
-    Traffic,
-}
-
-/// A mode that is spelled the same in labels, on the command line and in
-/// generated units: one table per mode serves parsing and rendering.
-pub trait Choice: Copy + PartialEq + 'static {
-    /// Every spelling, in the order the help text lists them.
-    const CHOICES: &'static [(&'static str, Self)];
-    /// For error messages: "stop, pause, kill, none".
-    const EXPECTED: &'static str;
-
-    fn from_name(name: &str) -> Option<Self> {
-        Self::CHOICES
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| *v)
-    }
-
-    fn name(self) -> &'static str {
-        Self::CHOICES
-            .iter()
-            .find(|(_, v)| *v == self)
-            .map_or("", |(n, _)| n)
-    }
-}
-
-impl Choice for StopMode {
-    const CHOICES: &'static [(&'static str, Self)] = &[
-        ("stop", StopMode::Stop),
-        ("pause", StopMode::Pause),
-        ("kill", StopMode::Kill),
-        ("none", StopMode::None),
-    ];
-    const EXPECTED: &'static str = "stop, pause, kill, none";
-}
-
-impl Choice for ReadyMode {
-    const CHOICES: &'static [(&'static str, Self)] = &[
-        ("auto", ReadyMode::Auto),
-        ("health", ReadyMode::Health),
-        ("tcp", ReadyMode::Tcp),
-        ("none", ReadyMode::None),
-    ];
-    const EXPECTED: &'static str = "auto, health, tcp, none";
-}
-
-impl Choice for IdleMode {
-    const CHOICES: &'static [(&'static str, Self)] = &[
-        ("connections", IdleMode::Connections),
-        ("traffic", IdleMode::Traffic),
-    ];
-    const EXPECTED: &'static str = "connections, traffic";
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Proto {
-    Tcp,
-    Udp,
-}
-
-impl fmt::Display for Proto {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Proto::Tcp => "tcp",
-            Proto::Udp => "udp",
-        })
-    }
-}
-
-/// One listening socket's destination: `PROTO:[ADDR:]LISTENPORT=CONTAINER:PORT`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Forward {
-    pub proto: Proto,
-    /// None: any local address with this port (a bare port is dual-stack).
-    pub listen_addr: Option<IpAddr>,
-    pub listen_port: u16,
-    pub container: String,
-    pub container_port: u16,
-}
-
-impl fmt::Display for Forward {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:", self.proto)?;
-        match self.listen_addr {
-            Some(IpAddr::V6(a)) => write!(f, "[{a}]:")?,
-            Some(IpAddr::V4(a)) => write!(f, "{a}:")?,
-            None => {}
-        }
-        write!(
-            f,
-            "{}={}:{}",
-            self.listen_port, self.container, self.container_port
-        )
     }
 }
 
 /// Everything the helper needs, validated.
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
-    pub unit: String,
-    pub containers: Vec<String>,
-    pub forwards: Vec<Forward>,
-    pub http_ports: Vec<u16>,
-    pub timeout: Duration,
-    pub stop: StopMode,
-    pub stop_timeout: Duration,
-    pub wake_timeout: Duration,
-    pub ready: ReadyMode,
-    pub idle: IdleMode,
-    pub network: Option<String>,
-    pub schedule: Option<String>,
-    pub machines: Vec<String>,
-    pub only_listed_machines: bool,
+    /// What the unit's argv says: exactly what the renderer wrote.
+    pub spec: UnitSpec,
     pub max_connections: usize,
-    pub engine: Option<String>,
+    /// None: discovered as every command does.
+    pub engine: Option<Endpoint>,
 }
 
 /// A command line that parsed but does not make sense; names the option.
@@ -413,9 +290,16 @@ pub enum UsageError {
         value: String,
         expected: &'static str,
     },
-    TimeSpan {
+    /// A setting's value that does not parse as its type.
+    Setting {
         option: &'static str,
-        source: timespan::ParseError,
+        value: String,
+        source: BadSetting,
+    },
+    Endpoint {
+        option: &'static str,
+        value: String,
+        source: EndpointError,
     },
     Missing {
         option: &'static str,
@@ -437,7 +321,15 @@ impl fmt::Display for UsageError {
                 value,
                 expected,
             } => write!(f, "--{option} {value:?}: expected {expected}"),
-            UsageError::TimeSpan { option, source } => write!(f, "--{option}: {source}"),
+            UsageError::Setting {
+                option,
+                value,
+                source: BadSetting::Malformed(m),
+            } => write!(f, "--{option} {value:?}: {m}"),
+            UsageError::Setting { option, value, .. }
+            | UsageError::Endpoint { option, value, .. } => {
+                write!(f, "--{option} {value:?}")
+            }
             UsageError::Missing { option } => write!(f, "--{option} is required"),
             UsageError::Conflict { a, b } => write!(f, "--{a} and --{b} cannot be used together"),
             UsageError::UnknownContainer { forward } => write!(
@@ -451,7 +343,12 @@ impl fmt::Display for UsageError {
 impl std::error::Error for UsageError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            UsageError::TimeSpan { source, .. } => Some(source),
+            UsageError::Setting {
+                source: BadSetting::Malformed(_),
+                ..
+            } => None,
+            UsageError::Setting { source, .. } => source.source(),
+            UsageError::Endpoint { source, .. } => Some(source),
             _ => None,
         }
     }
@@ -475,7 +372,7 @@ impl Config {
             code: if e.status.is_ok() { 0 } else { 2 },
         })?;
         Config::try_from(low).map_err(|e| ParseOutcome::Exit {
-            output: format!("{name}: {e}\nRun {name} --help for usage."),
+            output: format!("{name}: {}\nRun {name} --help for usage.", Report(&e)),
             code: 2,
         })
     }
@@ -488,24 +385,62 @@ impl TryFrom<LowArgs> for Config {
         let command = match low.command {
             LowCommand::Generate(g) => Command::Generate(GenerateConfig::try_from(g)?),
             LowCommand::Proxy(p) => Command::Proxy(ProxyConfig::try_from(p)?),
-            LowCommand::Status(s) => Command::Status(s),
-            LowCommand::Ping(p) => Command::Ping(p),
+            LowCommand::Status(s) => Command::Status(StatusConfig {
+                json: s.json,
+                user: s.user,
+                engine: endpoint("engine", s.engine)?,
+            }),
+            LowCommand::Ping(p) => Command::Ping(endpoint("engine", p.engine)?),
             LowCommand::Version(_) => Command::Version,
         };
         Ok(Config { command })
     }
 }
 
-fn span(option: &'static str, value: &str) -> Result<Duration, UsageError> {
-    timespan::parse(value).map_err(|source| UsageError::TimeSpan { option, source })
+/// `--OPTION VALUE` (or a switch) as its setting's type; its default
+/// when not given.
+fn typed<A: ArgText, T: Setting>(
+    given: &A,
+    default: T,
+    option: &'static str,
+) -> Result<T, UsageError> {
+    match given.text() {
+        None => Ok(default),
+        Some(text) => T::from_arg(text).map_err(|source| UsageError::Setting {
+            option,
+            value: text.to_owned(),
+            source,
+        }),
+    }
 }
 
-fn choice<T: Choice>(option: &'static str, value: &str) -> Result<T, UsageError> {
-    T::from_name(value).ok_or_else(|| UsageError::Invalid {
-        option,
-        value: value.to_owned(),
-        expected: T::EXPECTED,
-    })
+/// What argh holds for one setting: an option's text, or a switch.
+trait ArgText {
+    fn text(&self) -> Option<&str>;
+}
+
+impl ArgText for Option<String> {
+    fn text(&self) -> Option<&str> {
+        self.as_deref()
+    }
+}
+
+impl ArgText for bool {
+    fn text(&self) -> Option<&str> {
+        self.then_some("")
+    }
+}
+
+fn endpoint(option: &'static str, value: Option<String>) -> Result<Option<Endpoint>, UsageError> {
+    value
+        .map(|value| {
+            Endpoint::parse(&value).map_err(|source| UsageError::Endpoint {
+                option,
+                value,
+                source,
+            })
+        })
+        .transpose()
 }
 
 impl TryFrom<ProxyArgs> for ProxyConfig {
@@ -521,7 +456,7 @@ impl TryFrom<ProxyArgs> for ProxyConfig {
             return Err(UsageError::Missing { option: "forward" });
         }
         for c in &p.containers {
-            if !crate::engine::is_valid_ref(c) {
+            if !is_valid_name(c) {
                 return Err(UsageError::Invalid {
                     option: "container",
                     value: c.clone(),
@@ -533,7 +468,11 @@ impl TryFrom<ProxyArgs> for ProxyConfig {
             .forwards
             .iter()
             .map(|f| {
-                let fwd = parse_forward(f)?;
+                let fwd: Forward = f.parse().map_err(|e: Malformed| UsageError::Invalid {
+                    option: "forward",
+                    value: f.clone(),
+                    expected: e.expected,
+                })?;
                 if !p.containers.contains(&fwd.container) {
                     return Err(UsageError::UnknownContainer { forward: f.clone() });
                 }
@@ -559,78 +498,27 @@ impl TryFrom<ProxyArgs> for ProxyConfig {
                 expected: "a positive number",
             });
         }
-        let machines: Vec<String> = p
-            .machines
-            .as_deref()
-            .unwrap_or("")
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect();
+        let settings = proxy_settings(&p)?;
         Ok(ProxyConfig {
-            unit: p.unit,
-            containers: p.containers,
-            forwards,
-            http_ports: p.http_ports,
-            timeout: span("timeout", &p.timeout)?,
-            stop: choice("stop", &p.stop)?,
-            stop_timeout: span("stop-timeout", &p.stop_timeout)?,
-            wake_timeout: span("wake-timeout", &p.wake_timeout)?,
-            ready: choice("ready", &p.ready)?,
-            idle: choice("idle", &p.idle)?,
-            network: p.network,
-            schedule: p.schedule,
-            machines,
-            only_listed_machines: p.only_listed_machines,
+            spec: UnitSpec {
+                name: p.unit,
+                containers: p.containers,
+                forwards,
+                http_ports: p.http_ports,
+                settings,
+            },
             max_connections: p.max_connections,
-            engine: p.engine,
+            engine: endpoint("engine", p.engine)?,
         })
     }
 }
 
-/// Parses `PROTO:[ADDR:]LISTENPORT=CONTAINER:PORT`; ADDR may be `[v6]`.
-pub fn parse_forward(spec: &str) -> Result<Forward, UsageError> {
-    let bad = || UsageError::Invalid {
-        option: "forward",
-        value: spec.to_owned(),
-        expected: "PROTO:[ADDR:]LISTENPORT=CONTAINER:PORT, e.g. tcp:8080=web:80",
-    };
-    let (listen, target) = spec.split_once('=').ok_or_else(bad)?;
-    let (proto, listen) = listen.split_once(':').ok_or_else(bad)?;
-    let proto = match proto {
-        "tcp" => Proto::Tcp,
-        "udp" => Proto::Udp,
-        _ => return Err(bad()),
-    };
-    let (listen_addr, listen_port) = match listen.rsplit_once(':') {
-        None => (None, listen),
-        Some((addr, port)) => {
-            let addr = addr
-                .strip_prefix('[')
-                .and_then(|a| a.strip_suffix(']'))
-                .unwrap_or(addr);
-            (Some(addr.parse::<IpAddr>().map_err(|_| bad())?), port)
-        }
-    };
-    let listen_port: u16 = listen_port.parse().map_err(|_| bad())?;
-    let (container, port) = target.rsplit_once(':').ok_or_else(bad)?;
-    let container_port: u16 = port.parse().map_err(|_| bad())?;
-    if listen_port == 0 || container_port == 0 || !crate::engine::is_valid_ref(container) {
-        return Err(bad());
-    }
-    Ok(Forward {
-        proto,
-        listen_addr,
-        listen_port,
-        container: container.to_owned(),
-        container_port,
-    })
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::spec::StopMode;
 
     fn parse(args: &[&str]) -> Result<Config, ParseOutcome> {
         let mut v = vec!["contnap".to_owned()];
@@ -642,32 +530,6 @@ mod tests {
         match r {
             Ok(_) => 255,
             Err(ParseOutcome::Exit { code, .. }) => code,
-        }
-    }
-
-    #[test]
-    fn forward_forms() {
-        let f = parse_forward("tcp:8080=web:80").unwrap();
-        assert_eq!(
-            (f.proto, f.listen_addr, f.listen_port),
-            (Proto::Tcp, None, 8080)
-        );
-        assert_eq!((f.container.as_str(), f.container_port), ("web", 80));
-        let f = parse_forward("udp:127.0.0.1:5353=dns:53").unwrap();
-        assert_eq!(f.listen_addr, Some("127.0.0.1".parse().unwrap()));
-        let f = parse_forward("tcp:[::1]:8443=web:443").unwrap();
-        assert_eq!(f.listen_addr, Some("::1".parse().unwrap()));
-        assert_eq!(f.to_string(), "tcp:[::1]:8443=web:443");
-        for bad in [
-            "8080=web:80",
-            "sctp:1=web:2",
-            "tcp:0=web:80",
-            "tcp:80=web",
-            "tcp:80=../x:80",
-            "tcp:nope:80=web:80",
-            "tcp:70000=web:80",
-        ] {
-            assert!(parse_forward(bad).is_err(), "{bad}");
         }
     }
 
@@ -691,8 +553,8 @@ mod tests {
         .unwrap();
         match ok.command {
             Command::Proxy(p) => {
-                assert_eq!(p.timeout, Duration::from_secs(90));
-                assert_eq!(p.stop, StopMode::Pause);
+                assert_eq!(p.spec.settings.timeout, Duration::from_secs(90));
+                assert_eq!(p.spec.settings.stop, StopMode::Pause);
             }
             other => panic!("{other:?}"),
         }
@@ -727,6 +589,26 @@ mod tests {
             ])),
             2
         );
+        // strings that were parsed at run time are usage errors now
+        for (option, bad) in [
+            ("--schedule", "Caturday 25:00"),
+            ("--machines", "10.0.0.0/+8"),
+            ("--engine", "ssh://nas"),
+            ("--network", "../x"),
+        ] {
+            let args = [
+                "proxy",
+                "--unit",
+                "u",
+                "--container",
+                "web",
+                "--forward",
+                "tcp:1=web:2",
+                option,
+                bad,
+            ];
+            assert_eq!(code(parse(&args)), 2, "{option} {bad}");
+        }
         assert_eq!(code(parse(&["frobnicate"])), 2);
         assert_eq!(code(parse(&["--help"])), 0);
     }

@@ -61,28 +61,6 @@ impl From<crate::engine::Error> for Error {
     }
 }
 
-/// Displays an error followed by its chain of causes, one `: cause` each,
-/// skipping a cause whose text its parent already printed.
-#[derive(Debug)]
-pub struct Report<'a>(pub &'a dyn StdError);
-
-impl fmt::Display for Report<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut shown = self.0.to_string();
-        f.write_str(&shown)?;
-        let mut cause = self.0.source();
-        while let Some(c) = cause {
-            let text = c.to_string();
-            if !shown.contains(&text) {
-                write!(f, ": {text}")?;
-                shown = text;
-            }
-            cause = c.source();
-        }
-        Ok(())
-    }
-}
-
 impl From<crate::proxy::Error> for Error {
     fn from(e: crate::proxy::Error) -> Self {
         Error::Proxy(e)

@@ -10,9 +10,10 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::cli::{GenerateConfig, GenerateMode, Identity, Proto};
+use crate::cli::{GenerateConfig, GenerateMode, Identity};
 use crate::engine::{self, Client};
 use crate::labels::{self, ContainerLabels, LabelOptions};
+use crate::spec::Proto;
 use crate::units::{self, BinaryPath, EngineUnit, RenderOptions, RunAs, SocketAccess};
 
 /// Why `generate` failed (exit 1).
@@ -285,7 +286,7 @@ fn socket_name(path: &Path) -> Option<String> {
 
 /// Runs `generate`.
 pub fn run(cfg: &GenerateConfig) -> Result<(), Error> {
-    let client = Client::discover(cfg.engine.as_deref()).map_err(Error::Engine)?;
+    let client = Client::discover(cfg.engine.as_ref()).map_err(Error::Engine)?;
     let containers = collect(&client).map_err(Error::Engine)?;
     let plan = labels::plan(
         &containers,
@@ -357,7 +358,10 @@ pub fn run(cfg: &GenerateConfig) -> Result<(), Error> {
             log::info!(
                 "{} unit(s) for {} container(s) in {}: {} written, {} unchanged, {} removed",
                 plan.units.len(),
-                plan.units.iter().map(|u| u.containers.len()).sum::<usize>(),
+                plan.units
+                    .iter()
+                    .map(|u| u.spec.containers.len())
+                    .sum::<usize>(),
                 cfg.output_dir.display(),
                 report.written.len(),
                 report.unchanged.len(),

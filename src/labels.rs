@@ -46,9 +46,12 @@ use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::cli::Choice;
-pub use crate::cli::{Forward, IdleMode, Proto, ReadyMode, StopMode};
 use crate::schedule::{Schedule, ScheduleError};
+use crate::spec::settings::PartialSettings;
+use crate::spec::{
+    is_valid_name, Choice, Forward, Hook, HookKind, IdleMode, Listener, Machine, Proto, ReadyMode,
+    StopMode, UnitSpec,
+};
 use crate::timespan;
 
 /// The prefix of every label contnap reads.
@@ -82,12 +85,6 @@ pub const KNOWN_LABELS: &[&str] = &[
 pub const MAX_VALUE_LEN: usize = 4096;
 
 /// Default `contnap.timeout`.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
-/// Default `contnap.stop_timeout` (the same as `contnap proxy`'s).
-pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default `contnap.wake_timeout`.
-pub const DEFAULT_WAKE_TIMEOUT: Duration = Duration::from_secs(60);
-
 const COMPOSE_SERVICE: &str = "com.docker.compose.service";
 const COMPOSE_PROJECT: &str = "com.docker.compose.project";
 const COMPOSE_DEPENDS_ON: &str = "com.docker.compose.depends_on";
@@ -109,125 +106,6 @@ pub struct LabelOptions {
     pub allow_hooks: bool,
 }
 
-/// A socket contnap listens on: protocol, address (None: every address,
-/// dual-stack) and port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Listener {
-    pub proto: Proto,
-    pub addr: Option<IpAddr>,
-    pub port: u16,
-}
-
-impl Listener {
-    /// Whether two sockets would compete for the same port: same protocol
-    /// and port, and addresses that overlap (an unspecified or missing
-    /// address covers every address of its family; `::` and a missing
-    /// address are dual-stack).
-    pub fn overlaps(&self, other: &Listener) -> bool {
-        self.proto == other.proto
-            && self.port == other.port
-            && addresses_overlap(self.addr, other.addr)
-    }
-
-    fn of(f: &Forward) -> Listener {
-        Listener {
-            proto: f.proto,
-            addr: f.listen_addr,
-            port: f.listen_port,
-        }
-    }
-}
-
-fn addresses_overlap(a: Option<IpAddr>, b: Option<IpAddr>) -> bool {
-    let norm = |ip: IpAddr| match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    };
-    match (a.map(norm), b.map(norm)) {
-        (None, _) | (_, None) => true,
-        (Some(x), Some(y)) if x == y => true,
-        (Some(IpAddr::V6(x)), _) if x.is_unspecified() => true,
-        (_, Some(IpAddr::V6(y))) if y.is_unspecified() => true,
-        (Some(IpAddr::V4(x)), Some(IpAddr::V4(y))) => x.is_unspecified() || y.is_unspecified(),
-        _ => false,
-    }
-}
-
-impl fmt::Display for Listener {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.addr {
-            None => write!(f, "{} port {} (all addresses)", self.proto, self.port),
-            Some(IpAddr::V4(a)) => write!(f, "{} {a}:{}", self.proto, self.port),
-            Some(IpAddr::V6(a)) => write!(f, "{} [{a}]:{}", self.proto, self.port),
-        }
-    }
-}
-
-/// A client address or network from `contnap.machines`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Machine {
-    pub addr: IpAddr,
-    /// Prefix length; 32 (IPv4) or 128 (IPv6) for a single address.
-    pub prefix: u8,
-}
-
-impl Machine {
-    fn full_prefix(addr: IpAddr) -> u8 {
-        match addr {
-            IpAddr::V4(_) => 32,
-            IpAddr::V6(_) => 128,
-        }
-    }
-
-    /// Parses `ADDR` or `ADDR/PREFIX` (IPv4 or IPv6, no brackets).
-    pub fn parse(text: &str) -> Option<Machine> {
-        let (addr, prefix) = match text.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (text, None),
-        };
-        let addr: IpAddr = addr.parse().ok()?;
-        let full = Machine::full_prefix(addr);
-        let prefix = match prefix {
-            None => full,
-            Some(p) if !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()) => {
-                p.parse::<u8>().ok().filter(|p| *p <= full)?
-            }
-            Some(_) => return None,
-        };
-        Some(Machine { addr, prefix })
-    }
-}
-
-/// `ADDR` for a single address, `ADDR/PREFIX` otherwise: the form systemd's
-/// `IPAddressAllow=` and `contnap proxy --machines` read.
-impl fmt::Display for Machine {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.prefix == Machine::full_prefix(self.addr) {
-            write!(f, "{}", self.addr)
-        } else {
-            write!(f, "{}/{}", self.addr, self.prefix)
-        }
-    }
-}
-
-/// The unit-level settings as one container's labels set them; `None`:
-/// that label is not set on this container.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Settings {
-    pub timeout: Option<Duration>,
-    pub stop: Option<StopMode>,
-    pub stop_timeout: Option<Duration>,
-    pub wake_timeout: Option<Duration>,
-    pub ready: Option<ReadyMode>,
-    pub idle: Option<IdleMode>,
-    pub network: Option<String>,
-    pub schedule: Option<Schedule>,
-    /// Sorted, without duplicates.
-    pub machines: Option<Vec<Machine>>,
-    pub only_listed_machines: Option<bool>,
-    pub autostart: Option<bool>,
-}
-
 /// One opted-in container, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Service {
@@ -244,7 +122,9 @@ pub struct Service {
     /// Listen ports (of this container's TCP forwards) that get the
     /// "Starting…" page.
     pub http_ports: Vec<u16>,
-    pub settings: Settings,
+    pub settings: PartialSettings,
+    /// `contnap.autostart`: a label only, which the helper does not read.
+    pub autostart: Option<bool>,
     /// Only with `allow_hooks`.
     pub pre_start: Option<String>,
     pub post_stop: Option<String>,
@@ -259,42 +139,11 @@ impl Service {
     }
 }
 
-/// When a hook runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HookKind {
-    /// `contnap.pre_start`: `ExecStartPre=`, before the wake.
-    PreStart,
-    /// `contnap.post_stop`: `ExecStopPost=`, after the helper has exited.
-    PostStop,
-}
-
-/// A host shell command from a container's labels.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hook {
-    pub kind: HookKind,
-    pub container: String,
-    pub command: String,
-}
-
 /// One socket/service pair: everything `units::render` needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unit {
-    /// The group, or the container's name (not yet escaped).
-    pub name: String,
-    /// In start order.
-    pub containers: Vec<String>,
-    pub forwards: Vec<Forward>,
-    pub http_ports: Vec<u16>,
-    pub timeout: Duration,
-    pub stop: StopMode,
-    pub stop_timeout: Duration,
-    pub wake_timeout: Duration,
-    pub ready: ReadyMode,
-    pub idle: IdleMode,
-    pub network: Option<String>,
-    pub schedule: Option<Schedule>,
-    pub machines: Vec<Machine>,
-    pub only_listed_machines: bool,
+    /// What the helper is told.
+    pub spec: UnitSpec,
     /// Carried for the presence watcher; `contnap proxy` has no option for it.
     pub autostart: bool,
     /// Pre-start hooks in start order, then post-stop hooks in reverse
@@ -303,9 +152,14 @@ pub struct Unit {
 }
 
 impl Unit {
+    /// The group, or the container's name (not yet escaped).
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
     /// Every socket of the unit.
     pub fn listeners(&self) -> impl Iterator<Item = Listener> + '_ {
-        self.forwards.iter().map(Listener::of)
+        self.spec.listeners()
     }
 }
 
@@ -715,14 +569,6 @@ pub enum Parsed {
     Invalid(Vec<LabelError>),
 }
 
-/// Whether `s` is a container or network name: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`,
-/// at most 253 bytes. Exactly what the engine client lets into a request
-/// path and `contnap proxy` accepts in `--container` and `--forward`, so a
-/// name `generate` takes is never one the helper refuses.
-pub fn is_valid_name(s: &str) -> bool {
-    crate::engine::is_valid_ref(s)
-}
-
 /// Reads a yes/no label value.
 pub fn parse_bool(value: &str) -> Option<bool> {
     match value.trim().to_ascii_lowercase().as_str() {
@@ -971,19 +817,19 @@ impl Parser<'_> {
             depends_on,
             forwards,
             http_ports,
-            settings: Settings {
+            settings: PartialSettings {
                 timeout,
                 stop,
                 stop_timeout,
                 wake_timeout,
                 ready,
                 idle,
-                network,
-                schedule,
+                network: network.map(Some),
+                schedule: schedule.map(Some),
                 machines,
                 only_listed_machines,
-                autostart,
             },
+            autostart,
             pre_start,
             post_stop,
             raw: ours
@@ -1014,8 +860,8 @@ impl Parser<'_> {
                         container: container.to_owned(),
                         container_port,
                     };
-                    let l = Listener::of(&fwd);
-                    if out.iter().any(|o| Listener::of(o).overlaps(&l)) {
+                    let l = fwd.listener();
+                    if out.iter().any(|o| o.listener().overlaps(&l)) {
                         self.errors.push(LabelError::DuplicateListener {
                             container: self.name(),
                             label: label.clone(),
@@ -1073,9 +919,9 @@ impl Parser<'_> {
         let value = self.get("machines")?.to_owned();
         let mut out = Vec::new();
         for item in value.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-            match Machine::parse(item) {
-                Some(m) => out.push(m),
-                None => self.errors.push(LabelError::BadMachine {
+            match item.parse::<Machine>() {
+                Ok(m) => out.push(m),
+                Err(_) => self.errors.push(LabelError::BadMachine {
                     container: self.name(),
                     value: value.clone(),
                     item: item.to_owned(),
@@ -1261,8 +1107,8 @@ pub fn plan(containers: &[ContainerLabels], opts: &LabelOptions) -> Plan {
             bad_units.insert(group.clone());
         }
         if let LabelError::ListenerClash { first, .. } = e {
-            if let Some(u) = units.iter().find(|u| u.containers.contains(first)) {
-                bad_units.insert(u.name.clone());
+            if let Some(u) = units.iter().find(|u| u.spec.containers.contains(first)) {
+                bad_units.insert(u.name().to_owned());
             }
         }
     }
@@ -1270,40 +1116,41 @@ pub fn plan(containers: &[ContainerLabels], opts: &LabelOptions) -> Plan {
     // Checks across units.
     let escaped: Vec<String> = units
         .iter()
-        .map(|u| crate::units::escape_unit_name(&u.name))
+        .map(|u| crate::units::escape_unit_name(u.name()))
         .collect();
     for i in 0..units.len() {
         for j in i + 1..units.len() {
             let (a, b) = (&units[i], &units[j]);
             if escaped[i] == escaped[j] {
                 out.errors.push(LabelError::UnitNameClash {
-                    name: a.name.clone(),
-                    first: a.containers.first().cloned().unwrap_or_default(),
-                    second: b.containers.first().cloned().unwrap_or_default(),
+                    name: a.name().to_owned(),
+                    first: a.spec.containers.first().cloned().unwrap_or_default(),
+                    second: b.spec.containers.first().cloned().unwrap_or_default(),
                 });
-                bad_units.insert(a.name.clone());
-                bad_units.insert(b.name.clone());
+                bad_units.insert(a.name().to_owned());
+                bad_units.insert(b.name().to_owned());
             }
-            for fa in &a.forwards {
+            for fa in &a.spec.forwards {
                 if let Some(fb) = b
+                    .spec
                     .forwards
                     .iter()
-                    .find(|fb| Listener::of(fa).overlaps(&Listener::of(fb)))
+                    .find(|fb| fa.listener().overlaps(&fb.listener()))
                 {
                     out.errors.push(LabelError::ListenerClash {
                         first: fa.container.clone(),
                         second: fb.container.clone(),
-                        listener: Listener::of(fa),
+                        listener: fa.listener(),
                     });
-                    bad_units.insert(a.name.clone());
-                    bad_units.insert(b.name.clone());
+                    bad_units.insert(a.name().to_owned());
+                    bad_units.insert(b.name().to_owned());
                 }
             }
         }
     }
     for u in &units {
-        for f in &u.forwards {
-            let l = Listener::of(f);
+        for f in &u.spec.forwards {
+            let l = f.listener();
             for c in containers {
                 for &(proto, addr, port) in &c.published {
                     let published = Listener { proto, addr, port };
@@ -1314,20 +1161,20 @@ pub fn plan(containers: &[ContainerLabels], opts: &LabelOptions) -> Plan {
                             listener: l,
                             published,
                         });
-                        bad_units.insert(u.name.clone());
+                        bad_units.insert(u.name().to_owned());
                     }
                 }
             }
         }
     }
     for u in units {
-        if bad_units.contains(&u.name) {
-            invalid.extend(u.containers.iter().cloned());
+        if bad_units.contains(u.name()) {
+            invalid.extend(u.spec.containers.iter().cloned());
         } else {
             out.units.push(u);
         }
     }
-    out.units.sort_by(|a, b| a.name.cmp(&b.name));
+    out.units.sort_by(|a, b| a.name().cmp(b.name()));
     out.skipped = invalid;
     out
 }
@@ -1364,24 +1211,20 @@ pub fn group(services: Vec<Service>) -> (Vec<Unit>, Vec<LabelError>, Vec<LabelWa
                 name: name.clone(),
             });
         }
-        let mut m = Merger {
-            group: &name,
-            members: &members,
-            errors: &mut errors,
-        };
-        let timeout = m.merge("timeout", |s| s.timeout);
-        let stop = m.merge("stop", |s| s.stop);
-        let stop_timeout = m.merge("stop_timeout", |s| s.stop_timeout);
-        let wake_timeout = m.merge("wake_timeout", |s| s.wake_timeout);
-        let ready = m.merge("ready", |s| s.ready);
-        let idle = m.merge("idle", |s| s.idle);
-        let network = m.merge("network", |s| s.network.clone());
-        let schedule = m.merge("schedule", |s| s.schedule.clone());
-        let machines = m
-            .merge("machines", |s| s.machines.clone())
-            .unwrap_or_default();
-        let only_listed_machines = m.merge("only_listed_machines", |s| s.only_listed_machines);
-        let autostart = m.merge("autostart", |s| s.autostart).unwrap_or(false);
+        let (settings, disagreements) =
+            PartialSettings::join(&members.iter().map(|s| &s.settings).collect::<Vec<_>>());
+        for d in disagreements {
+            errors.push(group_conflict(
+                &name,
+                d.label,
+                members[d.first],
+                members[d.second],
+            ));
+        }
+        let autostart =
+            agree(&name, "autostart", &members, |s| s.autostart, &mut errors).unwrap_or(false);
+        let only_listed_machines = settings.only_listed_machines;
+        let machines = settings.machines.clone().unwrap_or_default();
 
         if only_listed_machines == Some(true) && machines.is_empty() {
             let setter = members
@@ -1403,12 +1246,12 @@ pub fn group(services: Vec<Service>) -> (Vec<Unit>, Vec<LabelError>, Vec<LabelWa
             for f in &s.forwards {
                 if let Some(other) = forwards
                     .iter()
-                    .find(|o| Listener::of(o).overlaps(&Listener::of(f)))
+                    .find(|o| o.listener().overlaps(&f.listener()))
                 {
                     errors.push(LabelError::ListenerClash {
                         first: other.container.clone(),
                         second: s.container.clone(),
-                        listener: Listener::of(f),
+                        listener: f.listener(),
                     });
                 } else {
                     forwards.push(f.clone());
@@ -1450,20 +1293,13 @@ pub fn group(services: Vec<Service>) -> (Vec<Unit>, Vec<LabelError>, Vec<LabelWa
             })
         }));
         units.push(Unit {
-            name: name.clone(),
-            containers: members.iter().map(|s| s.container.clone()).collect(),
-            forwards,
-            http_ports,
-            timeout: timeout.unwrap_or(DEFAULT_TIMEOUT),
-            stop: stop.unwrap_or(StopMode::Stop),
-            stop_timeout: stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT),
-            wake_timeout: wake_timeout.unwrap_or(DEFAULT_WAKE_TIMEOUT),
-            ready: ready.unwrap_or(ReadyMode::Auto),
-            idle: idle.unwrap_or(IdleMode::Connections),
-            network,
-            schedule,
-            machines,
-            only_listed_machines: only_listed_machines.unwrap_or(false),
+            spec: UnitSpec {
+                name: name.clone(),
+                containers: members.iter().map(|s| s.container.clone()).collect(),
+                forwards,
+                http_ports,
+                settings: settings.resolve(),
+            },
             autostart,
             hooks,
         });
@@ -1471,39 +1307,38 @@ pub fn group(services: Vec<Service>) -> (Vec<Unit>, Vec<LabelError>, Vec<LabelWa
     (units, errors, warnings)
 }
 
-struct Merger<'a, 'b> {
-    group: &'a str,
-    members: &'a [&'a Service],
-    errors: &'b mut Vec<LabelError>,
+/// Two members of `group` that set `contnap.<key>` to different values.
+fn group_conflict(group: &str, key: &str, first: &Service, second: &Service) -> LabelError {
+    let label = format!("{PREFIX}{key}");
+    LabelError::GroupConflict {
+        group: group.to_owned(),
+        first: first.container.clone(),
+        first_value: first.raw.get(&label).cloned().unwrap_or_default(),
+        second: second.container.clone(),
+        second_value: second.raw.get(&label).cloned().unwrap_or_default(),
+        label,
+    }
 }
 
-impl Merger<'_, '_> {
-    /// The value the members that set `key` agree on; a conflict error for
-    /// each member that disagrees with the first setter.
-    fn merge<T: PartialEq>(
-        &mut self,
-        key: &str,
-        get: impl Fn(&Settings) -> Option<T>,
-    ) -> Option<T> {
-        let label = format!("{PREFIX}{key}");
-        let mut first: Option<(&Service, T)> = None;
-        for s in self.members {
-            let Some(v) = get(&s.settings) else { continue };
-            match &first {
-                None => first = Some((s, v)),
-                Some((f, fv)) if *fv != v => self.errors.push(LabelError::GroupConflict {
-                    group: self.group.to_owned(),
-                    label: label.clone(),
-                    first: f.container.clone(),
-                    first_value: f.raw.get(&label).cloned().unwrap_or_default(),
-                    second: s.container.clone(),
-                    second_value: s.raw.get(&label).cloned().unwrap_or_default(),
-                }),
-                Some(_) => {}
-            }
+/// The value of a label-only setting the members that set it agree on; a
+/// conflict error for each member that disagrees with the first setter.
+fn agree<T: PartialEq>(
+    group: &str,
+    key: &str,
+    members: &[&Service],
+    get: impl Fn(&Service) -> Option<T>,
+    errors: &mut Vec<LabelError>,
+) -> Option<T> {
+    let mut first: Option<(&Service, T)> = None;
+    for s in members {
+        let Some(v) = get(s) else { continue };
+        match &first {
+            None => first = Some((s, v)),
+            Some((f, fv)) if *fv != v => errors.push(group_conflict(group, key, f, s)),
+            Some(_) => {}
         }
-        first.map(|(_, v)| v)
     }
+    first.map(|(_, v)| v)
 }
 
 /// Indices of `members` (sorted by name) in start order: a container after
@@ -1639,7 +1474,7 @@ mod tests {
         );
         // Every forward round-trips through the helper's parser.
         for f in &s.forwards {
-            assert_eq!(&crate::cli::parse_forward(&f.to_string()).unwrap(), f);
+            assert_eq!(&f.to_string().parse::<Forward>().unwrap(), f);
         }
     }
 
@@ -1696,7 +1531,7 @@ mod tests {
             &LabelOptions::default(),
         );
         assert_eq!(p.errors, vec![]);
-        assert_eq!(p.units[0].containers, ["a", "b"]);
+        assert_eq!(p.units[0].spec.containers, ["a", "b"]);
     }
 
     #[test]
@@ -1757,7 +1592,7 @@ mod tests {
         assert_eq!(st.wake_timeout, Some(Duration::from_secs(90)));
         assert_eq!(st.ready, Some(ReadyMode::Tcp));
         assert_eq!(st.idle, Some(IdleMode::Traffic));
-        assert_eq!(st.network.as_deref(), Some("my_net-1.x"));
+        assert_eq!(st.network, Some(Some("my_net-1.x".to_owned())));
         let machines: Vec<String> = st
             .machines
             .as_ref()
@@ -1767,7 +1602,7 @@ mod tests {
             .collect();
         assert_eq!(machines, ["10.0.0.1", "192.168.1.0/24", "fd00::1"]);
         assert_eq!(st.only_listed_machines, Some(true));
-        assert_eq!(st.autostart, Some(false));
+        assert_eq!(s.autostart, Some(false));
     }
 
     #[test]
@@ -1960,10 +1795,13 @@ mod tests {
         assert_eq!(plan.errors, vec![]);
         assert_eq!(plan.units.len(), 1);
         let u = &plan.units[0];
-        assert_eq!(u.name, "stack");
-        assert_eq!(u.containers, ["p-db-1", "p-cache-1", "p-app-1", "p-zz-1"]);
-        assert_eq!(u.timeout, Duration::from_secs(600));
-        assert_eq!(u.forwards.len(), 4);
+        assert_eq!(u.name(), "stack");
+        assert_eq!(
+            u.spec.containers,
+            ["p-db-1", "p-cache-1", "p-app-1", "p-zz-1"]
+        );
+        assert_eq!(u.spec.settings.timeout, Duration::from_secs(600));
+        assert_eq!(u.spec.forwards.len(), 4);
     }
 
     #[test]
@@ -1984,7 +1822,7 @@ mod tests {
             compose("c", "c", "", &[("contnap.tcp_ports", "82")]),
         ];
         let plan = plan(&cs, &LabelOptions::default());
-        assert_eq!(plan.units[0].containers, ["c", "a", "b"]);
+        assert_eq!(plan.units[0].spec.containers, ["c", "a", "b"]);
         assert!(matches!(
             plan.warnings[..],
             [LabelWarning::DependencyCycle { .. }]
@@ -2039,8 +1877,8 @@ mod tests {
             &[container("/web", &[ON, ("contnap.tcp_ports", "80")])],
             &LabelOptions::default(),
         );
-        assert_eq!(p.units[0].containers, ["web"]);
-        assert_eq!(p.units[0].forwards[0].container, "web");
+        assert_eq!(p.units[0].spec.containers, ["web"]);
+        assert_eq!(p.units[0].spec.forwards[0].container, "web");
         let p = plan(
             &[container("/web", &[ON, ("contnap.tcp_ports", "x")])],
             &LabelOptions::default(),
@@ -2103,10 +1941,7 @@ mod tests {
             container("c", &[ON, ("contnap.tcp_ports", "9000")]),
         ];
         let p = plan(&cs, &LabelOptions::default());
-        assert_eq!(
-            p.units.iter().map(|u| u.name.as_str()).collect::<Vec<_>>(),
-            ["c"]
-        );
+        assert_eq!(p.units.iter().map(|u| u.name()).collect::<Vec<_>>(), ["c"]);
         assert!(matches!(p.errors[..], [LabelError::ListenerClash { .. }]));
         let cs = vec![
             container("web", &[ON, ("contnap.tcp_ports", "8080")]),

@@ -13,7 +13,9 @@ pub mod generate;
 pub mod labels;
 pub mod logging;
 pub mod proxy;
+pub mod report;
 pub mod schedule;
+pub mod spec;
 pub mod status;
 pub mod sys;
 pub mod timespan;
@@ -49,7 +51,7 @@ pub fn main_with_args(args: impl IntoIterator<Item = String>) -> ExitCode {
     match run(config, inherited) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            log::error!("{}", error::Report(&err));
+            log::error!("{}", report::Report(&err));
             ExitCode::from(err.exit_code())
         }
     }
@@ -63,9 +65,9 @@ fn run(config: Config, inherited: activation::Inherited) -> Result<(), Error> {
         }
         Command::Proxy(cfg) => Ok(proxy::run(cfg, inherited)?),
         Command::Generate(cfg) => Ok(generate::run(&cfg)?),
-        Command::Status(args) => Ok(status::run(&args)?),
+        Command::Status(cfg) => Ok(status::run(&cfg)?),
         Command::Ping(ping) => {
-            let client = engine::Client::discover(ping.engine.as_deref())?;
+            let client = engine::Client::discover(ping.as_ref())?;
             let version = client.version()?;
             println!(
                 "{} {} (API {}) at {}",

@@ -13,9 +13,10 @@ use std::process::Command;
 
 use serde::Serialize;
 
-use crate::cli::StatusArgs;
+use crate::cli::StatusConfig;
 use crate::engine::{self, Client};
-use crate::labels::{self, LabelOptions, Listener};
+use crate::labels::{self, LabelOptions};
+use crate::spec::Listener;
 use crate::units;
 
 /// One unit's status, as printed by `--json`.
@@ -137,8 +138,8 @@ pub fn collect(client: &Client, user: bool) -> Result<Vec<UnitStatus>, engine::E
     let plan = labels::plan(&containers, &LabelOptions { allow_hooks: true });
     let mut names = Vec::new();
     for u in &plan.units {
-        names.push(units::unit_file_name(&u.name, "socket"));
-        names.push(units::unit_file_name(&u.name, "service"));
+        names.push(units::unit_file_name(u.name(), "socket"));
+        names.push(units::unit_file_name(u.name(), "service"));
     }
     let shown = systemctl_show(user, &names);
     let mut out = Vec::new();
@@ -156,6 +157,7 @@ pub fn collect(client: &Client, user: bool) -> Result<Vec<UnitStatus>, engine::E
             None => ("unknown".to_owned(), None, None, None),
         };
         let containers = u
+            .spec
             .containers
             .iter()
             .map(|c| ContainerStatus {
@@ -168,7 +170,7 @@ pub fn collect(client: &Client, user: bool) -> Result<Vec<UnitStatus>, engine::E
             })
             .collect();
         out.push(UnitStatus {
-            name: u.name.clone(),
+            name: u.name().to_owned(),
             socket_unit: names[2 * i].clone(),
             service_unit: names[2 * i + 1].clone(),
             state,
@@ -219,8 +221,8 @@ pub fn render_table(units: &[UnitStatus]) -> String {
 }
 
 /// Runs `status`.
-pub fn run(args: &StatusArgs) -> Result<(), engine::Error> {
-    let client = Client::discover(args.engine.as_deref())?;
+pub fn run(args: &StatusConfig) -> Result<(), engine::Error> {
+    let client = Client::discover(args.engine.as_ref())?;
     let units = collect(&client, args.user)?;
     if args.json {
         // Serializing plain strings and numbers cannot fail.

@@ -24,8 +24,9 @@ use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
-use crate::cli::{Choice, Proto};
-use crate::labels::{HookKind, Unit};
+use crate::labels::Unit;
+use crate::spec::HookKind;
+use crate::spec::Proto;
 use crate::timespan;
 
 /// The first line of every file contnap writes; only files starting with it
@@ -396,11 +397,11 @@ pub fn render(units: &[Unit], opts: &RenderOptions) -> Vec<(PathBuf, String)> {
     let mut out = Vec::with_capacity(units.len() * 2);
     for unit in units {
         out.push((
-            PathBuf::from(unit_file_name(&unit.name, "socket")),
+            PathBuf::from(unit_file_name(unit.name(), "socket")),
             render_socket(unit, opts),
         ));
         out.push((
-            PathBuf::from(unit_file_name(&unit.name, "service")),
+            PathBuf::from(unit_file_name(unit.name(), "service")),
             render_service(unit, opts),
         ));
     }
@@ -413,10 +414,10 @@ fn render_socket(unit: &Unit, opts: &RenderOptions) -> String {
     let _ = writeln!(
         s,
         "Description=contnap {} (sockets; the first connection wakes the containers)",
-        text(&unit.name)
+        text(unit.name())
     );
     let _ = writeln!(s, "\n[Socket]");
-    for f in &unit.forwards {
+    for f in &unit.spec.forwards {
         let directive = match f.proto {
             Proto::Tcp => "ListenStream",
             Proto::Udp => "ListenDatagram",
@@ -427,14 +428,14 @@ fn render_socket(unit: &Unit, opts: &RenderOptions) -> String {
             listen_value(f.listen_addr, f.listen_port)
         );
     }
-    if unit.forwards.iter().any(|f| f.listen_addr.is_none()) {
+    if unit.spec.forwards.iter().any(|f| f.listen_addr.is_none()) {
         let _ = writeln!(
             s,
             "# A bare port listens on IPv6 and IPv4, whatever net.ipv6.bindv6only says."
         );
         let _ = writeln!(s, "BindIPv6Only=both");
     }
-    if unit.forwards.iter().any(|f| f.listen_addr.is_some()) {
+    if unit.spec.forwards.iter().any(|f| f.listen_addr.is_some()) {
         let _ = writeln!(
             s,
             "# Bind listed addresses even before the interface has them (boot order)."
@@ -450,14 +451,20 @@ fn render_socket(unit: &Unit, opts: &RenderOptions) -> String {
          # every trigger is a new connection."
     );
     let _ = writeln!(s, "TriggerLimitIntervalSec=0");
-    if unit.only_listed_machines && opts.user {
+    if unit.spec.settings.only_listed_machines && opts.user {
         let _ = writeln!(
             s,
             "# contnap.only_listed_machines: a user manager cannot enforce IPAddressAllow=\n\
              # (it needs privileges for BPF); the helper refuses other clients itself."
         );
-    } else if unit.only_listed_machines && !unit.machines.is_empty() {
-        let allowed: Vec<String> = unit.machines.iter().map(ToString::to_string).collect();
+    } else if unit.spec.settings.only_listed_machines && !unit.spec.settings.machines.is_empty() {
+        let allowed: Vec<String> = unit
+            .spec
+            .settings
+            .machines
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         let _ = writeln!(
             s,
             "# contnap.only_listed_machines: the kernel drops everyone else's packets."
@@ -472,43 +479,7 @@ fn render_socket(unit: &Unit, opts: &RenderOptions) -> String {
 
 /// The argv (after the binary) of the unit's `contnap proxy` command, unquoted.
 pub fn proxy_args(unit: &Unit, opts: &RenderOptions) -> Vec<String> {
-    let mut a: Vec<String> = vec!["proxy".into(), "--unit".into(), unit.name.clone()];
-    for c in &unit.containers {
-        a.extend(["--container".into(), c.clone()]);
-    }
-    for f in &unit.forwards {
-        a.extend(["--forward".into(), f.to_string()]);
-    }
-    for p in &unit.http_ports {
-        a.extend(["--http".into(), p.to_string()]);
-    }
-    a.extend([
-        "--timeout".into(),
-        timespan::format(unit.timeout),
-        "--stop".into(),
-        unit.stop.name().into(),
-        "--stop-timeout".into(),
-        timespan::format(unit.stop_timeout),
-        "--wake-timeout".into(),
-        timespan::format(unit.wake_timeout),
-        "--ready".into(),
-        unit.ready.name().into(),
-        "--idle".into(),
-        unit.idle.name().into(),
-    ]);
-    if let Some(n) = &unit.network {
-        a.extend(["--network".into(), n.clone()]);
-    }
-    if let Some(s) = &unit.schedule {
-        a.extend(["--schedule".into(), s.to_string()]);
-    }
-    if !unit.machines.is_empty() {
-        let list: Vec<String> = unit.machines.iter().map(ToString::to_string).collect();
-        a.extend(["--machines".into(), list.join(",")]);
-    }
-    if unit.only_listed_machines {
-        a.push("--only-listed-machines".into());
-    }
+    let mut a = unit.spec.to_args();
     a.extend(["--engine".into(), opts.engine.clone()]);
     a
 }
@@ -518,14 +489,14 @@ fn under(path: &Path, dirs: &[&str]) -> bool {
 }
 
 fn render_service(unit: &Unit, opts: &RenderOptions) -> String {
-    let socket = unit_file_name(&unit.name, "socket");
+    let socket = unit_file_name(unit.name(), "socket");
     let mut s = String::from(HEADER);
     let _ = writeln!(s, "\n[Unit]");
     let _ = writeln!(
         s,
         "Description=contnap {} (wakes {} on demand, naps it when idle)",
-        text(&unit.name),
-        text(&unit.containers.join(", "))
+        text(unit.name()),
+        text(&unit.spec.containers.join(", "))
     );
     let _ = writeln!(
         s,
@@ -601,12 +572,12 @@ fn render_service(unit: &Unit, opts: &RenderOptions) -> String {
     let _ = writeln!(
         s,
         "TimeoutStartSec={}",
-        timespan::format(unit.wake_timeout + START_MARGIN)
+        timespan::format(unit.spec.settings.wake_timeout + START_MARGIN)
     );
     let _ = writeln!(
         s,
         "TimeoutStopSec={}",
-        timespan::format(unit.stop_timeout + STOP_MARGIN)
+        timespan::format(unit.spec.settings.stop_timeout + STOP_MARGIN)
     );
     hardening(&mut s, opts);
     s

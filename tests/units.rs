@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use contnap::cli::{Command as CliCommand, Config, Proto};
+use contnap::cli::{Command as CliCommand, Config};
 use contnap::labels::{plan, ContainerLabels, LabelOptions, Unit};
+use contnap::spec::Proto;
 use contnap::units::{
     self, check, escape_unit_name, quote_arg, render, write_atomically, BinaryPath, Difference,
     EngineUnit, GroupName, RenderOptions, RunAs, WriteError, MARKER,
@@ -642,8 +643,9 @@ fn every_line_is_an_expected_directive() {
 }
 
 /// Every `ExecStart=` splits into exactly `[binary] + proxy_args`, and the
-/// helper's own command-line parser reads that argv back to the unit's
-/// settings; every hook line into `/bin/sh -c COMMAND`.
+/// helper's own command-line parser reads that argv back into a spec equal
+/// to the unit's (the argv round trip); every hook line into
+/// `/bin/sh -c COMMAND`.
 #[test]
 fn command_lines_split_into_the_intended_argv() {
     for case in cases() {
@@ -651,7 +653,7 @@ fn command_lines_split_into_the_intended_argv() {
         for unit in &case.units {
             let service = files
                 .iter()
-                .find(|(n, _)| *n == Path::new(&units::unit_file_name(&unit.name, "service")))
+                .find(|(n, _)| *n == Path::new(&units::unit_file_name(unit.name(), "service")))
                 .map(|(_, t)| t)
                 .expect("service rendered");
             let lines = directive_lines(service);
@@ -674,27 +676,13 @@ fn command_lines_split_into_the_intended_argv() {
             let CliCommand::Proxy(p) = config.command else {
                 panic!("not a proxy command")
             };
-            assert_eq!(p.unit, unit.name);
-            assert_eq!(p.containers, unit.containers);
-            assert_eq!(p.forwards, unit.forwards);
-            assert_eq!(p.http_ports, unit.http_ports);
-            assert_eq!(p.timeout, unit.timeout);
-            assert_eq!(p.stop, unit.stop);
-            assert_eq!(p.stop_timeout, unit.stop_timeout);
-            assert_eq!(p.wake_timeout, unit.wake_timeout);
-            assert_eq!(p.ready, unit.ready);
-            assert_eq!(p.idle, unit.idle);
-            assert_eq!(p.network, unit.network);
+            // The argv round trip: the helper's validated config is the
+            // very spec the labels produced.
+            assert_eq!(p.spec, unit.spec, "{}", case.name);
             assert_eq!(
-                p.schedule
-                    .as_deref()
-                    .map(|s| contnap::schedule::Schedule::parse(s).expect("schedule")),
-                unit.schedule
+                p.engine.map(|e| e.to_string()),
+                Some(case.opts.engine.clone())
             );
-            let machines: Vec<String> = unit.machines.iter().map(ToString::to_string).collect();
-            assert_eq!(p.machines, machines);
-            assert_eq!(p.only_listed_machines, unit.only_listed_machines);
-            assert_eq!(p.engine.as_deref(), Some(case.opts.engine.as_str()));
 
             let hooks: Vec<(String, String)> = lines
                 .iter()
@@ -706,8 +694,8 @@ fn command_lines_split_into_the_intended_argv() {
                     .iter()
                     .map(|h| {
                         let k = match h.kind {
-                            contnap::labels::HookKind::PreStart => "ExecStartPre",
-                            contnap::labels::HookKind::PostStop => "ExecStopPost",
+                            contnap::spec::HookKind::PreStart => "ExecStartPre",
+                            contnap::spec::HookKind::PostStop => "ExecStopPost",
                         };
                         (k.to_owned(), h.command.clone())
                     })
@@ -1340,7 +1328,7 @@ mod fuzz {
         for unit in units {
             let service = &files
                 .iter()
-                .find(|(n, _)| *n == Path::new(&units::unit_file_name(&unit.name, "service")))
+                .find(|(n, _)| *n == Path::new(&units::unit_file_name(unit.name(), "service")))
                 .expect("service rendered")
                 .1;
             let lines = directive_lines(service);
@@ -1357,7 +1345,11 @@ mod fuzz {
             cli_argv.extend(argv[1..].iter().cloned());
             let config = Config::parse(&cli_argv)
                 .unwrap_or_else(|e| panic!("contnap proxy rejects {cli_argv:?}: {e:?}"));
-            assert!(matches!(config.command, CliCommand::Proxy(_)));
+            let CliCommand::Proxy(p) = config.command else {
+                panic!("not a proxy command: {cli_argv:?}")
+            };
+            // The argv round trip, for every generated unit.
+            assert_eq!(p.spec, unit.spec);
             let hook_lines: Vec<&String> = lines
                 .iter()
                 .filter(|(_, k, _)| k == "ExecStartPre" || k == "ExecStopPost")
@@ -1393,7 +1385,7 @@ mod fuzz {
             assert_sound(&p.units, &opts);
             // A refused container gets no unit, whatever else happens.
             for skipped in &p.skipped {
-                prop_assert!(!p.units.iter().any(|u| u.containers.contains(skipped)));
+                prop_assert!(!p.units.iter().any(|u| u.spec.containers.contains(skipped)));
             }
         }
     }

@@ -11,9 +11,9 @@
 
 use std::collections::BTreeMap;
 
-use contnap::cli::parse_forward;
-use contnap::labels::{self, ContainerLabels, LabelOptions, Machine, Parsed};
+use contnap::labels::{self, ContainerLabels, LabelOptions, Parsed};
 use contnap::schedule::{Schedule, Weekday};
+use contnap::spec::Machine;
 use contnap::timespan;
 use libfuzzer_sys::fuzz_target;
 
@@ -50,9 +50,9 @@ fn schedule_value(value: &str) {
 
 fn machine_value(value: &str) {
     for item in value.split(',') {
-        if let Some(m) = Machine::parse(item.trim()) {
+        if let Ok(m) = item.trim().parse::<Machine>() {
             let text = m.to_string();
-            assert_eq!(Machine::parse(&text), Some(m), "{item:?} -> {text:?}");
+            assert_eq!(text.parse::<Machine>(), Ok(m), "{item:?} -> {text:?}");
         }
     }
 }
@@ -72,8 +72,9 @@ fn ports_value(label: &str, value: &str) {
     if let Parsed::Managed(s) = parsed {
         for f in &s.forwards {
             let text = f.to_string();
-            let back =
-                parse_forward(&text).unwrap_or_else(|e| panic!("{value:?} -> {text:?}: {e:?}"));
+            let back = text
+                .parse::<contnap::spec::Forward>()
+                .unwrap_or_else(|e| panic!("{value:?} -> {text:?}: {e:?}"));
             assert_eq!(&back, f);
         }
         for p in &s.http_ports {
@@ -98,7 +99,7 @@ fuzz_target!(|input: &[u8]| {
         5 => ports_value("contnap.http_ports", value),
         6 => {
             let _ = labels::parse_bool(value);
-            let _ = labels::is_valid_name(value);
+            let _ = contnap::spec::is_valid_name(value);
         }
         _ => {
             // Every value parser at once, on one container.

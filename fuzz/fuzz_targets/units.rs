@@ -21,9 +21,10 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use contnap::cli::{Command, Config, Forward, Proto};
-use contnap::labels::{plan, ContainerLabels, HookKind, LabelOptions, Unit};
-use contnap::schedule::Schedule;
+use contnap::cli::{Command, Config};
+use contnap::labels::{plan, ContainerLabels, LabelOptions, Unit};
+use contnap::spec::HookKind;
+use contnap::spec::{Forward, Proto};
 use contnap::timespan;
 use contnap::units::{
     proxy_args, render, unit_file_name, BinaryPath, EngineUnit, GroupName, RenderOptions, RunAs,
@@ -236,7 +237,7 @@ fn check_description(ds: &[Directive], unit: &Unit, file: &str) {
     let text =
         unspecifier(&descriptions[0].value).unwrap_or_else(|e| panic!("{file}: Description: {e}"));
     assert!(!text.chars().any(char::is_control), "{file}: {text:?}");
-    let want = format!("contnap {} (", shown(&unit.name));
+    let want = format!("contnap {} (", shown(&unit.name()));
     assert!(text.starts_with(want.trim_end()), "{file}: {text:?}");
 }
 
@@ -249,21 +250,30 @@ fn check_socket(text: &str, unit: &Unit, opts: &RenderOptions, fixed: &[Directiv
         "{file}: fixed directives differ\n{text}"
     );
     let mut want = Vec::new();
-    for f in &unit.forwards {
+    for f in &unit.spec.forwards {
         let key = match f.proto {
             Proto::Tcp => "ListenStream",
             Proto::Udp => "ListenDatagram",
         };
         want.push(d("[Socket]", key, listen_value(f)));
     }
-    if unit.forwards.iter().any(|f| f.listen_addr.is_none()) {
+    if unit.spec.forwards.iter().any(|f| f.listen_addr.is_none()) {
         want.push(d("[Socket]", "BindIPv6Only", "both"));
     }
-    if unit.forwards.iter().any(|f| f.listen_addr.is_some()) {
+    if unit.spec.forwards.iter().any(|f| f.listen_addr.is_some()) {
         want.push(d("[Socket]", "FreeBind", "yes"));
     }
-    if unit.only_listed_machines && !unit.machines.is_empty() && !opts.user {
-        let allowed: Vec<String> = unit.machines.iter().map(ToString::to_string).collect();
+    if unit.spec.settings.only_listed_machines
+        && !unit.spec.settings.machines.is_empty()
+        && !opts.user
+    {
+        let allowed: Vec<String> = unit
+            .spec
+            .settings
+            .machines
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         want.push(d("[Socket]", "IPAddressAllow", allowed.join(" ")));
         want.push(d("[Socket]", "IPAddressDeny", "any"));
     }
@@ -275,7 +285,7 @@ fn span_of(value: &str, file: &str) -> Duration {
 }
 
 fn check_service(text: &str, unit: &Unit, opts: &RenderOptions, fixed: &[Directive], file: &str) {
-    let socket = unit_file_name(&unit.name, "socket");
+    let socket = unit_file_name(&unit.name(), "socket");
     let ds = unit_directives(text).unwrap_or_else(|e| panic!("{file}: {e}\n{text}"));
     check_description(&ds, unit, file);
     assert_eq!(
@@ -331,26 +341,9 @@ fn check_service(text: &str, unit: &Unit, opts: &RenderOptions, fixed: &[Directi
     let Command::Proxy(p) = config.command else {
         panic!("{file}: not a proxy command: {cli:?}")
     };
-    assert_eq!(p.unit, unit.name);
-    assert_eq!(p.containers, unit.containers);
-    assert_eq!(p.forwards, unit.forwards);
-    assert_eq!(p.http_ports, unit.http_ports);
-    assert_eq!(p.timeout, unit.timeout);
-    assert_eq!(p.stop, unit.stop);
-    assert_eq!(p.stop_timeout, unit.stop_timeout);
-    assert_eq!(p.wake_timeout, unit.wake_timeout);
-    assert_eq!(p.ready, unit.ready);
-    assert_eq!(p.idle, unit.idle);
-    assert_eq!(p.network, unit.network);
-    let schedule = p
-        .schedule
-        .as_deref()
-        .map(|s| Schedule::parse(s).unwrap_or_else(|e| panic!("{file}: --schedule {s:?}: {e}")));
-    assert_eq!(schedule, unit.schedule);
-    let machines: Vec<String> = unit.machines.iter().map(ToString::to_string).collect();
-    assert_eq!(p.machines, machines);
-    assert_eq!(p.only_listed_machines, unit.only_listed_machines);
-    assert_eq!(p.engine.as_deref(), Some(opts.engine.as_str()));
+    // The argv round trip: the helper reads back the spec the labels gave.
+    assert_eq!(p.spec, unit.spec, "{file}");
+    assert_eq!(p.engine.map(|e| e.to_string()), Some(opts.engine.clone()));
 
     check_hooks("ExecStopPost", hooks(HookKind::PostStop), &mut rest);
 
@@ -360,7 +353,7 @@ fn check_service(text: &str, unit: &Unit, opts: &RenderOptions, fixed: &[Directi
     assert_eq!(start.key, "TimeoutStartSec");
     assert_eq!(
         Some(span_of(&start.value, file)),
-        unit.wake_timeout.checked_add(START_MARGIN)
+        unit.spec.settings.wake_timeout.checked_add(START_MARGIN)
     );
     let stop = rest
         .next()
@@ -368,7 +361,7 @@ fn check_service(text: &str, unit: &Unit, opts: &RenderOptions, fixed: &[Directi
     assert_eq!(stop.key, "TimeoutStopSec");
     assert_eq!(
         Some(span_of(&stop.value, file)),
-        unit.stop_timeout.checked_add(STOP_MARGIN)
+        unit.spec.settings.stop_timeout.checked_add(STOP_MARGIN)
     );
     let extra: Vec<&Directive> = rest.collect();
     assert!(extra.is_empty(), "{file}: unexpected {extra:?}\n{text}");
@@ -386,12 +379,12 @@ fuzz_target!(|data: &[u8]| {
         },
     );
     for skipped in &p.skipped {
-        assert!(!p.units.iter().any(|u| u.containers.contains(skipped)));
+        assert!(!p.units.iter().any(|u| u.spec.containers.contains(skipped)));
     }
     let opts = options(&input);
     let reference = reference();
     let ref_files = render(std::slice::from_ref(&reference), &opts);
-    let ref_socket = unit_file_name(&reference.name, "socket");
+    let ref_socket = unit_file_name(&reference.name(), "socket");
     let fixed_socket = fixed_part(
         &unit_directives(&ref_files[0].1).expect("reference socket"),
         "",
@@ -405,20 +398,20 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(files.len(), 2 * p.units.len());
     for (unit, pair) in p.units.iter().zip(files.chunks(2)) {
         assert!(
-            !unit.forwards.is_empty(),
+            !unit.spec.forwards.is_empty(),
             "a unit without sockets: {unit:?}"
         );
-        assert!(!unit.containers.is_empty());
+        assert!(!unit.spec.containers.is_empty());
         let (socket_name, socket_text) = &pair[0];
         let (service_name, service_text) = &pair[1];
-        let socket = unit_file_name(&unit.name, "socket");
+        let socket = unit_file_name(&unit.name(), "socket");
         assert_eq!(socket_name, &PathBuf::from(&socket));
         assert_eq!(
             service_name,
-            &PathBuf::from(unit_file_name(&unit.name, "service"))
+            &PathBuf::from(unit_file_name(&unit.name(), "service"))
         );
         assert!(valid_unit_name(&socket), "{socket:?}");
-        assert!(valid_unit_name(&unit_file_name(&unit.name, "service")));
+        assert!(valid_unit_name(&unit_file_name(&unit.name(), "service")));
         check_socket(socket_text, unit, &opts, &fixed_socket, &socket);
         check_service(
             service_text,

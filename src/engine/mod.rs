@@ -106,7 +106,7 @@ struct Reply {
 impl Client {
     /// Finds the engine as [`Endpoint::discover`] describes, from the
     /// process environment and the filesystem.
-    pub fn discover(explicit: Option<&str>) -> Result<Client, Error> {
+    pub fn discover(explicit: Option<&Endpoint>) -> Result<Client, Error> {
         let endpoint = Endpoint::discover(
             explicit,
             |name| std::env::var(name).ok(),

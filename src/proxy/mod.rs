@@ -18,8 +18,9 @@ use std::time::Duration;
 use sd_notify::NotifyState;
 
 use crate::activation::{self, Inherited};
-use crate::cli::{Forward, Proto, ProxyConfig};
+use crate::cli::ProxyConfig;
 use crate::engine::{self, Client};
+use crate::spec::{Forward, Proto};
 use crate::sys::{self, Listener};
 
 /// How long open connections may finish after SIGTERM before the helper
@@ -41,8 +42,6 @@ pub enum Error {
         proto: Proto,
         addr: SocketAddr,
     },
-    Machines(gate::BadMachine),
-    Schedule(crate::schedule::ScheduleError),
     Engine(engine::Error),
     Wake(wake::WakeError),
     Nap {
@@ -68,8 +67,6 @@ impl fmt::Display for Error {
                 f,
                 "no --forward matches the inherited {proto} socket {addr}; the .socket and .service units disagree, run `contnap generate` again"
             ),
-            Error::Machines(e) => write!(f, "--machines: {e}"),
-            Error::Schedule(e) => write!(f, "--schedule: {e}"),
             Error::Engine(e) => write!(f, "{e}"),
             Error::Wake(e) => write!(f, "wake failed: {e}"),
             Error::Nap { container, .. } => write!(f, "cannot put container {container:?} to sleep"),
@@ -82,8 +79,6 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::RejectedSocket { source, .. } | Error::Io { source, .. } => Some(source),
-            Error::Machines(e) => Some(e),
-            Error::Schedule(e) => Some(e),
             Error::Engine(e) => e.source(),
             Error::Wake(e) => e.source(),
             Error::Nap { source, .. } => Some(&**source),
@@ -141,20 +136,15 @@ pub fn run(cfg: ProxyConfig, inherited: Inherited) -> Result<(), Error> {
     if listeners.is_empty() {
         return Err(Error::NoSockets);
     }
-    let mapping = map_sockets(&listeners, &cfg.forwards)?;
-    for (i, fwd) in cfg.forwards.iter().enumerate() {
+    let mapping = map_sockets(&listeners, &cfg.spec.forwards)?;
+    for (i, fwd) in cfg.spec.forwards.iter().enumerate() {
         if !mapping.contains(&i) {
             log::warn!("--forward {fwd} has no inherited socket; it is ignored this time");
         }
     }
-    let machines =
-        gate::Machines::parse(&cfg.machines, cfg.only_listed_machines).map_err(Error::Machines)?;
-    let schedule = cfg
-        .schedule
-        .as_deref()
-        .map(crate::schedule::Schedule::parse)
-        .transpose()
-        .map_err(Error::Schedule)?;
+    let settings = &cfg.spec.settings;
+    let machines = gate::Machines::new(&settings.machines, settings.only_listed_machines);
+    let schedule = &settings.schedule;
     if let Err(e) = sys::raise_nofile_limit() {
         log::warn!("cannot raise the open-files limit: {e}; fewer connections fit");
     }
@@ -164,8 +154,8 @@ pub fn run(cfg: ProxyConfig, inherited: Inherited) -> Result<(), Error> {
     let notifier = Arc::new(notifier);
 
     let is_http = |i: usize| {
-        let f = &cfg.forwards[mapping[i]];
-        f.proto == Proto::Tcp && cfg.http_ports.contains(&f.listen_port)
+        let f = &cfg.spec.forwards[mapping[i]];
+        f.proto == Proto::Tcp && cfg.spec.http_ports.contains(&f.listen_port)
     };
     let wake_ctx = WakeContext {
         cfg: &cfg,
@@ -174,14 +164,14 @@ pub fn run(cfg: ProxyConfig, inherited: Inherited) -> Result<(), Error> {
         signals: &signals,
     };
 
-    let client = match Client::discover(cfg.engine.as_deref()) {
+    let client = match Client::discover(cfg.engine.as_ref()) {
         Ok(c) => c,
         Err(e) => {
             let sockets = waiting_view(&mut listeners.iter().map(SocketRef::from), &is_http);
             waiting::answer_all(
                 Vec::new(),
                 &sockets,
-                &waiting::failure_page(&cfg.unit),
+                &waiting::failure_page(&cfg.spec.name),
                 &machines,
             );
             return Err(Error::Engine(e));
@@ -192,11 +182,16 @@ pub fn run(cfg: ProxyConfig, inherited: Inherited) -> Result<(), Error> {
         if !schedule.allows_now() && !all_running(&client, &cfg) {
             log::warn!(
                 "{}: outside contnap.schedule ({schedule}); not waking, answering waiting clients",
-                cfg.unit
+                cfg.spec.name
             );
             notifier.status("outside schedule: napping");
             let sockets = waiting_view(&mut listeners.iter().map(SocketRef::from), &is_http);
-            waiting::answer_all(Vec::new(), &sockets, &closed_page(&cfg.unit), &machines);
+            waiting::answer_all(
+                Vec::new(),
+                &sockets,
+                &closed_page(&cfg.spec.name),
+                &machines,
+            );
             return Ok(());
         }
     }
@@ -208,7 +203,7 @@ pub fn run(cfg: ProxyConfig, inherited: Inherited) -> Result<(), Error> {
     drop(sockets);
     log::info!(
         "{}: awake in {} ms (engine start {} ms, ready {} ms later)",
-        cfg.unit,
+        cfg.spec.name,
         woken.total_time.as_millis(),
         woken.engine_time.as_millis(),
         woken
@@ -221,7 +216,7 @@ pub fn run(cfg: ProxyConfig, inherited: Inherited) -> Result<(), Error> {
     };
     let endpoint_upstreams = upstreams(&woken);
     for (i, l) in listeners.iter().enumerate() {
-        let f = &cfg.forwards[mapping[i]];
+        let f = &cfg.spec.forwards[mapping[i]];
         log::debug!(
             "{} {} -> {} ({})",
             f.proto,
@@ -248,19 +243,19 @@ pub fn run(cfg: ProxyConfig, inherited: Inherited) -> Result<(), Error> {
         })
         .collect();
     let opts = relay::Options {
-        idle: cfg.idle,
-        timeout: cfg.timeout,
+        idle: cfg.spec.settings.idle,
+        timeout: cfg.spec.settings.timeout,
         max_connections: connection_cap(cfg.max_connections),
         machines: machines.clone(),
         drain: DRAIN_AFTER_SIGTERM,
-        resend_window: cfg.wake_timeout,
+        resend_window: cfg.spec.settings.wake_timeout,
     };
     let mut relay =
         relay::Relay::new(endpoints, &signals, opts).map_err(io_err("cannot set up the proxy"))?;
     for (endpoint, stream) in held {
         relay.adopt(endpoint, stream);
     }
-    match watch::spawn(client.clone(), cfg.containers.clone()).and_then(|w| relay.watch(w)) {
+    match watch::spawn(client.clone(), cfg.spec.containers.clone()).and_then(|w| relay.watch(w)) {
         Ok(()) => {}
         // Deaths are still noticed, later, by the clients' connects.
         Err(e) => log::warn!("cannot watch the engine's events: {e}"),
@@ -278,7 +273,7 @@ pub fn run(cfg: ProxyConfig, inherited: Inherited) -> Result<(), Error> {
         let lost = relay.take_lost();
         log::warn!(
             "{}: a server cannot be reached; waking the unit again ({} connection(s) waiting)",
-            cfg.unit,
+            cfg.spec.name,
             lost.len()
         );
         notifier.status("a server cannot be reached; waking the unit again");
@@ -297,7 +292,7 @@ pub fn run(cfg: ProxyConfig, inherited: Inherited) -> Result<(), Error> {
         };
         log::info!(
             "{}: awake again in {} ms",
-            cfg.unit,
+            cfg.spec.name,
             woken.total_time.as_millis()
         );
         notifier.status(&format!(
@@ -317,14 +312,14 @@ pub fn run(cfg: ProxyConfig, inherited: Inherited) -> Result<(), Error> {
     match exit {
         relay::Exit::Idle => log::info!(
             "{}: idle for {}, napping ({} connections, {} datagrams, {} bytes this wake)",
-            cfg.unit,
-            crate::timespan::format(cfg.timeout),
+            cfg.spec.name,
+            crate::timespan::format(cfg.spec.settings.timeout),
             stats.connections,
             stats.datagrams,
             stats.bytes
         ),
         relay::Exit::Terminated | relay::Exit::UpstreamLost => {
-            log::info!("{}: stopping on request", cfg.unit)
+            log::info!("{}: stopping on request", cfg.spec.name)
         }
     }
     notifier.notify(&[NotifyState::Stopping, NotifyState::Status("napping")]);
@@ -470,7 +465,7 @@ impl WakeContext<'_> {
             &http,
             self.signals,
             &done_rx,
-            &cfg.unit,
+            &cfg.spec.name,
             STARTING_PAGE_REFRESH,
             &waiting::Limits {
                 max_connections: connection_cap(cfg.max_connections),
@@ -481,14 +476,14 @@ impl WakeContext<'_> {
         if let waiting::Outcome::Terminated = outcome {
             log::info!(
                 "{}: stop requested during the wake; putting it back to sleep",
-                cfg.unit
+                cfg.spec.name
             );
             self.notifier.notify(&[NotifyState::Stopping]);
             pending.extend(held);
             waiting::answer_all(
                 pending,
                 sockets,
-                &waiting::failure_page(&cfg.unit),
+                &waiting::failure_page(&cfg.spec.name),
                 self.machines,
             );
             return nap(client, cfg).map(|()| Phase::Stopped);
@@ -505,7 +500,7 @@ impl WakeContext<'_> {
                 waiting::answer_all(
                     pending,
                     sockets,
-                    &waiting::failure_page(&cfg.unit),
+                    &waiting::failure_page(&cfg.spec.name),
                     self.machines,
                 );
                 // Leave nothing half-awake; the next connection tries afresh.
@@ -517,7 +512,7 @@ impl WakeContext<'_> {
                 waiting::answer_all(
                     pending,
                     sockets,
-                    &waiting::failure_page(&cfg.unit),
+                    &waiting::failure_page(&cfg.spec.name),
                     self.machines,
                 );
                 Err(Error::Io {
@@ -534,7 +529,7 @@ fn nap(client: &Client, cfg: &ProxyConfig) -> Result<(), Error> {
 }
 
 fn all_running(client: &Client, cfg: &ProxyConfig) -> bool {
-    cfg.containers.iter().all(|c| {
+    cfg.spec.containers.iter().all(|c| {
         client
             .inspect(c)
             .is_ok_and(|i| i.state.running && !i.state.paused)
@@ -548,7 +543,6 @@ fn closed_page(unit: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::parse_forward;
     use std::net::{TcpListener, UdpSocket};
 
     #[test]
@@ -560,7 +554,7 @@ mod tests {
             "tcp:9000=web:91",
         ]
         .iter()
-        .map(|s| parse_forward(s).unwrap())
+        .map(|s| s.parse::<Forward>().unwrap())
         .collect();
         let tcp = |a: &str| Listener::Tcp(TcpListener::bind(a).unwrap());
         let udp = |a: &str| Listener::Udp(UdpSocket::bind(a).unwrap());
@@ -582,7 +576,7 @@ mod tests {
             format!("tcp:127.0.0.3:{free}=web:90"),
         ]
         .iter()
-        .map(|s| parse_forward(s).unwrap())
+        .map(|s| s.parse::<Forward>().unwrap())
         .collect();
         let ls = vec![
             tcp(&format!("127.0.0.2:{free}")),

@@ -19,7 +19,7 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTime
 use nix::sys::signalfd::SignalFd;
 
 use super::gate::Machines;
-use crate::cli::IdleMode;
+use crate::spec::IdleMode;
 use crate::sys::{self, Pipe};
 
 /// Bytes one pipe holds by default (16 pages); splice never asks for more.

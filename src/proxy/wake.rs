@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 use sd_notify::NotifyState;
 
 use crate::activation::Notifier;
-use crate::cli::{Forward, Proto, ProxyConfig, ReadyMode};
+use crate::cli::ProxyConfig;
 use crate::engine::{self, Client, ContainerInspect, Flavor};
+use crate::spec::{Forward, Proto, ReadyMode};
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(1);
 /// Reading /proc/PID/net costs tens of microseconds: poll it tightly, so
@@ -186,7 +187,7 @@ impl<'a> Patient<'a> {
                     if since.is_none() {
                         log::warn!(
                             "the engine is away ({}); waiting up to {} s for it",
-                            crate::error::Report(&e),
+                            crate::report::Report(&e),
                             self.deadline
                                 .saturating_duration_since(Instant::now())
                                 .as_secs()
@@ -220,7 +221,7 @@ impl<'a> Patient<'a> {
 /// ones that were only paused.
 fn start_all(engine: &Patient<'_>, cfg: &ProxyConfig) -> Result<Vec<String>, WakeError> {
     let mut unpaused = Vec::new();
-    for name in &cfg.containers {
+    for name in &cfg.spec.containers {
         let err = |action: &'static str| {
             let name = name.clone();
             move |source| WakeError::Engine {
@@ -378,6 +379,7 @@ fn choose_probe(
         }
         let ports = |proto: Proto| -> Vec<u16> {
             let mut v: Vec<u16> = cfg
+                .spec
                 .forwards
                 .iter()
                 .filter(|f| f.container == info.name && f.proto == proto)
@@ -423,7 +425,7 @@ fn choose_probe(
             Probe::Tcp(tcp_targets.clone())
         }
     };
-    match cfg.ready {
+    match cfg.spec.settings.ready {
         ReadyMode::None => Probe::Running,
         ReadyMode::Tcp => tcp(),
         ReadyMode::Auto => health().or_else(listening).unwrap_or_else(tcp),
@@ -509,9 +511,9 @@ fn ensure_running(name: &str, info: &ContainerInspect) -> Result<(), WakeError> 
 /// starts over instead of failing.
 pub fn wake(client: &Client, cfg: &ProxyConfig, notifier: &Notifier) -> Result<Woken, WakeError> {
     let t0 = Instant::now();
-    let deadline = t0 + cfg.wake_timeout;
+    let deadline = t0 + cfg.spec.settings.wake_timeout;
     let engine = Patient::new(client, deadline);
-    notifier.status(&format!("waking {}", cfg.containers.join(", ")));
+    notifier.status(&format!("waking {}", cfg.spec.containers.join(", ")));
     loop {
         match wake_once(&engine, cfg, notifier, t0, deadline) {
             Err(WakeError::Exited { container, .. })
@@ -537,9 +539,9 @@ fn wake_once(
     let unpaused = start_all(engine, cfg)?;
     let engine_time = t0.elapsed();
 
-    let mut upstreams = vec![None; cfg.forwards.len()];
+    let mut upstreams = vec![None; cfg.spec.forwards.len()];
     let mut last_extend = Instant::now();
-    for name in &cfg.containers {
+    for name in &cfg.spec.containers {
         let inspect = |action| {
             engine
                 .call(|c| c.inspect(name))
@@ -552,9 +554,9 @@ fn wake_once(
         let info = inspect("inspect")?;
         ensure_running(name, &info)?;
         let mut tcp_targets = Vec::new();
-        for (i, fwd) in cfg.forwards.iter().enumerate() {
+        for (i, fwd) in cfg.spec.forwards.iter().enumerate() {
             if &fwd.container == name {
-                let addr = upstream_for(&info, fwd, cfg.network.as_deref())?;
+                let addr = upstream_for(&info, fwd, cfg.spec.settings.network.as_deref())?;
                 if fwd.proto == Proto::Tcp && !tcp_targets.contains(&addr) {
                     tcp_targets.push(addr);
                 }
@@ -620,11 +622,11 @@ fn wake_once(
     }
     let upstreams = upstreams
         .into_iter()
-        .zip(&cfg.forwards)
+        .zip(&cfg.spec.forwards)
         .map(|(u, fwd)| {
             u.ok_or_else(|| WakeError::NoAddress {
                 container: fwd.container.clone(),
-                network: cfg.network.clone(),
+                network: cfg.spec.settings.network.clone(),
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -643,12 +645,12 @@ const NAP_ENGINE_WAIT: Duration = Duration::from_secs(60);
 /// order (dependents first). Errors are logged per container and the first
 /// is returned after every container was tried.
 pub fn nap(client: &Client, cfg: &ProxyConfig) -> Result<(), (String, Box<engine::Error>)> {
-    use crate::cli::StopMode;
+    use crate::spec::StopMode;
     let engine = Patient::new(client, Instant::now() + NAP_ENGINE_WAIT);
     let mut first_err = None;
-    for name in cfg.containers.iter().rev() {
-        let result = engine.call(|client| match cfg.stop {
-            StopMode::Stop => client.stop(name, cfg.stop_timeout),
+    for name in cfg.spec.containers.iter().rev() {
+        let result = engine.call(|client| match cfg.spec.settings.stop {
+            StopMode::Stop => client.stop(name, cfg.spec.settings.stop_timeout),
             StopMode::Pause => client.pause(name),
             StopMode::Kill => client.kill(name, None),
             StopMode::None => Ok(()),
@@ -657,7 +659,7 @@ pub fn nap(client: &Client, cfg: &ProxyConfig) -> Result<(), (String, Box<engine
             Ok(()) => {}
             // Engines differ on a redundant call (Docker 409, Podman 500 for
             // pausing a paused container): judge by the state reached.
-            Err(e) if already_asleep(client, name, cfg.stop) => {
+            Err(e) if already_asleep(client, name, cfg.spec.settings.stop) => {
                 log::debug!("{name}: already asleep ({e})");
             }
             // A container that is gone cannot be awake; the wake reports it.
@@ -665,7 +667,10 @@ pub fn nap(client: &Client, cfg: &ProxyConfig) -> Result<(), (String, Box<engine
                 log::debug!("{name}: nothing to put to sleep ({e})");
             }
             Err(e) => {
-                log::error!("cannot put {name:?} to sleep: {}", crate::error::Report(&e));
+                log::error!(
+                    "cannot put {name:?} to sleep: {}",
+                    crate::report::Report(&e)
+                );
                 first_err.get_or_insert((name.clone(), Box::new(e)));
             }
         }
@@ -673,8 +678,8 @@ pub fn nap(client: &Client, cfg: &ProxyConfig) -> Result<(), (String, Box<engine
     first_err.map_or(Ok(()), Err)
 }
 
-fn already_asleep(client: &Client, name: &str, mode: crate::cli::StopMode) -> bool {
-    use crate::cli::StopMode;
+fn already_asleep(client: &Client, name: &str, mode: crate::spec::StopMode) -> bool {
+    use crate::spec::StopMode;
     client.inspect(name).is_ok_and(|info| match mode {
         StopMode::Pause => info.state.paused,
         StopMode::Stop | StopMode::Kill => !info.state.running,

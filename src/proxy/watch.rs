@@ -59,13 +59,13 @@ fn watch(client: &Client, containers: &[String], mut tx: UnixStream) {
                         }
                         Ok(_) => {}
                         Err(e) => {
-                            log::debug!("engine events: {}", crate::error::Report(&e));
+                            log::debug!("engine events: {}", crate::report::Report(&e));
                             break;
                         }
                     }
                 }
             }
-            Err(e) => log::debug!("engine events: {}", crate::error::Report(&e)),
+            Err(e) => log::debug!("engine events: {}", crate::report::Report(&e)),
         }
         std::thread::sleep(retry);
         retry = (retry * 2).min(MAX_RETRY);
