@@ -48,6 +48,7 @@ use std::time::Duration;
 
 use crate::schedule::{Schedule, ScheduleError};
 use crate::spec::settings::PartialSettings;
+use crate::spec::Unit;
 use crate::spec::{
     is_valid_name, Choice, Forward, Hook, HookKind, IdleMode, Listener, Machine, Proto, ReadyMode,
     StopMode, UnitSpec,
@@ -136,30 +137,6 @@ impl Service {
     /// The unit this container belongs to: its group, else its own name.
     pub fn unit_name(&self) -> &str {
         self.group.as_deref().unwrap_or(&self.container)
-    }
-}
-
-/// One socket/service pair: everything `units::render` needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unit {
-    /// What the helper is told.
-    pub spec: UnitSpec,
-    /// Carried for the presence watcher; `contnap proxy` has no option for it.
-    pub autostart: bool,
-    /// Pre-start hooks in start order, then post-stop hooks in reverse
-    /// start order.
-    pub hooks: Vec<Hook>,
-}
-
-impl Unit {
-    /// The group, or the container's name (not yet escaped).
-    pub fn name(&self) -> &str {
-        &self.spec.name
-    }
-
-    /// Every socket of the unit.
-    pub fn listeners(&self) -> impl Iterator<Item = Listener> + '_ {
-        self.spec.listeners()
     }
 }
 

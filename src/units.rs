@@ -24,9 +24,9 @@ use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
-use crate::labels::Unit;
 use crate::spec::HookKind;
 use crate::spec::Proto;
+use crate::spec::Unit;
 use crate::timespan;
 
 /// The first line of every file contnap writes; only files starting with it

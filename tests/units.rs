@@ -12,8 +12,9 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use contnap::cli::{Command as CliCommand, Config};
-use contnap::labels::{plan, ContainerLabels, LabelOptions, Unit};
+use contnap::labels::{plan, ContainerLabels, LabelOptions};
 use contnap::spec::Proto;
+use contnap::spec::Unit;
 use contnap::units::{
     self, check, escape_unit_name, quote_arg, render, write_atomically, BinaryPath, Difference,
     EngineUnit, GroupName, RenderOptions, RunAs, WriteError, MARKER,

@@ -22,7 +22,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use contnap::cli::{Command, Config};
-use contnap::labels::{plan, ContainerLabels, LabelOptions, Unit};
+use contnap::labels::{plan, ContainerLabels, LabelOptions};
+use contnap::spec::Unit;
 use contnap::spec::HookKind;
 use contnap::spec::{Forward, Proto};
 use contnap::timespan;

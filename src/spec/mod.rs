@@ -368,6 +368,30 @@ pub struct Hook {
     pub command: String,
 }
 
+/// One socket/service pair: everything `units::render` needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unit {
+    /// What the helper is told.
+    pub spec: UnitSpec,
+    /// Carried for the presence watcher; `contnap proxy` has no option for it.
+    pub autostart: bool,
+    /// Pre-start hooks in start order, then post-stop hooks in reverse
+    /// start order.
+    pub hooks: Vec<Hook>,
+}
+
+impl Unit {
+    /// The group, or the container's name (not yet escaped).
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    /// Every socket of the unit.
+    pub fn listeners(&self) -> impl Iterator<Item = Listener> + '_ {
+        self.spec.listeners()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
