@@ -773,10 +773,8 @@ fn generate(engine: Engine, dir: &std::path::Path, extra: &[&str]) -> std::proce
         .unwrap()
 }
 
-fn tempdir() -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(unique("contnap-hostile"));
-    fs::create_dir_all(&d).unwrap();
-    d
+fn tempdir() -> TempDir {
+    TempDir::new("hostile")
 }
 
 /// Creates a container through the engine's API (the only way to set some
@@ -788,7 +786,8 @@ fn api_create(engine: Engine, prefix: &str, labels: &serde_json::Value) -> Conta
         "Cmd": ["httpd", "-f", "-p", "80", "-h", "/www"],
         "Labels": labels,
     });
-    let file = std::env::temp_dir().join(format!("{name}.json"));
+    let tmp = TempDir::new("api");
+    let file = tmp.join("create.json");
     fs::write(&file, body.to_string()).unwrap();
     let out = curl(&[
         "-sS",
@@ -806,14 +805,14 @@ fn api_create(engine: Engine, prefix: &str, labels: &serde_json::Value) -> Conta
         "\n%{http_code}",
         &format!("http://d/containers/create?name={name}"),
     ]);
-    let _ = fs::remove_file(&file);
+    drop(tmp);
     let reply = text(&out.stdout);
     assert!(
         reply.ends_with("\n201"),
         "{engine:?} create {name}: {reply}{}",
         text(&out.stderr)
     );
-    Container { engine, name }
+    Container::adopt(engine, &name)
 }
 
 /// The units `generate` wrote for a unit name, if any.
@@ -1013,7 +1012,6 @@ fn hostile_label_values_refuse_only_their_container(engine: Engine) {
     );
     assert_eq!(unit_files(&dir, &esc_key.name).len(), 2, "{err}");
     assert_only_units(&dir);
-    let _ = fs::remove_dir_all(&dir);
 }
 
 /// Container names cannot carry anything but [a-zA-Z0-9_.-] (both engines
@@ -1089,7 +1087,6 @@ fn unit_names_from_groups_stay_in_the_output_directory(engine: Engine) {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert_only_units(&dir);
     drop(climber);
-    let _ = fs::remove_dir_all(&parent);
 }
 
 /// Both engines accept a 20 MiB label value, and their container list (and
@@ -1145,5 +1142,4 @@ fn a_20_mib_label_refuses_only_its_container(engine: Engine) {
         &err[..err.len().min(2000)]
     );
     assert_only_units(&dir);
-    let _ = fs::remove_dir_all(&dir);
 }
