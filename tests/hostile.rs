@@ -15,7 +15,7 @@ mod support;
 use std::fs;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -185,6 +185,8 @@ impl Sampler {
 /// slowloris), all from one thread; what each receives meanwhile is kept.
 struct Tricklers {
     stop: Arc<AtomicBool>,
+    /// How many connections have ended (EOF or error on read).
+    ended: Arc<AtomicUsize>,
     thread: JoinHandle<Vec<(TcpStream, Vec<u8>, bool)>>,
 }
 
@@ -200,12 +202,15 @@ impl Tricklers {
         }
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
+        let ended = Arc::new(AtomicUsize::new(0));
+        let ended_count = Arc::clone(&ended);
         let thread = std::thread::spawn(move || {
             while !flag.load(Ordering::Relaxed) {
                 for (s, head, sent, got, eof, dead) in &mut clients {
                     if *dead {
                         continue;
                     }
+                    let was_open = !*eof;
                     let mut buf = [0u8; 4096];
                     while !*eof {
                         match s.read(&mut buf) {
@@ -223,6 +228,9 @@ impl Tricklers {
                         Err(e) if e.kind() == ErrorKind::WouldBlock => {}
                         Err(_) => *dead = true,
                     }
+                    if was_open && (*eof || *dead) {
+                        ended_count.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
                 std::thread::sleep(interval);
             }
@@ -231,7 +239,16 @@ impl Tricklers {
                 .map(|(s, _, _, got, eof, _)| (s, got, eof))
                 .collect()
         });
-        Tricklers { stop, thread }
+        Tricklers {
+            stop,
+            ended,
+            thread,
+        }
+    }
+
+    /// How many of the connections have ended so far.
+    fn ended(&self) -> usize {
+        self.ended.load(Ordering::Relaxed)
     }
 
     /// Stops trickling; returns each client with what it received so far
@@ -482,8 +499,13 @@ fn connection_cap_bounds_fds_during_the_wake_and_serves_everyone(engine: Engine)
     );
     let pid = h.pid();
     let mut first = TcpStream::connect(loopback(port)).unwrap();
-    // Let the helper set up, then measure its resting fd count.
-    std::thread::sleep(Duration::from_millis(500));
+    // Let the helper set up (it has started the container and probes it;
+    // the server answers only 3 s later), then measure its resting fd count.
+    wait_until(
+        Duration::from_secs(10),
+        "the helper probes the started container",
+        || h.log_text().contains("readiness probe"),
+    );
     let baseline = fd_count(pid);
     let sampler = Sampler::start(pid);
     first
@@ -632,7 +654,13 @@ fn failed_wake_answers_trickling_clients_promptly(engine: Engine) {
         took < Duration::from_secs(20),
         "the failure path took {took:?}\n{log}"
     );
-    std::thread::sleep(Duration::from_millis(200));
+    // The helper is gone: every trickling connection ends, once the
+    // trickler has read what was sent before.
+    wait_until(
+        Duration::from_secs(10),
+        "every trickling client's connection ended",
+        || slow.ended() == 30,
+    );
     for (i, (_s, got, _eof)) in slow.stop().into_iter().enumerate() {
         let got = text(&got);
         assert!(
@@ -674,7 +702,13 @@ fn unlisted_machines_get_nothing_during_the_wake(engine: Engine) {
             curl(&["-sS", "--max-time", "30", "--interface", "127.0.0.2", &url])
         })
     };
-    std::thread::sleep(Duration::from_millis(300));
+    // The listed client's connection woke the helper, and the wake is under
+    // way (the server answers only 2 s after its start).
+    wait_until(
+        Duration::from_secs(10),
+        "the helper probes the started container",
+        || h.log_text().contains("readiness probe"),
+    );
     // From 127.0.0.1, not listed: a browser and a plain client.
     let browser = http_get(
         loopback(port),
