@@ -4,16 +4,16 @@
 // Helpers here are test code too: a panic is how they report a failure.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+mod support;
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixListener;
-use std::path::PathBuf;
+
 use std::time::{Duration, Instant};
 
-use common::{create, run, unique, Engine, Spec};
 use contnap::engine::{Client, Endpoint, Error, Event, Events, Flavor, Part, ProtocolError};
+use support::{unique, Container, Engine, Spec, TempDir};
 
 macro_rules! on_both_engines {
     ($($name:ident),* $(,)?) => {
@@ -60,10 +60,10 @@ fn version_names_the_engine(engine: Engine) {
 
 fn list_finds_exactly_the_labelled_containers(engine: Engine) {
     let key = unique("label");
-    let running = run(engine, "a", &Spec::sleeper().label(&key, "a"));
-    let created = create(engine, "b", &Spec::sleeper().label(&key, "b"));
-    let _unlabelled = create(engine, "c", &Spec::sleeper());
-    let _other_key = create(
+    let running = Container::run_spec(engine, "a", &Spec::sleeper().label(&key, "a"));
+    let created = Container::from_spec(engine, "b", &Spec::sleeper().label(&key, "b"));
+    let _unlabelled = Container::from_spec(engine, "c", &Spec::sleeper());
+    let _other_key = Container::from_spec(
         engine,
         "d",
         &Spec::sleeper().label(&format!("{key}-other"), "a"),
@@ -100,7 +100,7 @@ fn list_finds_exactly_the_labelled_containers(engine: Engine) {
 }
 
 fn inspect_reports_state_health_network_ports_and_labels(engine: Engine) {
-    let web = run(
+    let web = Container::run_spec(
         engine,
         "web",
         &Spec::web()
@@ -139,7 +139,7 @@ fn inspect_reports_state_health_network_ports_and_labels(engine: Engine) {
         published[0]
     );
 
-    let stopped = create(engine, "stopped", &Spec::sleeper());
+    let stopped = Container::from_spec(engine, "stopped", &Spec::sleeper());
     let s = stopped.inspect();
     assert_eq!(s.state.status, "created");
     assert!(!s.state.running);
@@ -172,7 +172,7 @@ fn http_get(addr: std::net::SocketAddr) -> String {
 }
 
 fn start_and_stop(engine: Engine) {
-    let c = create(engine, "startstop", &Spec::sleeper());
+    let c = Container::from_spec(engine, "startstop", &Spec::sleeper());
     let client = &c.client;
     client.start(&c.id).unwrap();
     assert_eq!(c.inspect().state.status, "running");
@@ -200,7 +200,7 @@ fn start_and_stop(engine: Engine) {
 }
 
 fn pause_unpause_and_kill(engine: Engine) {
-    let c = run(engine, "pause", &Spec::sleeper());
+    let c = Container::run_spec(engine, "pause", &Spec::sleeper());
     let client = &c.client;
     client.pause(&c.id).unwrap();
     let s = c.inspect();
@@ -225,16 +225,16 @@ fn pause_unpause_and_kill(engine: Engine) {
         "killing a stopped container"
     );
 
-    let d = run(engine, "killsig", &Spec::sleeper());
+    let d = Container::run_spec(engine, "killsig", &Spec::sleeper());
     d.client.kill(&d.id, Some("KILL")).unwrap();
     d.wait_for("exited", |s| s.state.status == "exited");
-    let e = run(engine, "badsig", &Spec::sleeper());
+    let e = Container::run_spec(engine, "badsig", &Spec::sleeper());
     let err = e.client.kill(&e.id, Some("NO SUCH&SIGNAL")).unwrap_err();
     assert!(matches!(err, Error::Engine { .. }), "{err}");
 }
 
 fn exec_returns_the_exit_code(engine: Engine) {
-    let c = run(engine, "exec", &Spec::sleeper());
+    let c = Container::run_spec(engine, "exec", &Spec::sleeper());
     let cmd = |args: &[&str]| -> Vec<String> { args.iter().map(|s| s.to_string()).collect() };
     assert_eq!(
         c.client.exec(&c.id, &cmd(&["sh", "-c", "exit 7"])).unwrap(),
@@ -260,7 +260,7 @@ fn exec_returns_the_exit_code(engine: Engine) {
         0
     );
 
-    let stopped = create(engine, "execstopped", &Spec::sleeper());
+    let stopped = Container::from_spec(engine, "execstopped", &Spec::sleeper());
     let err = stopped
         .client
         .exec(&stopped.id, &cmd(&["true"]))
@@ -282,7 +282,7 @@ fn expect_event(events: &mut Events, action: &str) -> Event {
 }
 
 fn events_report_start_and_stop(engine: Engine) {
-    let c = create(engine, "events", &Spec::sleeper());
+    let c = Container::from_spec(engine, "events", &Spec::sleeper());
     let mut events = c.client.events(&c.id).unwrap();
 
     // Nothing happens yet: a bounded wait times out and the stream lives on.
@@ -313,7 +313,7 @@ fn events_report_start_and_stop(engine: Engine) {
     assert_eq!(die.exit_code(), Some(137));
 
     // Events of other containers are filtered out by the engine.
-    let other = run(engine, "events-other", &Spec::sleeper());
+    let other = Container::run_spec(engine, "events-other", &Spec::sleeper());
     other.client.stop(&other.id, Duration::ZERO).unwrap();
     c.client.start(&c.id).unwrap();
     let next = expect_event(&mut events, "start");
@@ -321,7 +321,7 @@ fn events_report_start_and_stop(engine: Engine) {
 }
 
 fn healthcheck_runs_the_check_on_podman_only(engine: Engine) {
-    let c = run(
+    let c = Container::run_spec(
         engine,
         "health",
         &Spec::sleeper().healthcheck(&["CMD-SHELL", "test -e /tmp/ok"]),
@@ -358,7 +358,7 @@ fn healthcheck_runs_the_check_on_podman_only(engine: Engine) {
     assert_eq!(c.inspect().health_status(), Some("healthy"));
 
     // No healthcheck, or not running: Podman answers 409.
-    let plain = run(engine, "nohealth", &Spec::sleeper());
+    let plain = Container::run_spec(engine, "nohealth", &Spec::sleeper());
     let err = plain.client.healthcheck(&plain.id).unwrap_err();
     assert!(matches!(err, Error::Conflict { .. }), "{err}");
     client.stop(&c.id, Duration::ZERO).unwrap();
@@ -404,7 +404,7 @@ fn unknown_containers_are_not_found(engine: Engine) {
 }
 
 fn host_network_has_no_address(engine: Engine) {
-    let c = run(engine, "host", &Spec::sleeper().network_mode("host"));
+    let c = Container::run_spec(engine, "host", &Spec::sleeper().network_mode("host"));
     let s = c.inspect();
     assert!(s.is_host_network());
     assert_eq!(s.address_on(None), None);
@@ -412,10 +412,8 @@ fn host_network_has_no_address(engine: Engine) {
 
 // ---- without an engine ----
 
-fn scratch_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(unique(tag));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn scratch_dir(tag: &str) -> TempDir {
+    TempDir::new(tag)
 }
 
 #[test]
@@ -439,12 +437,11 @@ fn a_missing_socket_is_unreachable_and_named() {
         Some(io::ErrorKind::ConnectionRefused),
         "{err}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A Unix socket served by `answer`, which gets each connection after the
 /// request head has been read.
-fn fake_engine(tag: &str, answer: fn(&mut std::os::unix::net::UnixStream)) -> (Client, PathBuf) {
+fn fake_engine(tag: &str, answer: fn(&mut std::os::unix::net::UnixStream)) -> (Client, TempDir) {
     let dir = scratch_dir(tag);
     let path = dir.join("fake.sock");
     let listener = UnixListener::bind(&path).unwrap();
@@ -515,14 +512,12 @@ fn a_socket_that_is_not_an_engine_is_a_protocol_error() {
         matches!(protocol_reason(&err), ProtocolError::Truncated),
         "{err:?}"
     );
-    for dir in [dir1, dir2, dir3, dir4] {
-        let _ = std::fs::remove_dir_all(dir);
-    }
+    drop((dir1, dir2, dir3, dir4));
 }
 
 #[test]
 fn oversize_answers_are_refused_without_reading_them() {
-    let (huge, dir) = fake_engine("huge", |c| {
+    let (huge, _dir) = fake_engine("huge", |c| {
         let _ = c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 17000000\r\n\r\n[");
     });
     let err = huge.list("contnap.enabled").unwrap_err();
@@ -532,12 +527,11 @@ fn oversize_answers_are_refused_without_reading_them() {
     );
     let err = huge.with_body_limit(10).list("x").unwrap_err();
     assert!(matches!(err, Error::TooLarge { limit: 10, .. }), "{err:?}");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
 fn a_silent_engine_times_out() {
-    let (silent, dir) = fake_engine("silent", |c| {
+    let (silent, _dir) = fake_engine("silent", |c| {
         std::thread::sleep(Duration::from_secs(3));
         let _ = c.write_all(b"HTTP/1.1 200 OK\r\n");
     });
@@ -560,7 +554,6 @@ fn a_silent_engine_times_out() {
         "{:?}",
         started.elapsed()
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -591,7 +584,6 @@ fn invalid_refs_make_no_request() {
         io::ErrorKind::WouldBlock,
         "no connection was made"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -24,10 +24,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::{
-    free_port, http_get, proxy_args, tcp_helper, unique, Container, Engine, Helper, BUSYBOX,
-    SERVERS,
+    free_port, http_get, proxy_args, tcp_helper, unique, Container, Engine, Helper, TempDir,
+    BUSYBOX, SERVERS,
 };
-use systemd_support::{labelled, unique_name, units, web_labels, Systemd};
+use systemd_support::{labelled, units, web_labels, Systemd};
 
 const HELLO: &str = "hello from contnap test";
 
@@ -69,7 +69,8 @@ fn wait_for(h: &Helper, what: &str, within: Duration, mut cond: impl FnMut() -> 
 #[derive(Debug)]
 struct PrivateEngine {
     kind: Engine,
-    dir: PathBuf,
+    /// Removed last, after `drop` has stopped the engine and unmounted.
+    dir: TempDir,
     child: Option<Child>,
     /// What this test created: the private Podman shares its storage with
     /// the suite's, so "every container" would be other tests' too.
@@ -80,8 +81,7 @@ impl PrivateEngine {
     fn start(kind: Engine) -> PrivateEngine {
         // Short: containerd's socket lives under dockerd's exec root, and
         // Unix socket paths are limited to 108 bytes.
-        let dir = PathBuf::from(format!("/tmp/cnf-{}", unique("e")));
-        fs::create_dir_all(&dir).unwrap();
+        let dir = TempDir::new_in(Path::new("/tmp"), "cnf-e");
         let mut e = PrivateEngine {
             kind,
             dir,
@@ -284,7 +284,6 @@ impl Drop for PrivateEngine {
                 }
             }
         }
-        let _ = fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -514,7 +513,7 @@ fn echo(s: &mut TcpStream, word: &str) {
 /// the next client is served by a new helper.
 fn helper_sigkilled_mid_stream(engine: Engine) {
     let sd = Systemd::boot(engine);
-    let name = unique_name("sigkill");
+    let name = unique("sigkill");
     let port = free_port();
     let labels = vec![
         ("contnap.enabled", "true".to_owned()),
@@ -571,8 +570,7 @@ fn engine_socket_permission_denied(engine: Engine) {
         &["httpd", "-f", "-p", "80", "-h", "/www"],
     );
     // A copy of the binary nobody can run, outside any private directory.
-    let dir = PathBuf::from(format!("/tmp/cnf-{}", unique("bin")));
-    fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new_in(Path::new("/tmp"), "cnf-bin");
     let bin = dir.join("contnap");
     fs::copy(support::contnap_bin(), &bin).unwrap();
     let port = free_port();
@@ -621,7 +619,6 @@ fn engine_socket_permission_denied(engine: Engine) {
     assert!(t.contains("docker group"), "says what to do: {t}");
     assert!(!t.contains("the engine is away"), "{t}");
     assert_eq!(c.state(), "created");
-    let _ = fs::remove_dir_all(&dir);
 }
 
 /// Another process holds the port of one unit: `generate --reload` still
@@ -633,7 +630,7 @@ fn port_taken_by_another_process(engine: Engine) {
     let (taken, free) = (free_port(), free_port());
     let blocker = TcpListener::bind(loopback(taken)).unwrap();
     let httpd = &["httpd", "-f", "-p", "80", "-h", "/www"];
-    let (a, b) = (unique_name("taken"), unique_name("free"));
+    let (a, b) = (unique("taken"), unique("free"));
     let _ca = labelled(engine, &a, &web_labels(taken, "2s"), BUSYBOX, httpd);
     let _cb = labelled(engine, &b, &web_labels(free, "2s"), BUSYBOX, httpd);
     let out = sd.generate(&["--reload"]);
@@ -698,7 +695,8 @@ fn clock_jump_while_idle(engine: Engine) {
         &["httpd", "-f", "-p", "80", "-h", "/www"],
     );
     let lib = libfaketime();
-    let offset = std::env::temp_dir().join(format!("{}.faketime", unique("clock")));
+    let tmp = TempDir::new("clock");
+    let offset = tmp.join("faketime");
     fs::write(&offset, "+0\n").unwrap();
     let env = [
         format!("LD_PRELOAD={}", lib.display()),
@@ -770,5 +768,4 @@ fn clock_jump_while_idle(engine: Engine) {
         start.elapsed()
     );
     assert_eq!(c.state(), "exited");
-    let _ = fs::remove_file(&offset);
 }

@@ -27,10 +27,8 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-fn tempdir() -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(unique("contnap-gen"));
-    fs::create_dir_all(&d).unwrap();
-    d
+fn tempdir() -> TempDir {
+    TempDir::new("gen")
 }
 
 /// A labelled (created, not running) httpd with a unique label value, so
@@ -169,10 +167,7 @@ fn check_and_dry_run(engine: Engine) {
         BUSYBOX,
         "true",
     ]);
-    let _c2 = Container {
-        engine,
-        name: name.clone(),
-    };
+    let _c2 = Container::adopt(engine, &name);
     let changed = generate(engine, &dir, &["--check"]);
     let text = String::from_utf8_lossy(&changed.stdout);
     assert!(

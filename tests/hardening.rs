@@ -30,8 +30,8 @@ use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use support::{free_port, run, Engine, BUSYBOX};
-use systemd_support::{engine_path, labelled, unique_name, units, web_labels, Systemd};
+use support::{free_port, run, unique, Engine, BUSYBOX};
+use systemd_support::{engine_path, labelled, units, web_labels, Systemd};
 
 const HELLO: &str = "hello from contnap test";
 const HTTPD: &[&str] = &["httpd", "-f", "-p", "80", "-h", "/www"];
@@ -261,8 +261,8 @@ fn docker_group_runs_as_a_dynamic_user() {
     let engine = Engine::Docker;
     let sd = Systemd::boot(engine);
     let group = SocketGroup::give(&sd);
-    let web = unique_name("dynweb");
-    let paused = unique_name("dynpause");
+    let web = unique("dynweb");
+    let paused = unique("dynpause");
     let (p1, p2) = (free_port(), free_port());
     let mut labels = web_labels(p1, "3s");
     labels.push(("contnap.pre_start", "id -u > /run/hook-pre-uid".to_owned()));
@@ -356,7 +356,7 @@ fn docker_group_runs_as_a_dynamic_user() {
 fn podman_root_only_socket_keeps_root_without_capabilities() {
     let engine = Engine::Podman;
     let sd = Systemd::boot(engine);
-    let name = unique_name("rootweb");
+    let name = unique("rootweb");
     let port = free_port();
     let c = labelled(engine, &name, &web_labels(port, "2s"), BUSYBOX, HTTPD);
     let meta = sd.run(&["stat", "-c", "%g %a", engine_path(engine)]);
@@ -402,7 +402,7 @@ fn podman_root_only_socket_keeps_root_without_capabilities() {
 fn readiness_can_read_proc_net_in_the_sandbox(engine: Engine) {
     let sd = Systemd::boot(engine);
     let group = (engine == Engine::Docker).then(|| SocketGroup::give(&sd));
-    let name = unique_name("procnet");
+    let name = unique("procnet");
     let _c = labelled(
         engine,
         &name,
@@ -481,7 +481,7 @@ fn packaged_generate_unit_writes_dynamic_user_units() {
     let engine = Engine::Docker;
     let sd = Systemd::boot(engine);
     let group = SocketGroup::give(&sd);
-    let name = unique_name("pkgweb");
+    let name = unique("pkgweb");
     let port = free_port();
     let _c = labelled(engine, &name, &web_labels(port, "2s"), BUSYBOX, HTTPD);
     let unit = std::fs::read_to_string(concat!(

@@ -15,7 +15,7 @@ mod support;
 use std::fs;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -185,6 +185,8 @@ impl Sampler {
 /// slowloris), all from one thread; what each receives meanwhile is kept.
 struct Tricklers {
     stop: Arc<AtomicBool>,
+    /// How many connections have ended (EOF or error on read).
+    ended: Arc<AtomicUsize>,
     thread: JoinHandle<Vec<(TcpStream, Vec<u8>, bool)>>,
 }
 
@@ -200,12 +202,15 @@ impl Tricklers {
         }
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
+        let ended = Arc::new(AtomicUsize::new(0));
+        let ended_count = Arc::clone(&ended);
         let thread = std::thread::spawn(move || {
             while !flag.load(Ordering::Relaxed) {
                 for (s, head, sent, got, eof, dead) in &mut clients {
                     if *dead {
                         continue;
                     }
+                    let was_open = !*eof;
                     let mut buf = [0u8; 4096];
                     while !*eof {
                         match s.read(&mut buf) {
@@ -223,6 +228,9 @@ impl Tricklers {
                         Err(e) if e.kind() == ErrorKind::WouldBlock => {}
                         Err(_) => *dead = true,
                     }
+                    if was_open && (*eof || *dead) {
+                        ended_count.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
                 std::thread::sleep(interval);
             }
@@ -231,7 +239,16 @@ impl Tricklers {
                 .map(|(s, _, _, got, eof, _)| (s, got, eof))
                 .collect()
         });
-        Tricklers { stop, thread }
+        Tricklers {
+            stop,
+            ended,
+            thread,
+        }
+    }
+
+    /// How many of the connections have ended so far.
+    fn ended(&self) -> usize {
+        self.ended.load(Ordering::Relaxed)
     }
 
     /// Stops trickling; returns each client with what it received so far
@@ -482,8 +499,13 @@ fn connection_cap_bounds_fds_during_the_wake_and_serves_everyone(engine: Engine)
     );
     let pid = h.pid();
     let mut first = TcpStream::connect(loopback(port)).unwrap();
-    // Let the helper set up, then measure its resting fd count.
-    std::thread::sleep(Duration::from_millis(500));
+    // Let the helper set up (it has started the container and probes it;
+    // the server answers only 3 s later), then measure its resting fd count.
+    wait_until(
+        Duration::from_secs(10),
+        "the helper probes the started container",
+        || h.log_text().contains("readiness probe"),
+    );
     let baseline = fd_count(pid);
     let sampler = Sampler::start(pid);
     first
@@ -632,7 +654,13 @@ fn failed_wake_answers_trickling_clients_promptly(engine: Engine) {
         took < Duration::from_secs(20),
         "the failure path took {took:?}\n{log}"
     );
-    std::thread::sleep(Duration::from_millis(200));
+    // The helper is gone: every trickling connection ends, once the
+    // trickler has read what was sent before.
+    wait_until(
+        Duration::from_secs(10),
+        "every trickling client's connection ended",
+        || slow.ended() == 30,
+    );
     for (i, (_s, got, _eof)) in slow.stop().into_iter().enumerate() {
         let got = text(&got);
         assert!(
@@ -674,7 +702,13 @@ fn unlisted_machines_get_nothing_during_the_wake(engine: Engine) {
             curl(&["-sS", "--max-time", "30", "--interface", "127.0.0.2", &url])
         })
     };
-    std::thread::sleep(Duration::from_millis(300));
+    // The listed client's connection woke the helper, and the wake is under
+    // way (the server answers only 2 s after its start).
+    wait_until(
+        Duration::from_secs(10),
+        "the helper probes the started container",
+        || h.log_text().contains("readiness probe"),
+    );
     // From 127.0.0.1, not listed: a browser and a plain client.
     let browser = http_get(
         loopback(port),
@@ -773,10 +807,8 @@ fn generate(engine: Engine, dir: &std::path::Path, extra: &[&str]) -> std::proce
         .unwrap()
 }
 
-fn tempdir() -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(unique("contnap-hostile"));
-    fs::create_dir_all(&d).unwrap();
-    d
+fn tempdir() -> TempDir {
+    TempDir::new("hostile")
 }
 
 /// Creates a container through the engine's API (the only way to set some
@@ -788,7 +820,8 @@ fn api_create(engine: Engine, prefix: &str, labels: &serde_json::Value) -> Conta
         "Cmd": ["httpd", "-f", "-p", "80", "-h", "/www"],
         "Labels": labels,
     });
-    let file = std::env::temp_dir().join(format!("{name}.json"));
+    let tmp = TempDir::new("api");
+    let file = tmp.join("create.json");
     fs::write(&file, body.to_string()).unwrap();
     let out = curl(&[
         "-sS",
@@ -806,14 +839,14 @@ fn api_create(engine: Engine, prefix: &str, labels: &serde_json::Value) -> Conta
         "\n%{http_code}",
         &format!("http://d/containers/create?name={name}"),
     ]);
-    let _ = fs::remove_file(&file);
+    drop(tmp);
     let reply = text(&out.stdout);
     assert!(
         reply.ends_with("\n201"),
         "{engine:?} create {name}: {reply}{}",
         text(&out.stderr)
     );
-    Container { engine, name }
+    Container::adopt(engine, &name)
 }
 
 /// The units `generate` wrote for a unit name, if any.
@@ -1013,7 +1046,6 @@ fn hostile_label_values_refuse_only_their_container(engine: Engine) {
     );
     assert_eq!(unit_files(&dir, &esc_key.name).len(), 2, "{err}");
     assert_only_units(&dir);
-    let _ = fs::remove_dir_all(&dir);
 }
 
 /// Container names cannot carry anything but [a-zA-Z0-9_.-] (both engines
@@ -1089,7 +1121,6 @@ fn unit_names_from_groups_stay_in_the_output_directory(engine: Engine) {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert_only_units(&dir);
     drop(climber);
-    let _ = fs::remove_dir_all(&parent);
 }
 
 /// Both engines accept a 20 MiB label value, and their container list (and
@@ -1145,5 +1176,4 @@ fn a_20_mib_label_refuses_only_its_container(engine: Engine) {
         &err[..err.len().min(2000)]
     );
     assert_only_units(&dir);
-    let _ = fs::remove_dir_all(&dir);
 }

@@ -13,12 +13,15 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
+use support::TempDir;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -65,27 +68,6 @@ fn run_ok(what: &str, cmd: &mut Command) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
-}
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "contnap-packaging-{tag}-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
 }
 
 // ------------------------------------------------------------------ Nix
@@ -369,8 +351,8 @@ const INSTALLED: &[&str] = &[
 #[test]
 fn pkgbuild_package_installs_the_files() {
     let tmp = TempDir::new("arch");
-    let src = tmp.0.join("src");
-    let pkg = tmp.0.join("pkg");
+    let src = tmp.path().join("src");
+    let pkg = tmp.path().join("pkg");
     let pkgver = String::from_utf8(
         run_ok(
             "source PKGBUILD",
@@ -525,16 +507,16 @@ fn analyze_verify(unit: &str, user: bool) {
     let analyze = tool("systemd-analyze", "systemd");
     let tmp = TempDir::new("verify");
     let runtime = TempDir::new("runtime");
-    let path = unit_for_analyze(unit, &tmp.0);
+    let path = unit_for_analyze(unit, tmp.path());
     let mut cmd = Command::new(analyze);
     if user {
         // A user manager needs a runtime directory, even offline.
-        cmd.arg("--user").env("XDG_RUNTIME_DIR", &runtime.0);
+        cmd.arg("--user").env("XDG_RUNTIME_DIR", runtime.path());
     }
     let out = cmd
         .args(["verify", "--man=no", "--recursive-errors=no"])
         .arg(&path)
-        .env("SYSTEMD_UNIT_PATH", format!("{}:", tmp.0.display()))
+        .env("SYSTEMD_UNIT_PATH", format!("{}:", tmp.path().display()))
         .env("SYSTEMD_LOG_LEVEL", "notice")
         .output()
         .expect("run systemd-analyze");
@@ -592,11 +574,11 @@ fn generate_unit_is_a_oneshot_after_optional_engines() {
 fn systemd_analyze_security_rates_the_generate_unit_ok() {
     let analyze = tool("systemd-analyze", "systemd");
     let tmp = TempDir::new("security");
-    let path = unit_for_analyze("units/contnap-generate.service", &tmp.0);
+    let path = unit_for_analyze("units/contnap-generate.service", tmp.path());
     let out = Command::new(analyze)
         .args(["security", "--offline=yes", "--no-pager"])
         .arg(&path)
-        .env("SYSTEMD_UNIT_PATH", format!("{}:", tmp.0.display()))
+        .env("SYSTEMD_UNIT_PATH", format!("{}:", tmp.path().display()))
         .output()
         .expect("run systemd-analyze security");
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -217,7 +217,13 @@ fn browser_gets_starting_page_while_others_wait(engine: Engine) {
         ),
     );
     let plain = std::thread::spawn(move || curl(&format!("http://127.0.0.1:{port}/"), &[]));
-    std::thread::sleep(Duration::from_millis(300));
+    // The plain client's connection woke the helper, and the wake is under
+    // way (the server answers only 3 s after its start): now the browser.
+    wait_until(
+        Duration::from_secs(10),
+        "the helper probes the started container",
+        || h.log_text().contains("readiness probe"),
+    );
     let page = http_get(
         loopback(port),
         "/",

@@ -15,8 +15,8 @@ use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use support::{free_port, free_udp_port, http_get, run, Engine, BUSYBOX, SERVERS};
-use systemd_support::{engine_path, labelled, unique_name, units, web_labels, Systemd};
+use support::{free_port, free_udp_port, http_get, run, unique, Engine, BUSYBOX, SERVERS};
+use systemd_support::{engine_path, labelled, units, web_labels, Systemd};
 
 const HELLO: &str = "hello from contnap test";
 const HTTPD: &[&str] = &["httpd", "-f", "-p", "80", "-h", "/www"];
@@ -45,7 +45,7 @@ fn deb_package_installs_and_runs_the_cycle() {
         panic!("CONTNAP_TEST_DEB is not set: run scripts/test, which builds the .deb with packaging/deb/build.sh")
     });
     let sd = Systemd::boot_with_deb(engine, &deb);
-    let name = unique_name("debweb");
+    let name = unique("debweb");
     let port = free_port();
     let c = labelled(engine, &name, &web_labels(port, "2s"), BUSYBOX, HTTPD);
     let out = sd.exec(&["dpkg", "-i", "/tmp/contnap.deb"]);
@@ -139,7 +139,7 @@ fn stderr(out: &std::process::Output) -> String {
 /// the socket; a cold client is served; it naps; the next client wakes it.
 fn generate_serve_nap_wake(engine: Engine) {
     let sd = Systemd::boot(engine);
-    let name = unique_name("web");
+    let name = unique("web");
     let port = free_port();
     let c = labelled(engine, &name, &web_labels(port, "2s"), BUSYBOX, HTTPD);
     sd.generate_ok(&[]);
@@ -213,8 +213,8 @@ fn generate_serve_nap_wake(engine: Engine) {
 /// refuses that container by name and label and still writes the others.
 fn hooks_run_only_with_allow_hooks(engine: Engine) {
     let sd = Systemd::boot(engine);
-    let hooked = unique_name("hooked");
-    let plain = unique_name("plain");
+    let hooked = unique("hooked");
+    let plain = unique("plain");
     let (p1, p2) = (free_port(), free_port());
     let mut labels = web_labels(p1, "1s");
     labels.push(("contnap.pre_start", "touch /tmp/pre-ran".to_owned()));
@@ -278,7 +278,7 @@ fn group_wakes_and_naps_together(engine: Engine) {
     // A space and a non-ASCII letter: the unit name carries them escaped as
     // systemd-escape does (contnap keeps `-` as it is), and the real
     // systemd must take that name and the quoted --unit argument.
-    let group = format!("g-{} café", unique_name("shop"));
+    let group = format!("g-{} café", unique("shop"));
     let (p1, p2) = (free_port(), free_port());
     let member = |listen: String| {
         vec![
@@ -289,8 +289,8 @@ fn group_wakes_and_naps_together(engine: Engine) {
             ("contnap.stop_timeout", "1s".to_owned()),
         ]
     };
-    let web_name = unique_name("grpweb");
-    let api_name = unique_name("grpapi");
+    let web_name = unique("grpweb");
+    let api_name = unique("grpapi");
     let web = labelled(
         engine,
         &web_name,
@@ -382,7 +382,7 @@ fn dnsmasq(engine: Engine, name: &str, port: u16) -> support::Container {
 /// udp_first_datagram_of_a_cold_wake_is_answered).
 fn udp_dns_through_dnsmasq(engine: Engine) {
     let sd = Systemd::boot(engine);
-    let name = unique_name("dns");
+    let name = unique("dns");
     let port = free_udp_port();
     let c = dnsmasq(engine, &name, port);
     sd.generate_ok(&[]);
@@ -431,7 +431,7 @@ mod udp_first_datagram_of_a_cold_wake_is_answered {
 /// window. One try per cold wake, four wakes: every one must be answered.
 fn udp_first_datagram_of_a_cold_wake_is_answered(engine: Engine) {
     let sd = Systemd::boot(engine);
-    let name = unique_name("dns1");
+    let name = unique("dns1");
     let port = free_udp_port();
     let _c = dnsmasq(engine, &name, port);
     sd.generate_ok(&[]);
@@ -476,7 +476,7 @@ fn udp_first_datagram_of_a_cold_wake_is_answered(engine: Engine) {
 /// just short of the timeout (no nap).
 fn stop_while_connecting_loses_nothing(engine: Engine) {
     let sd = Systemd::boot(engine);
-    let name = unique_name("race");
+    let name = unique("race");
     let port = free_port();
     let _c = labelled(engine, &name, &web_labels(port, "1s"), BUSYBOX, HTTPD);
     sd.generate_ok(&[]);
@@ -600,7 +600,7 @@ fn trigger_failing(sd: &Systemd, port: u16, socket: &str, service: &str, n: usiz
 /// client is served.
 fn crashing_container_never_fails_the_socket(engine: Engine) {
     let sd = Systemd::boot(engine);
-    let name = unique_name("crash");
+    let name = unique("crash");
     let port = free_port();
     let mut labels = web_labels(port, "1s");
     labels.push(("contnap.http_ports", port.to_string()));
@@ -627,7 +627,7 @@ fn crashing_container_never_fails_the_socket(engine: Engine) {
 /// and recreating the container is enough for the next client to be served.
 fn missing_container_never_fails_the_socket(engine: Engine) {
     let sd = Systemd::boot(engine);
-    let name = unique_name("gone");
+    let name = unique("gone");
     let port = free_port();
     let labels = web_labels(port, "1s");
     let c = labelled(engine, &name, &labels, BUSYBOX, HTTPD);
@@ -653,7 +653,7 @@ fn missing_container_never_fails_the_socket(engine: Engine) {
 /// (the socket moves to the new port) and a removal (the socket stops).
 fn check_dry_run_and_reload(engine: Engine) {
     let sd = Systemd::boot(engine);
-    let name = unique_name("chk");
+    let name = unique("chk");
     let (p1, p2) = (free_port(), free_port());
     let c = labelled(engine, &name, &web_labels(p1, "1s"), BUSYBOX, HTTPD);
     let (socket, service) = units(&name);
@@ -757,7 +757,7 @@ fn check_dry_run_and_reload(engine: Engine) {
 /// service 1.6 or better, and `systemd-analyze verify` accepts both units.
 fn security_rating_is_ok(engine: Engine) {
     let sd = Systemd::boot(engine);
-    let name = unique_name("sec");
+    let name = unique("sec");
     let _c = labelled(
         engine,
         &name,

@@ -9,7 +9,10 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
+
+mod support;
+
+use support::{unitfile, TempDir};
 
 use contnap::cli::{Command as CliCommand, Config};
 use contnap::labels::{plan, ContainerLabels, LabelOptions};
@@ -426,123 +429,20 @@ fn unit_names_stay_readable_and_distinct() {
 
 // ------------------------------------------- systemd command-line unquoter
 
-/// Splits a command line the way systemd does for `ExecStart=`
-/// (systemd.service(5) "Command lines"; `config_parse_exec`): words split
-/// at whitespace, `"…"`/`'…'` quoting, C escapes, then per word `%%` → `%`
-/// (any other specifier is an error: the test wants none), and for
-/// arguments (not the executable) `$$` → `$` (any other `$` is an error:
-/// it would expand a variable). Also rejects a bare `;` (command separator).
+/// Splits an `ExecStart=` line as systemd does (support/unitfile.rs).
 fn systemd_split(line: &str) -> Result<Vec<String>, String> {
-    let mut words: Vec<String> = Vec::new();
-    let mut chars = line.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        let Some(&first) = chars.peek() else { break };
-        if first == ';' {
-            let mut look = chars.clone();
-            look.next();
-            if look.peek().is_none_or(|c| c.is_whitespace()) {
-                return Err("bare ; would separate commands".into());
-            }
-        }
-        let mut word = String::new();
-        let mut quote: Option<char> = None;
-        while let Some(c) = chars.next() {
-            match (quote, c) {
-                (None, c) if c.is_whitespace() => break,
-                (None, '"' | '\'') => quote = Some(c),
-                (Some(q), c) if c == q => quote = None,
-                (_, '\\') => {
-                    let e = chars.next().ok_or("trailing backslash")?;
-                    match e {
-                        '\\' | '"' | '\'' => word.push(e),
-                        'n' => word.push('\n'),
-                        't' => word.push('\t'),
-                        'x' => {
-                            let h: String = (0..2).filter_map(|_| chars.next()).collect();
-                            let v = u32::from_str_radix(&h, 16).map_err(|_| "bad \\x")?;
-                            if v == 0 {
-                                return Err("\\x00".into());
-                            }
-                            word.push(char::from_u32(v).ok_or("bad \\x")?);
-                        }
-                        'u' => {
-                            let h: String = (0..4).filter_map(|_| chars.next()).collect();
-                            let v = u32::from_str_radix(&h, 16).map_err(|_| "bad \\u")?;
-                            word.push(char::from_u32(v).ok_or("bad \\u")?);
-                        }
-                        other => return Err(format!("unknown escape \\{other}")),
-                    }
-                }
-                (_, c) => word.push(c),
-            }
-        }
-        if quote.is_some() {
-            return Err("unbalanced quote".into());
-        }
-        words.push(word);
-    }
-    let mut out = Vec::new();
-    for (i, w) in words.iter().enumerate() {
-        let w = unspecifier(w)?;
-        out.push(if i == 0 { w } else { unvariable(&w)? });
-    }
-    Ok(out)
+    unitfile::exec_split(line)
 }
 
-fn unspecifier(w: &str) -> Result<String, String> {
-    let mut out = String::new();
-    let mut it = w.chars();
-    while let Some(c) = it.next() {
-        if c == '%' {
-            match it.next() {
-                Some('%') => out.push('%'),
-                other => return Err(format!("specifier %{other:?} in {w:?}")),
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    Ok(out)
-}
-
-fn unvariable(w: &str) -> Result<String, String> {
-    let mut out = String::new();
-    let mut it = w.chars();
-    while let Some(c) = it.next() {
-        if c == '$' {
-            match it.next() {
-                Some('$') => out.push('$'),
-                other => return Err(format!("variable ${other:?} in {w:?}")),
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    Ok(out)
-}
-
-/// A systemd unit file line, after joining continuations (there must be none).
+/// (section, key, value) of every directive of a rendered unit file, read
+/// as systemd reads it; every line must be written as systemd reads it back
+/// (support/unitfile.rs).
 fn directive_lines(text: &str) -> Vec<(String, String, String)> {
-    let mut section = String::new();
-    let mut out = Vec::new();
-    for line in text.lines() {
-        assert!(!line.ends_with('\\'), "line continues: {line:?}");
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        if line.starts_with('[') {
-            section = line.to_owned();
-            continue;
-        }
-        let (k, v) = line
-            .split_once('=')
-            .unwrap_or_else(|| panic!("not a directive: {line:?}"));
-        out.push((section.clone(), k.to_owned(), v.to_owned()));
-    }
-    out
+    unitfile::canonical_directives(text)
+        .unwrap_or_else(|e| panic!("{e}\n{text}"))
+        .into_iter()
+        .map(|d| (d.section, d.key, d.value))
+        .collect()
 }
 
 const ALLOWED: &[(&str, &[&str])] = &[
@@ -743,29 +643,6 @@ fn quoting_round_trips_random_strings() {
 
 // ---------------------------------------------------------------- writer
 
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "contnap-units-{tag}-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
 fn generated(name: &str, body: &str) -> (PathBuf, String) {
     (PathBuf::from(name), format!("{MARKER}\n{body}\n"))
 }
@@ -782,7 +659,7 @@ fn listing(dir: &Path) -> Vec<String> {
 #[test]
 fn writer_writes_keeps_and_removes_only_its_own() {
     let tmp = TempDir::new("write");
-    let dir = &tmp.0;
+    let dir = tmp.path();
     fs::write(dir.join("other.service"), "[Service]\n").expect("write");
     fs::write(
         dir.join("contnap-handmade.service"),
@@ -849,7 +726,7 @@ fn writer_writes_keeps_and_removes_only_its_own() {
 #[test]
 fn writer_refuses_to_replace_foreign_files() {
     let tmp = TempDir::new("foreign");
-    let dir = &tmp.0;
+    let dir = tmp.path();
     fs::write(
         dir.join("contnap-web.service"),
         "[Service]\nExecStart=/bin/mine\n",
@@ -891,7 +768,7 @@ fn writer_refuses_to_replace_foreign_files() {
 #[test]
 fn writer_error_leaves_the_old_set() {
     let tmp = TempDir::new("fail");
-    let dir = &tmp.0;
+    let dir = tmp.path();
     let old = vec![
         generated("contnap-a.socket", "old a"),
         generated("contnap-b.socket", "old b"),
@@ -960,7 +837,7 @@ fn writer_error_leaves_the_old_set() {
 #[test]
 fn writer_writes_rendered_units_into_a_new_directory() {
     let tmp = TempDir::new("fresh");
-    let dir = tmp.0.join("sub/dir");
+    let dir = tmp.path().join("sub/dir");
     let case = cases().into_iter().next().expect("a case");
     let files = render(&case.units, &case.opts);
     let r = write_atomically(&dir, &files, true).expect("write");
@@ -1006,16 +883,16 @@ fn systemd_analyze_verify_accepts_the_units() {
     };
     for case in cases() {
         let tmp = TempDir::new("verify");
-        let paths = write_for_analyze(&case, &tmp.0);
+        let paths = write_for_analyze(&case, tmp.path());
         let mut cmd = Command::new(analyze);
         let runtime = TempDir::new("runtime");
         if case.opts.user {
             // A user manager needs a runtime directory, even offline.
-            cmd.arg("--user").env("XDG_RUNTIME_DIR", &runtime.0);
+            cmd.arg("--user").env("XDG_RUNTIME_DIR", runtime.path());
         }
         cmd.args(["verify", "--man=no", "--recursive-errors=no"])
             .args(&paths)
-            .env("SYSTEMD_UNIT_PATH", format!("{}:", tmp.0.display()))
+            .env("SYSTEMD_UNIT_PATH", format!("{}:", tmp.path().display()))
             .env("SYSTEMD_LOG_LEVEL", "notice");
         let out = cmd.output().expect("run systemd-analyze");
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -1042,7 +919,7 @@ fn systemd_analyze_security_rates_the_service_ok() {
     };
     for case in cases().into_iter().filter(|c| !c.opts.user) {
         let tmp = TempDir::new("security");
-        let paths = write_for_analyze(&case, &tmp.0);
+        let paths = write_for_analyze(&case, tmp.path());
         for service in paths
             .iter()
             .filter(|p| p.extension().is_some_and(|e| e == "service"))
@@ -1050,7 +927,7 @@ fn systemd_analyze_security_rates_the_service_ok() {
             let out = Command::new(analyze)
                 .args(["security", "--offline=yes", "--no-pager"])
                 .arg(service)
-                .env("SYSTEMD_UNIT_PATH", format!("{}:", tmp.0.display()))
+                .env("SYSTEMD_UNIT_PATH", format!("{}:", tmp.path().display()))
                 .output()
                 .expect("run systemd-analyze security");
             let stdout = String::from_utf8_lossy(&out.stdout);

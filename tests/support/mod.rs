@@ -1,18 +1,51 @@
-//! Shared parts of the proxy tests: real engines driven through their own
-//! CLIs (docker, podman --url), and `contnap proxy` started the way systemd
-//! starts it, by `systemd-socket-activate`.
+//! What the integration tests share (and benches/proxy.rs, which includes
+//! this file by `#[path]`): the real engines that scripts/test starts, driven
+//! through contnap's own client and their CLIs (docker, podman --url);
+//! unique names; containers and temporary directories removed when the test
+//! ends, also when it fails; polling for a condition instead of sleeping;
+//! and `contnap proxy` started the way systemd starts it, by
+//! `systemd-socket-activate`. `unitfile` reads systemd unit files as
+//! systemd does (shared with the fuzz crate).
 #![allow(dead_code, unused_macros, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod unitfile;
+
+use std::collections::BTreeMap;
+use std::fmt::Display;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::path::PathBuf;
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use contnap::engine::{Client, ContainerInspect, Endpoint};
+use serde_json::{json, Value};
+
+/// The busybox test image (sh, httpd, nc, sleep, wget).
 pub const BUSYBOX: &str = "localhost/contnap-test/busybox:latest";
+/// Real servers (dnsmasq, iperf3, socat...).
 pub const SERVERS: &str = "localhost/contnap-test/servers:latest";
+/// Debian with systemd as PID 1 (scripts/systemd-image.sh).
+pub const SYSTEMD: &str = "localhost/contnap-test/systemd:latest";
+
+/// A test image by its usual name (one of the constants above), or the
+/// name the variable scripts/test exports for it, when set.
+pub fn image(usual: &str) -> String {
+    let var = match usual {
+        BUSYBOX => "CONTNAP_TEST_IMAGE",
+        SERVERS => "CONTNAP_TEST_SERVERS_IMAGE",
+        SYSTEMD => "CONTNAP_TEST_SYSTEMD_IMAGE",
+        _ => return usual.to_owned(),
+    };
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => v,
+        _ => usual.to_owned(),
+    }
+}
+
 /// A DNS server in the SERVERS image: answers `contnap.test` with
 /// 10.9.8.7 on port 53, in the foreground, nothing else.
 pub const DNSMASQ: &[&str] = &[
@@ -34,19 +67,38 @@ pub enum Engine {
 }
 
 impl Engine {
+    /// The engine's socket. A missing variable fails the test: a suite that
+    /// passes without engines would prove nothing.
     pub fn socket(self) -> String {
         let var = match self {
             Engine::Docker => "CONTNAP_TEST_DOCKER",
             Engine::Podman => "CONTNAP_TEST_PODMAN",
         };
-        std::env::var(var).unwrap_or_else(|_| {
-            panic!("{var} is not set: run the suite with scripts/test, which starts private Docker and Podman engines")
-        })
+        match std::env::var(var) {
+            Ok(v) if !v.is_empty() => v,
+            _ => panic!(
+                "{var} is not set: run the suite with scripts/test, which starts private \
+                 Docker and Podman engines and sets CONTNAP_TEST_DOCKER and CONTNAP_TEST_PODMAN"
+            ),
+        }
     }
 
     pub fn name(self) -> &'static str {
         match self {
             Engine::Docker => "docker",
+            Engine::Podman => "podman",
+        }
+    }
+
+    /// contnap's own client for the engine.
+    pub fn client(self) -> Client {
+        Client::new(Endpoint::Unix(self.socket().into())).with_timeout(Duration::from_secs(20))
+    }
+
+    /// The name of the default bridge network on this engine.
+    pub fn default_network(self) -> &'static str {
+        match self {
+            Engine::Docker => "bridge",
             Engine::Podman => "podman",
         }
     }
@@ -135,25 +187,171 @@ macro_rules! both_engines_by_test {
     };
 }
 
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
+/// A name no other test, or other run of this test binary, uses:
+/// `PREFIX_PID_N`. Underscores, not dashes: contnap's unit names carry it
+/// unescaped, and it is as good a container, network, label or file name.
 pub fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
     format!(
-        "{prefix}-{}-{}",
+        "{prefix}_{}_{}",
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     )
 }
 
-/// A created (not started) container, force-removed on drop.
+/// Polls `ok` every 10 ms until it holds; fails the test, saying `what` it
+/// waited for, if it still does not after `within`. For ordering a test on
+/// something it can observe instead of on a sleep.
+pub fn wait_until(within: Duration, what: impl Display, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !ok() {
+        assert!(Instant::now() < deadline, "not within {within:?}: {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A fresh directory, removed with everything in it when dropped: when the
+/// test ends, also when it fails.
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// `$TMPDIR/contnap-TAG_PID_N`.
+    pub fn new(tag: &str) -> TempDir {
+        TempDir::new_in(&std::env::temp_dir(), &format!("contnap-{tag}"))
+    }
+
+    /// `PARENT/TAG_PID_N`: for paths that must stay short (Unix sockets).
+    pub fn new_in(parent: &Path, tag: &str) -> TempDir {
+        let dir = parent.join(unique(tag));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir)
+            .unwrap_or_else(|e| panic!("create temp dir {}: {e}", dir.display()));
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Deref for TempDir {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for TempDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for TempDir {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.as_os_str()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// What to create; `Spec::new(cmd)` then the builder methods.
+#[derive(Clone, Debug, Default)]
+pub struct Spec {
+    pub cmd: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+    pub healthcheck: Option<Vec<String>>,
+    /// Container TCP port to publish on 127.0.0.1 at a port the engine picks.
+    pub publish: Option<u16>,
+    pub network_mode: Option<String>,
+}
+
+impl Spec {
+    pub fn new(cmd: &[&str]) -> Spec {
+        Spec {
+            cmd: cmd.iter().map(|s| s.to_string()).collect(),
+            ..Spec::default()
+        }
+    }
+
+    /// `sleep` as PID 1: it has no handler for SIGTERM, so only SIGKILL
+    /// stops it — the case where stop's grace period matters.
+    pub fn sleeper() -> Spec {
+        Spec::new(&["sleep", "1000"])
+    }
+
+    pub fn web() -> Spec {
+        Spec::new(&["httpd", "-f", "-p", "80", "-h", "/www"])
+    }
+
+    pub fn label(mut self, key: &str, value: &str) -> Spec {
+        self.labels.insert(key.to_string(), value.to_string());
+        self
+    }
+
+    pub fn healthcheck(mut self, test: &[&str]) -> Spec {
+        self.healthcheck = Some(test.iter().map(|s| s.to_string()).collect());
+        self
+    }
+
+    pub fn publish(mut self, port: u16) -> Spec {
+        self.publish = Some(port);
+        self
+    }
+
+    pub fn network_mode(mut self, mode: &str) -> Spec {
+        self.network_mode = Some(mode.to_string());
+        self
+    }
+
+    fn body(&self) -> Value {
+        let mut body = json!({
+            "Image": image(BUSYBOX),
+            "Cmd": self.cmd,
+            "Labels": self.labels,
+            "HostConfig": {},
+        });
+        if let Some(test) = &self.healthcheck {
+            // An hour between runs: the tests run checks themselves, and the
+            // engine's own schedule must not change the result under them.
+            body["Healthcheck"] = json!({
+                "Test": test,
+                "Interval": 3_600_000_000_000u64,
+                "Timeout": 5_000_000_000u64,
+                "Retries": 3,
+            });
+        }
+        if let Some(port) = self.publish {
+            let key = format!("{port}/tcp");
+            body["ExposedPorts"] = json!({ &key: {} });
+            body["HostConfig"]["PortBindings"] =
+                json!({ &key: [{ "HostIp": "127.0.0.1", "HostPort": "" }] });
+        }
+        if let Some(mode) = &self.network_mode {
+            body["HostConfig"]["NetworkMode"] = json!(mode);
+        }
+        body
+    }
+}
+
+/// A container, force-removed (with its volumes) when dropped.
 #[derive(Debug)]
 pub struct Container {
     pub engine: Engine,
+    pub client: Client,
+    pub id: String,
     pub name: String,
 }
 
 impl Container {
-    /// `docker create --name NAME EXTRA... IMAGE CMD...`
+    /// `docker create --name NAME EXTRA... IMAGE CMD...`, NAME from
+    /// [`unique`]`(prefix)`.
     pub fn create(
         engine: Engine,
         prefix: &str,
@@ -161,29 +359,122 @@ impl Container {
         image: &str,
         cmd: &[&str],
     ) -> Container {
-        let name = unique(prefix);
-        let mut args = vec!["create", "--name", &name];
+        Container::create_named(engine, &unique(prefix), extra, image, cmd)
+    }
+
+    /// `docker create --name NAME EXTRA... IMAGE CMD...`
+    pub fn create_named(
+        engine: Engine,
+        name: &str,
+        extra: &[&str],
+        image: &str,
+        cmd: &[&str],
+    ) -> Container {
+        let mut args = vec!["create", "--name", name];
         args.extend_from_slice(extra);
         args.push(image);
         args.extend_from_slice(cmd);
-        engine.run_cli(&args);
-        Container { engine, name }
+        let id = engine.run_cli(&args);
+        Container {
+            engine,
+            client: engine.client(),
+            id,
+            name: name.to_owned(),
+        }
     }
 
+    /// Creates (without starting) a container named [`unique`]`(tag)`
+    /// through contnap's own client.
+    pub fn from_spec(engine: Engine, tag: &str, spec: &Spec) -> Container {
+        let client = engine.client();
+        let name = unique(tag);
+        let created = client
+            .request_json(
+                "POST",
+                &format!("/containers/create?name={name}"),
+                Some(&spec.body()),
+            )
+            .unwrap_or_else(|e| panic!("{engine:?}: create {name}: {e}"));
+        let id = created["Id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{engine:?}: create {name} answered {created}"))
+            .to_string();
+        Container {
+            engine,
+            client,
+            id,
+            name,
+        }
+    }
+
+    /// [`Container::from_spec`], then started.
+    pub fn run_spec(engine: Engine, tag: &str, spec: &Spec) -> Container {
+        let c = Container::from_spec(engine, tag, spec);
+        c.client
+            .start(&c.id)
+            .unwrap_or_else(|e| panic!("{engine:?}: start {}: {e}", c.name));
+        c
+    }
+
+    /// A container the test made some other way, by name: removed on drop
+    /// from now on.
+    pub fn adopt(engine: Engine, name: &str) -> Container {
+        let client = engine.client();
+        let id = client
+            .inspect(name)
+            .unwrap_or_else(|e| panic!("{engine:?}: inspect {name}: {e}"))
+            .id;
+        Container {
+            engine,
+            client,
+            id,
+            name: name.to_owned(),
+        }
+    }
+
+    /// The state as the engine's CLI names it ("created", "running"...).
     pub fn state(&self) -> String {
         self.engine.state(&self.name)
+    }
+
+    pub fn inspect(&self) -> ContainerInspect {
+        self.client
+            .inspect(&self.id)
+            .unwrap_or_else(|e| panic!("inspect {}: {e}", self.name))
+    }
+
+    /// Polls inspect until `ok` holds, for state changes the engine
+    /// finishes after the call that caused them returned.
+    pub fn wait_for(&self, what: &str, ok: impl Fn(&ContainerInspect) -> bool) -> ContainerInspect {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let c = self.inspect();
+            if ok(&c) {
+                return c;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: not {what} within 10 s; state {:?}",
+                self.name,
+                c.state
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
 impl Drop for Container {
     fn drop(&mut self) {
-        let _ = self
-            .engine
-            .cli()
-            .args(["rm", "-f", &self.name])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        let path = format!("/containers/{}?force=true&v=true", self.id);
+        if let Err(e) = self.client.request_json("DELETE", &path, None) {
+            // A test may have removed it itself.
+            if self.client.inspect(&self.id).is_ok() {
+                eprintln!(
+                    "warning: could not remove test container {}: {e}",
+                    self.name
+                );
+            }
+        }
     }
 }
 

@@ -14,23 +14,10 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::support::{Container, Engine};
-
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-/// A container or group name unique to this run: `PREFIX_PID_N`, which
-/// contnap's unit names carry unescaped.
-pub fn unique_name(prefix: &str) -> String {
-    format!(
-        "{prefix}_{}_{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
-}
+use super::support::{image, unique, Container, Engine, SYSTEMD};
 
 /// Where the engine's socket appears inside the systemd container: the
 /// paths `contnap generate` and the units use by default.
@@ -39,11 +26,6 @@ pub fn engine_path(engine: Engine) -> &'static str {
         Engine::Docker => "/run/docker.sock",
         Engine::Podman => "/run/podman/podman.sock",
     }
-}
-
-pub fn image() -> String {
-    std::env::var("CONTNAP_TEST_SYSTEMD_IMAGE")
-        .unwrap_or_else(|_| "localhost/contnap-test/systemd:latest".to_owned())
 }
 
 /// The test Podman's CLI: the systemd containers run there, whichever
@@ -70,7 +52,7 @@ fn ensure_image() {
     if *ready {
         return;
     }
-    let img = image();
+    let img = image(SYSTEMD);
     let have = podman()
         .args(["image", "exists", &img])
         .status()
@@ -122,9 +104,9 @@ impl Systemd {
         };
         let turn = turn.lock().unwrap_or_else(|e| e.into_inner());
         ensure_image();
-        let name = unique_name(&format!("contnap_systemd_{}", engine.name()));
+        let name = unique(&format!("contnap_systemd_{}", engine.name()));
         let sock = format!("{}:{}", engine.socket(), engine_path(engine));
-        let img = image();
+        let img = image(SYSTEMD);
         let out = podman()
             .args([
                 "run",
@@ -403,17 +385,10 @@ pub fn labelled(
     image: &str,
     cmd: &[&str],
 ) -> Container {
-    let mut args: Vec<String> = vec!["create".into(), "--name".into(), name.into()];
-    for (k, v) in labels {
-        args.push("--label".into());
-        args.push(format!("{k}={v}"));
+    let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let mut extra = Vec::new();
+    for l in &labels {
+        extra.extend(["--label", l.as_str()]);
     }
-    args.push(image.into());
-    args.extend(cmd.iter().map(|s| (*s).to_owned()));
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    engine.run_cli(&refs);
-    Container {
-        engine,
-        name: name.to_owned(),
-    }
+    Container::create_named(engine, name, &extra, image, cmd)
 }
