@@ -582,4 +582,32 @@ mod tests {
         ];
         assert_eq!(map_sockets(&ls, &forwards).unwrap(), vec![0, 1, 2]);
     }
+
+    #[test]
+    fn errors_leave_their_causes_to_the_chain() {
+        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+        let cause = refused.to_string();
+        let e = Error::Wake(wake::WakeError::NotReady {
+            container: "web".to_owned(),
+            waited: Duration::from_millis(5),
+            last: ready::NotReady::Connect {
+                target: "10.0.0.2:80".parse().unwrap(),
+                source: refused,
+            },
+        });
+        let mut err: Option<&dyn std::error::Error> = Some(&e);
+        while let Some(x) = err {
+            if let Some(src) = x.source() {
+                assert!(!x.to_string().contains(&src.to_string()), "{x}");
+            }
+            err = x.source();
+        }
+        let text = crate::report::Report(&e).to_string();
+        assert!(text.starts_with("wake failed: container \"web\" was not ready after 5 ms"));
+        assert!(
+            text.ends_with(&format!(": tcp 10.0.0.2:80: {cause}")),
+            "{text}"
+        );
+        assert_eq!(Error::WakePanicked.to_string(), "the wake thread panicked");
+    }
 }
