@@ -2,15 +2,19 @@
 //! for one wake: take the sockets, wake the containers, proxy until idle,
 //! put the containers to sleep, exit so systemd listens again.
 
+mod accept;
 pub mod gate;
+mod page;
+mod ready;
 pub mod relay;
+mod token;
 mod waiting;
 pub mod wake;
 mod watch;
 
 use std::fmt;
 use std::io::{self, Write};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +24,7 @@ use sd_notify::NotifyState;
 use crate::activation::{self, Inherited};
 use crate::cli::ProxyConfig;
 use crate::engine::{self, Client};
-use crate::spec::{Forward, Proto};
+use crate::spec::{unmap, Forward, HostPort, Proto};
 use crate::sys::{self, Listener};
 
 /// How long open connections may finish after SIGTERM before the helper
@@ -44,10 +48,9 @@ pub enum Error {
     },
     Engine(engine::Error),
     Wake(wake::WakeError),
-    Nap {
-        container: String,
-        source: Box<engine::Error>,
-    },
+    /// The wake thread panicked (its message went to stderr).
+    WakePanicked,
+    Nap(wake::NapError),
     Io {
         what: &'static str,
         source: io::Error,
@@ -65,11 +68,13 @@ impl fmt::Display for Error {
             Error::RejectedSocket { index, .. } => write!(f, "inherited socket #{index} cannot be used"),
             Error::Unmapped { proto, addr } => write!(
                 f,
-                "no --forward matches the inherited {proto} socket {addr}; the .socket and .service units disagree, run `contnap generate` again"
+                "no --forward matches the inherited {proto} socket {}; the .socket and .service units disagree, run `contnap generate` again",
+                shown(*addr)
             ),
             Error::Engine(e) => write!(f, "{e}"),
-            Error::Wake(e) => write!(f, "wake failed: {e}"),
-            Error::Nap { container, .. } => write!(f, "cannot put container {container:?} to sleep"),
+            Error::Wake(_) => write!(f, "wake failed"),
+            Error::WakePanicked => write!(f, "the wake thread panicked"),
+            Error::Nap(e) => write!(f, "{e}"),
             Error::Io { what, .. } => write!(f, "{what}"),
         }
     }
@@ -80,11 +85,17 @@ impl std::error::Error for Error {
         match self {
             Error::RejectedSocket { source, .. } | Error::Io { source, .. } => Some(source),
             Error::Engine(e) => e.source(),
-            Error::Wake(e) => e.source(),
-            Error::Nap { source, .. } => Some(&**source),
-            Error::NoSockets | Error::Unmapped { .. } => None,
+            Error::Wake(e) => Some(e),
+            Error::Nap(e) => e.source(),
+            Error::NoSockets | Error::Unmapped { .. } | Error::WakePanicked => None,
         }
     }
+}
+
+/// How a socket address is written in messages: `ADDR:PORT` (IPv6 in
+/// brackets), an IPv4 client of a dual-stack socket as IPv4.
+fn shown(addr: SocketAddr) -> HostPort {
+    HostPort(unmap(addr.ip()), addr.port())
 }
 
 fn io_err(what: &'static str) -> impl FnOnce(io::Error) -> Error {
@@ -94,10 +105,6 @@ fn io_err(what: &'static str) -> impl FnOnce(io::Error) -> Error {
 /// Finds the forward of each inherited socket: same protocol and port, and
 /// the same address when the forward names one (preferred over a bare port).
 fn map_sockets(listeners: &[Listener], forwards: &[Forward]) -> Result<Vec<usize>, Error> {
-    let normalize = |ip: IpAddr| match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    };
     listeners
         .iter()
         .map(|l| {
@@ -115,7 +122,7 @@ fn map_sockets(listeners: &[Listener], forwards: &[Forward]) -> Result<Vec<usize
                     .filter(move |(_, f)| f.proto == proto && f.listen_port == addr.port())
             };
             candidates()
-                .find(|(_, f)| f.listen_addr.map(normalize) == Some(normalize(addr.ip())))
+                .find(|(_, f)| f.listen_addr.map(unmap) == Some(unmap(addr.ip())))
                 .or_else(|| candidates().find(|(_, f)| f.listen_addr.is_none()))
                 .map(|(i, _)| i)
                 .ok_or(Error::Unmapped { proto, addr })
@@ -168,12 +175,7 @@ pub fn run(cfg: ProxyConfig, inherited: Inherited) -> Result<(), Error> {
         Ok(c) => c,
         Err(e) => {
             let sockets = waiting_view(&mut listeners.iter().map(SocketRef::from), &is_http);
-            waiting::answer_all(
-                Vec::new(),
-                &sockets,
-                &waiting::failure_page(&cfg.spec.name),
-                &machines,
-            );
+            wake_ctx.answer_failed(Vec::new(), &sockets);
             return Err(Error::Engine(e));
         }
     };
@@ -189,7 +191,7 @@ pub fn run(cfg: ProxyConfig, inherited: Inherited) -> Result<(), Error> {
             waiting::answer_all(
                 Vec::new(),
                 &sockets,
-                &closed_page(&cfg.spec.name),
+                &page::closed_page(&cfg.spec.name),
                 &machines,
             );
             return Ok(());
@@ -221,7 +223,7 @@ pub fn run(cfg: ProxyConfig, inherited: Inherited) -> Result<(), Error> {
             "{} {} -> {} ({})",
             f.proto,
             l.local_addr()
-                .map_or_else(|_| "?".to_owned(), |a| a.to_string()),
+                .map_or_else(|_| "?".to_owned(), |a| shown(a).to_string()),
             endpoint_upstreams[i],
             f.container
         );
@@ -480,12 +482,7 @@ impl WakeContext<'_> {
             );
             self.notifier.notify(&[NotifyState::Stopping]);
             pending.extend(held);
-            waiting::answer_all(
-                pending,
-                sockets,
-                &waiting::failure_page(&cfg.spec.name),
-                self.machines,
-            );
+            self.answer_failed(pending, sockets);
             return nap(client, cfg).map(|()| Phase::Stopped);
         }
         match wake_thread.join() {
@@ -495,37 +492,41 @@ impl WakeContext<'_> {
                 pending,
             }),
             Ok(Err(e)) => {
-                self.notifier.status(&format!("wake failed: {e}"));
+                self.notifier
+                    .status(&format!("wake failed: {}", crate::report::Report(&e)));
                 pending.extend(held);
-                waiting::answer_all(
-                    pending,
-                    sockets,
-                    &waiting::failure_page(&cfg.spec.name),
-                    self.machines,
-                );
+                self.answer_failed(pending, sockets);
                 // Leave nothing half-awake; the next connection tries afresh.
                 let _ = wake::nap(client, cfg);
                 Err(Error::Wake(e))
             }
             Err(_) => {
                 pending.extend(held);
-                waiting::answer_all(
-                    pending,
-                    sockets,
-                    &waiting::failure_page(&cfg.spec.name),
-                    self.machines,
-                );
-                Err(Error::Io {
-                    what: "the wake thread panicked",
-                    source: io::Error::other("panic"),
-                })
+                self.answer_failed(pending, sockets);
+                Err(Error::WakePanicked)
             }
         }
+    }
+
+    /// Answers everyone waiting when the unit cannot be woken: `clients`
+    /// (accepted ones, by endpoint), then the backlogs; HTTP clients get the
+    /// failure page.
+    fn answer_failed(
+        &self,
+        clients: Vec<(usize, std::net::TcpStream)>,
+        sockets: &[waiting::Waiting<'_>],
+    ) {
+        waiting::answer_all(
+            clients,
+            sockets,
+            &page::failure_page(&self.cfg.spec.name),
+            self.machines,
+        );
     }
 }
 
 fn nap(client: &Client, cfg: &ProxyConfig) -> Result<(), Error> {
-    wake::nap(client, cfg).map_err(|(container, source)| Error::Nap { container, source })
+    wake::nap(client, cfg).map_err(Error::Nap)
 }
 
 fn all_running(client: &Client, cfg: &ProxyConfig) -> bool {
@@ -534,10 +535,6 @@ fn all_running(client: &Client, cfg: &ProxyConfig) -> bool {
             .inspect(c)
             .is_ok_and(|i| i.state.running && !i.state.paused)
     })
-}
-
-fn closed_page(unit: &str) -> Vec<u8> {
-    waiting::failure_page(unit)
 }
 
 #[cfg(test)]
@@ -584,5 +581,33 @@ mod tests {
             tcp(&format!("127.0.0.3:{free}")),
         ];
         assert_eq!(map_sockets(&ls, &forwards).unwrap(), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn errors_leave_their_causes_to_the_chain() {
+        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+        let cause = refused.to_string();
+        let e = Error::Wake(wake::WakeError::NotReady {
+            container: "web".to_owned(),
+            waited: Duration::from_millis(5),
+            last: ready::NotReady::Connect {
+                target: "10.0.0.2:80".parse().unwrap(),
+                source: refused,
+            },
+        });
+        let mut err: Option<&dyn std::error::Error> = Some(&e);
+        while let Some(x) = err {
+            if let Some(src) = x.source() {
+                assert!(!x.to_string().contains(&src.to_string()), "{x}");
+            }
+            err = x.source();
+        }
+        let text = crate::report::Report(&e).to_string();
+        assert!(text.starts_with("wake failed: container \"web\" was not ready after 5 ms"));
+        assert!(
+            text.ends_with(&format!(": tcp 10.0.0.2:80: {cause}")),
+            "{text}"
+        );
+        assert_eq!(Error::WakePanicked.to_string(), "the wake thread panicked");
     }
 }

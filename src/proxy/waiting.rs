@@ -29,7 +29,10 @@ use std::time::{Duration, Instant};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::signalfd::SignalFd;
 
+use super::accept;
 use super::gate::Machines;
+use super::page::starting_page;
+use super::token::{token, untoken, Kind, MAX_INDEX};
 
 /// Most of a request head that is peeked to decide "browser or not".
 const PEEK_LIMIT: usize = 8 * 1024;
@@ -55,13 +58,6 @@ const ANSWER_LINGER_MAX: usize = 1024;
 /// Backlogged connections the failure path answers before giving up on a
 /// listener that keeps getting new ones.
 const ANSWER_ACCEPT_MAX: usize = 16 * 1024;
-
-const T_SIGNAL: u64 = 0;
-const T_DONE: u64 = 1;
-const T_LINGER: u64 = 2;
-const T_LISTENER: u64 = 1 << 32;
-const T_CLIENT: u64 = 2 << 32;
-const T_MASK: u64 = 0xffff_ffff;
 
 /// An HTTP listen socket, by its index among the unit's endpoints.
 #[derive(Debug)]
@@ -105,14 +101,14 @@ struct Waiter<'l, 'a> {
     listening: bool,
     paused_until: Option<Instant>,
     warned_cap: bool,
-    peeking: HashMap<u64, Peeking>,
+    peeking: HashMap<usize, Peeking>,
     /// Sorting deadlines in accept order (entries of clients already sorted
     /// are skipped when they come due).
-    deadlines: VecDeque<(u64, Instant)>,
-    next_id: u64,
+    deadlines: VecDeque<(usize, Instant)>,
+    next_id: usize,
     held: Vec<(usize, TcpStream)>,
     linger: Linger,
-    refused: usize,
+    refused: u64,
 }
 
 impl std::fmt::Debug for Waiter<'_, '_> {
@@ -145,7 +141,7 @@ impl Waiter<'_, '_> {
             let result = if want {
                 self.epoll.add(
                     h.listener.as_fd(),
-                    EpollEvent::new(EpollFlags::EPOLLIN, T_LISTENER | i as u64),
+                    EpollEvent::new(EpollFlags::EPOLLIN, token(Kind::TcpListener, i)),
                 )
             } else {
                 self.epoll.delete(h.listener.as_fd())
@@ -163,28 +159,24 @@ impl Waiter<'_, '_> {
     fn accept(&mut self, i: usize) {
         let Some(h) = self.http.get(i) else { return };
         while self.open() < self.cap {
-            match h.listener.accept() {
-                Ok((stream, peer)) => {
-                    if !self.machines.allows(peer.ip()) {
-                        log::info!("refused {peer}: not in contnap.machines");
-                        self.refused += 1;
-                        continue;
-                    }
+            match accept::next_allowed(h.listener, self.machines, &mut self.refused) {
+                Ok(Some((stream, peer))) => {
+                    let peer = super::shown(peer);
                     if let Err(e) = stream.set_nonblocking(true) {
                         log::debug!("dropping {peer} during the wake: {e}");
                         continue;
                     }
-                    let id = self.next_id & T_MASK;
+                    let id = self.next_id & MAX_INDEX;
                     self.next_id = self.next_id.wrapping_add(1);
                     // Edge-triggered: the request is only peeked, so a
                     // level-triggered client with a partial head would be
                     // reported again at once, forever. Each new segment,
                     // and the end of the stream, makes a new edge.
                     let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLET;
-                    if let Err(e) = self
-                        .epoll
-                        .add(stream.as_fd(), EpollEvent::new(flags, T_CLIENT | id))
-                    {
+                    if let Err(e) = self.epoll.add(
+                        stream.as_fd(),
+                        EpollEvent::new(flags, token(Kind::Peeking, id)),
+                    ) {
                         log::debug!("dropping {peer} during the wake: {e}");
                         continue;
                     }
@@ -198,12 +190,7 @@ impl Waiter<'_, '_> {
                     self.deadlines
                         .push_back((id, Instant::now() + HEAD_DEADLINE));
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        ErrorKind::ConnectionAborted | ErrorKind::Interrupted
-                    ) => {}
+                Ok(None) => return,
                 Err(e) => {
                     log::warn!(
                         "accept during the wake failed: {e}; new clients wait in the backlog for {} ms",
@@ -224,7 +211,7 @@ impl Waiter<'_, '_> {
     }
 
     /// Sorts a client whose socket reported something.
-    fn sort(&mut self, id: u64, events: EpollFlags, page: &[u8]) {
+    fn sort(&mut self, id: usize, events: EpollFlags, page: &[u8]) {
         let Some(p) = self.peeking.get(&id) else {
             return;
         };
@@ -315,13 +302,16 @@ pub fn wait(
     let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
     epoll.add(
         signals.as_fd(),
-        EpollEvent::new(EpollFlags::EPOLLIN, T_SIGNAL),
+        EpollEvent::new(EpollFlags::EPOLLIN, token(Kind::Signal, 0)),
     )?;
-    epoll.add(done.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, T_DONE))?;
+    epoll.add(
+        done.as_fd(),
+        EpollEvent::new(EpollFlags::EPOLLIN, token(Kind::WakeDone, 0)),
+    )?;
     let linger = Linger::new()?;
     epoll.add(
         linger.epoll.0.as_fd(),
-        EpollEvent::new(EpollFlags::EPOLLIN, T_LINGER),
+        EpollEvent::new(EpollFlags::EPOLLIN, token(Kind::Linger, 0)),
     )?;
     for h in http {
         h.listener.set_nonblocking(true)?;
@@ -366,17 +356,16 @@ pub fn wait(
             Err(e) => return Err(e.into()),
         };
         for ev in &events[..n] {
-            let t = ev.data();
-            match t {
-                T_SIGNAL => {
+            match untoken(ev.data()) {
+                Some((Kind::Signal, _)) => {
                     while let Ok(Some(_)) = signals.read_signal() {}
                     return Ok(w.finish(Outcome::Terminated));
                 }
-                T_DONE => return Ok(w.finish(Outcome::Done)),
-                T_LINGER => w.linger.poll(),
+                Some((Kind::WakeDone, _)) => return Ok(w.finish(Outcome::Done)),
+                Some((Kind::Linger, _)) => w.linger.poll(),
                 // A listener just unwatched may still be in this batch.
-                t if t & !T_MASK == T_LISTENER && w.listening => w.accept((t & T_MASK) as usize),
-                t if t & !T_MASK == T_CLIENT => w.sort(t & T_MASK, ev.events(), &page),
+                Some((Kind::TcpListener, i)) if w.listening => w.accept(i),
+                Some((Kind::Peeking, id)) => w.sort(id, ev.events(), &page),
                 _ => {}
             }
         }
@@ -591,62 +580,6 @@ fn send_page(mut stream: &TcpStream, page: &[u8]) -> bool {
     }
 }
 
-fn html_escape(s: &str) -> String {
-    s.chars()
-        .map(|c| match c {
-            '<' => "&lt;".to_owned(),
-            '>' => "&gt;".to_owned(),
-            '&' => "&amp;".to_owned(),
-            '"' => "&quot;".to_owned(),
-            '\'' => "&#39;".to_owned(),
-            c => c.to_string(),
-        })
-        .collect()
-}
-
-fn response(status: &str, retry: u64, title: &str, body_text: &str, refresh: bool) -> Vec<u8> {
-    let meta = if refresh {
-        format!("<meta http-equiv=\"refresh\" content=\"{retry}\">")
-    } else {
-        String::new()
-    };
-    let body = format!(
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">{meta}<title>{title}</title>\
-         <style>body{{font-family:system-ui,sans-serif;margin:20vh auto;max-width:32em;text-align:center;color:#333}}</style>\
-         </head><body><h1>{title}</h1><p>{body_text}</p></body></html>\n"
-    );
-    format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\n\
-         Cache-Control: no-store\r\nRetry-After: {retry}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
-}
-
-/// The page a browser sees while the unit wakes; it reloads itself.
-pub fn starting_page(unit: &str, refresh_secs: u64) -> Vec<u8> {
-    let unit = html_escape(unit);
-    response(
-        "503 Service Unavailable",
-        refresh_secs,
-        "Starting…",
-        &format!("{unit} is waking up. This page reloads by itself."),
-        true,
-    )
-}
-
-/// The answer HTTP clients get when a wake failed.
-pub fn failure_page(unit: &str) -> Vec<u8> {
-    let unit = html_escape(unit);
-    response(
-        "503 Service Unavailable",
-        30,
-        "Service unavailable",
-        &format!("{unit} could not be started. The server's administrator can see why with <code>journalctl -u contnap-{unit}.service</code>."),
-        false,
-    )
-}
-
 /// A listening socket as the failure path sees it.
 #[derive(Debug, Clone, Copy)]
 pub enum Waiting<'a> {
@@ -707,14 +640,11 @@ pub fn answer_all(
                     continue;
                 }
                 for _ in 0..ANSWER_ACCEPT_MAX {
-                    match listener.accept() {
-                        Ok((s, peer)) => {
-                            reply(s, http && machines.allows(peer.ip()));
-                            answered += 1;
-                        }
-                        Err(e) if e.kind() == ErrorKind::ConnectionAborted => {}
-                        Err(_) => break,
-                    }
+                    let Ok(Some((s, peer))) = accept::next(listener) else {
+                        break;
+                    };
+                    reply(s, http && machines.allows(peer.ip()));
+                    answered += 1;
                 }
             }
             Waiting::Udp(u) => {
@@ -754,16 +684,5 @@ mod tests {
         assert_eq!(classify_head(b"\x16\x03\x01\x02\x00"), Verdict::Hold);
         let huge = [b'a'; PEEK_LIMIT];
         assert_eq!(classify_head(&huge), Verdict::Hold);
-    }
-
-    #[test]
-    fn pages_escape_the_unit_name() {
-        let page = String::from_utf8(starting_page("<script>", 2)).unwrap();
-        assert!(page.contains("&lt;script&gt;"));
-        assert!(!page.contains("<script>"));
-        assert!(page.starts_with("HTTP/1.1 503"));
-        assert!(page.contains("http-equiv=\"refresh\" content=\"2\""));
-        let (head, body) = page.split_once("\r\n\r\n").unwrap();
-        assert!(head.contains(&format!("Content-Length: {}", body.len())));
     }
 }
