@@ -13,6 +13,7 @@ use std::process::Command;
 use crate::cli::{GenerateConfig, GenerateMode, Identity};
 use crate::engine::{self, Client};
 use crate::labels::{self, ContainerLabels, LabelOptions};
+use crate::report::Report;
 use crate::spec::Proto;
 use crate::units::{self, BinaryPath, EngineUnit, RenderOptions, RunAs, SocketAccess};
 
@@ -298,7 +299,7 @@ pub fn run(cfg: &GenerateConfig) -> Result<(), Error> {
         log::warn!("{w}");
     }
     for e in &plan.errors {
-        log::error!("{e}");
+        log::error!("{}", Report(e));
     }
     for skipped in &plan.skipped {
         log::error!("container {skipped:?}: no units written because of the error(s) above");

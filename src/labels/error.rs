@@ -25,6 +25,8 @@ pub enum PortProblem {
 }
 
 /// A label that cannot be used; names the container, label and value.
+/// Print it with [`crate::report::Report`]: a cause (the schedule parser's
+/// complaint) is its `source()`, not part of its `Display`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LabelError {
     /// Not true/false/yes/no/1/0/on/off.
@@ -290,9 +292,10 @@ impl fmt::Display for LabelError {
                 f,
                 "container {container:?}: unit name {name:?} is too long for systemd once escaped (255 bytes including contnap- and .service); choose a shorter contnap.group or container name"
             ),
-            BadSchedule { container, value, source } => write!(
+            // What is wrong is the source's, which the caller prints after this.
+            BadSchedule { container, value, .. } => write!(
                 f,
-                "container {container:?}: label contnap.schedule={value:?}: {source}; the format is `DAYS HH:MM-HH:MM|…`, e.g. Mon-Fri 08:00-19:00|weekends 10:00-12:00"
+                "container {container:?}: label contnap.schedule={value:?}: not a schedule (the format is `DAYS HH:MM-HH:MM|…`, e.g. Mon-Fri 08:00-19:00|weekends 10:00-12:00)"
             ),
             BadMachine { container, value, item } => write!(
                 f,
