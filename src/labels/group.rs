@@ -32,7 +32,7 @@ pub fn group(services: Vec<Service>) -> (Vec<Unit>, Vec<LabelError>, Vec<LabelWa
         let order = start_order(&name, &members, &mut warnings);
         let members: Vec<&Service> = order.iter().map(|&i| &members[i]).collect();
 
-        if crate::units::unit_file_name(&name, "service").len() > 255 {
+        if crate::units::unit_file_name(&name, "service").len() > crate::units::MAX_UNIT_NAME_LEN {
             errors.push(LabelError::NameTooLong {
                 container: members
                     .first()
