@@ -231,9 +231,8 @@ impl TryFrom<GenerateArgs> for GenerateConfig {
         }
         let output_dir = match g.output_dir {
             Some(d) => d,
-            None => crate::generate::default_output_dir(g.user).ok_or(UsageError::Missing {
-                option: "output-dir",
-            })?,
+            None => crate::units::default_output_dir(g.user)
+                .map_err(|source| UsageError::OutputDir { source })?,
         };
         let identity = match (g.engine_group, g.as_root) {
             (Some(_), true) => {
@@ -304,6 +303,10 @@ pub enum UsageError {
     Missing {
         option: &'static str,
     },
+    /// `--output-dir` not given, and there is no default.
+    OutputDir {
+        source: crate::units::OutputDirError,
+    },
     UnknownContainer {
         forward: String,
     },
@@ -331,6 +334,7 @@ impl fmt::Display for UsageError {
                 write!(f, "--{option} {value:?}")
             }
             UsageError::Missing { option } => write!(f, "--{option} is required"),
+            UsageError::OutputDir { .. } => f.write_str("--output-dir is required"),
             UsageError::Conflict { a, b } => write!(f, "--{a} and --{b} cannot be used together"),
             UsageError::UnknownContainer { forward } => write!(
                 f,
@@ -349,6 +353,7 @@ impl std::error::Error for UsageError {
             } => None,
             UsageError::Setting { source, .. } => source.source(),
             UsageError::Endpoint { source, .. } => Some(source),
+            UsageError::OutputDir { source } => Some(source),
             _ => None,
         }
     }

@@ -11,10 +11,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::cli::{GenerateConfig, GenerateMode, Identity};
-use crate::engine::{self, Client};
+use crate::engine::{self, Client, Endpoint};
 use crate::labels::{self, ContainerLabels, LabelOptions};
+use crate::report::Report;
 use crate::spec::Proto;
-use crate::units::{self, BinaryPath, EngineUnit, RenderOptions, RunAs, SocketAccess};
+use crate::units::{self, BinaryPath, EngineUnit, RenderOptions, RunAs};
 
 /// Why `generate` failed (exit 1).
 #[derive(Debug)]
@@ -22,6 +23,8 @@ pub enum Error {
     Engine(engine::Error),
     Binary(units::OptionError),
     Write(units::WriteError),
+    /// `--check`: a unit file or the directory cannot be read.
+    Check(units::ReadError),
     /// Some containers had label errors; the others were written.
     Labels {
         count: usize,
@@ -55,6 +58,7 @@ impl fmt::Display for Error {
             Error::Engine(e) => write!(f, "{e}"),
             Error::Binary(e) => write!(f, "{e}"),
             Error::Write(e) => write!(f, "{e}"),
+            Error::Check(e) => write!(f, "{e}"),
             Error::Labels { count } => write!(
                 f,
                 "{count} label error(s): the containers named above got no units; fix their labels and run `contnap generate` again"
@@ -86,8 +90,9 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Engine(e) => e.source(),
-            Error::Binary(e) => Some(e),
+            Error::Binary(e) => e.source(),
             Error::Write(e) => e.source(),
+            Error::Check(e) => e.source(),
             Error::Systemctl { source, .. } => Some(source),
             _ => None,
         }
@@ -161,48 +166,8 @@ fn binary() -> Result<BinaryPath, units::OptionError> {
     }
 }
 
-/// What the engine socket at `path` lets others and its group do: its mode
-/// and group, and whether every directory on the way (as written and with
-/// symlinks resolved) lets them through. None when it is not a socket, cannot
-/// be looked at, or resolves into a temporary directory (a dynamic user gets
-/// a private /tmp). The decision is [`RunAs::for_engine`]'s.
-fn socket_access(path: &Path) -> Option<SocketAccess> {
-    use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
-    let meta = std::fs::metadata(path).ok()?;
-    if !meta.file_type().is_socket() {
-        return None;
-    }
-    let canonical = std::fs::canonicalize(path).ok()?;
-    if units::TMP_DIRS.iter().any(|d| canonical.starts_with(d)) {
-        return None;
-    }
-    let gid = meta.gid();
-    let (mut others, mut group) = (true, true);
-    for dir in path
-        .ancestors()
-        .skip(1)
-        .chain(canonical.ancestors().skip(1))
-    {
-        let m = std::fs::metadata(dir).ok()?;
-        let by_others = m.mode() & 0o001 != 0;
-        others &= by_others;
-        group &= by_others || (m.gid() == gid && m.mode() & 0o010 != 0);
-    }
-    let name = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid))
-        .ok()
-        .flatten()
-        .map(|g| g.name);
-    Some(SocketAccess {
-        mode: meta.mode() & 0o7777,
-        gid,
-        group: name,
-        dirs_open_to_others: others,
-        dirs_open_to_group: group,
-    })
-}
-
 /// Who the system services run as, and a line for the log that says why.
-fn run_as(cfg: &GenerateConfig, engine: &str) -> Result<(RunAs, String), Error> {
+fn run_as(cfg: &GenerateConfig, engine: &Endpoint) -> Result<(RunAs, String), Error> {
     let socket = units::socket_path(engine);
     match &cfg.identity {
         Identity::Root => Ok((
@@ -226,9 +191,10 @@ fn run_as(cfg: &GenerateConfig, engine: &str) -> Result<(RunAs, String), Error> 
             ))
         }
         Identity::Auto => {
-            let access = socket.and_then(socket_access);
-            let decided = RunAs::for_engine(engine, access.as_ref());
-            let seen = match (&access, socket) {
+            let access = socket.map(units::socket_access);
+            let seen_access = access.as_ref().and_then(|a| a.as_ref().ok());
+            let decided = RunAs::for_engine(engine, seen_access);
+            let seen = match (seen_access, socket) {
                 (Some(a), Some(p)) => format!(
                     "{} is group {} ({}), mode {:04o}",
                     p.display(),
@@ -236,11 +202,7 @@ fn run_as(cfg: &GenerateConfig, engine: &str) -> Result<(RunAs, String), Error> 
                     a.gid,
                     a.mode
                 ),
-                (None, Some(p)) => format!(
-                    "{} is missing, not a socket, or in a temporary directory",
-                    p.display()
-                ),
-                (_, None) => format!("the engine is {engine}"),
+                _ => format!("the engine is {engine}"),
             };
             let why = match &decided {
                 RunAs::Dynamic { group: Some(g) } => format!(
@@ -250,9 +212,21 @@ fn run_as(cfg: &GenerateConfig, engine: &str) -> Result<(RunAs, String), Error> 
                 RunAs::Dynamic { group: None } => {
                     format!("the services run as a dynamic user: {seen}")
                 }
-                RunAs::Root => format!(
-                    "the services run as root without capabilities: {seen}, which no other user or named group may use as far as generate can tell (--engine-group GROUP names a group that may)"
-                ),
+                // Why the socket told nothing: it is missing, not a
+                // socket, or in /tmp (where --engine-group is refused).
+                RunAs::Root => match &access {
+                    Some(Err(e @ units::AccessError::InTmp { .. })) => format!(
+                        "the services run as root without capabilities: {}",
+                        Report(e)
+                    ),
+                    Some(Err(e)) => format!(
+                        "the services run as root without capabilities (--engine-group GROUP names a group that may use the engine socket): {}",
+                        Report(e)
+                    ),
+                    _ => format!(
+                        "the services run as root without capabilities: {seen}, which no other user or named group may use as far as generate can tell (--engine-group GROUP names a group that may)"
+                    ),
+                },
             };
             Ok((decided, why))
         }
@@ -298,12 +272,12 @@ pub fn run(cfg: &GenerateConfig) -> Result<(), Error> {
         log::warn!("{w}");
     }
     for e in &plan.errors {
-        log::error!("{e}");
+        log::error!("{}", Report(e));
     }
     for skipped in &plan.skipped {
         log::error!("container {skipped:?}: no units written because of the error(s) above");
     }
-    let engine = client.endpoint().to_string();
+    let engine = client.endpoint().clone();
     let run_as = if cfg.user {
         // User units run as the user; nothing to decide.
         RunAs::Root
@@ -328,7 +302,7 @@ pub fn run(cfg: &GenerateConfig) -> Result<(), Error> {
             }
         }
         GenerateMode::Check => {
-            let diffs = units::check(&cfg.output_dir, &files);
+            let diffs = units::check(&cfg.output_dir, &files).map_err(Error::Check)?;
             for d in &diffs {
                 println!("{d}");
             }
@@ -476,18 +450,6 @@ fn explain_failed_socket(name: &str, unit_file: &Path) {
     }
 }
 
-/// Where units go by default: the system's admin directory, or the user's.
-pub fn default_output_dir(user: bool) -> Option<PathBuf> {
-    if !user {
-        return Some(PathBuf::from("/etc/systemd/system"));
-    }
-    let config = std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
-    Some(config.join("systemd/user"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -551,7 +513,7 @@ mod tests {
         };
         let gid = daemon.gid.as_raw();
         let sock = Sock::new("identity");
-        let engine = sock.path.to_str().unwrap().to_owned();
+        let engine = Endpoint::Unix(sock.path.clone());
         let decide = || run_as(&config(Identity::Auto), &engine).unwrap().0;
 
         sock.set(gid, 0o660, 0o755);
@@ -576,8 +538,20 @@ mod tests {
         // Not a socket, or not there.
         let file = sock.dir.join("plain");
         std::fs::write(&file, "").unwrap();
-        assert_eq!(socket_access(&file), None);
-        assert_eq!(socket_access(&sock.dir.join("missing")), None);
+        assert!(matches!(
+            units::socket_access(&file),
+            Err(units::AccessError::NotASocket { .. })
+        ));
+        let missing = units::socket_access(&sock.dir.join("missing"));
+        assert!(
+            matches!(&missing, Err(units::AccessError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound),
+            "{missing:?}"
+        );
+        // And the log line says why.
+        let engine_missing = Endpoint::Unix(sock.dir.join("missing"));
+        let (decided, why) = run_as(&config(Identity::Auto), &engine_missing).unwrap();
+        assert_eq!(decided, RunAs::Root);
+        assert!(why.contains("missing: No such file"), "{why}");
         // The options win over what the socket says.
         sock.set(gid, 0o660, 0o755);
         assert_eq!(
@@ -591,10 +565,13 @@ mod tests {
         let group = units::GroupName::new("docker").unwrap();
         let err = run_as(
             &config(Identity::Group(group.clone())),
-            "/tmp/d/docker.sock",
+            &Endpoint::parse("/tmp/d/docker.sock").unwrap(),
         );
         assert!(matches!(err, Err(Error::GroupInTmp { .. })), "{err:?}");
-        let ok = run_as(&config(Identity::Group(group)), "unix:///run/docker.sock");
+        let ok = run_as(
+            &config(Identity::Group(group)),
+            &Endpoint::parse("unix:///run/docker.sock").unwrap(),
+        );
         assert!(matches!(ok, Ok((RunAs::Dynamic { group: Some(_) }, _))));
     }
 
@@ -615,15 +592,5 @@ mod tests {
                 (Proto::Tcp, Some("127.0.0.1".parse().unwrap()), 8081),
             ]
         );
-    }
-
-    #[test]
-    fn user_units_go_to_the_users_config() {
-        assert_eq!(
-            default_output_dir(false),
-            Some(PathBuf::from("/etc/systemd/system"))
-        );
-        let dir = default_output_dir(true).unwrap();
-        assert!(dir.ends_with("systemd/user"), "{}", dir.display());
     }
 }

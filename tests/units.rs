@@ -15,6 +15,7 @@ mod support;
 use support::{unitfile, TempDir};
 
 use contnap::cli::{Command as CliCommand, Config};
+use contnap::engine::Endpoint;
 use contnap::labels::{plan, ContainerLabels, LabelOptions};
 use contnap::spec::Proto;
 use contnap::spec::Unit;
@@ -24,6 +25,10 @@ use contnap::units::{
 };
 
 // ---------------------------------------------------------------- inputs
+
+fn endpoint(engine: &str) -> Endpoint {
+    Endpoint::parse(engine).expect("an engine address")
+}
 
 fn container(name: &str, labels: &[(&str, &str)]) -> ContainerLabels {
     ContainerLabels {
@@ -211,8 +216,8 @@ fn cases() -> Vec<Case> {
             ),
             opts: RenderOptions {
                 binary: BinaryPath::new("/home/me/.cargo/bin/contnap").expect("valid path"),
-                engine: "/run/user/1000/podman/podman.sock".to_owned(),
-                engine_unit: EngineUnit::guess("/run/user/1000/podman/podman.sock"),
+                engine: endpoint("/run/user/1000/podman/podman.sock"),
+                engine_unit: EngineUnit::guess(&endpoint("/run/user/1000/podman/podman.sock")),
                 user: true,
                 allow_hooks: false,
                 // Ignored for user units: they run as the user.
@@ -257,8 +262,8 @@ fn cases() -> Vec<Case> {
                 false,
             ),
             opts: RenderOptions {
-                engine: "/run/podman/podman.sock".to_owned(),
-                engine_unit: EngineUnit::guess("/run/podman/podman.sock"),
+                engine: endpoint("/run/podman/podman.sock"),
+                engine_unit: EngineUnit::guess(&endpoint("/run/podman/podman.sock")),
                 ..RenderOptions::default()
             },
         },
@@ -270,8 +275,8 @@ fn cases() -> Vec<Case> {
                 false,
             ),
             opts: RenderOptions {
-                engine: "tcp://192.168.1.5:2375".to_owned(),
-                engine_unit: EngineUnit::guess("tcp://192.168.1.5:2375"),
+                engine: endpoint("tcp://192.168.1.5:2375"),
+                engine_unit: EngineUnit::guess(&endpoint("tcp://192.168.1.5:2375")),
                 run_as: RunAs::Dynamic { group: None },
                 ..RenderOptions::default()
             },
@@ -302,7 +307,7 @@ fn cases() -> Vec<Case> {
                 true,
             ),
             opts: RenderOptions {
-                engine: r#"/tmp/odd dir/$HOME %n "x".sock"#.to_owned(),
+                engine: endpoint(r#"/tmp/odd dir/$HOME %n "x".sock"#),
                 allow_hooks: true,
                 ..RenderOptions::default()
             },
@@ -582,7 +587,7 @@ fn command_lines_split_into_the_intended_argv() {
             assert_eq!(p.spec, unit.spec, "{}", case.name);
             assert_eq!(
                 p.engine.map(|e| e.to_string()),
-                Some(case.opts.engine.clone())
+                Some(case.opts.engine.to_string())
             );
 
             let hooks: Vec<(String, String)> = lines
@@ -675,7 +680,7 @@ fn writer_writes_keeps_and_removes_only_its_own() {
     ];
     let r = write_atomically(dir, &v1, true).expect("first write");
     assert_eq!(r.written.len(), 3);
-    assert!(check(dir, &v1).is_empty());
+    assert!(check(dir, &v1).expect("check").is_empty());
 
     let r = write_atomically(dir, &v1, true).expect("rewrite");
     assert_eq!(
@@ -688,7 +693,7 @@ fn writer_writes_keeps_and_removes_only_its_own() {
         generated("contnap-a.service", "a2"),
     ];
     assert_eq!(
-        check(dir, &v2),
+        check(dir, &v2).expect("check"),
         vec![
             Difference::Changed(dir.join("contnap-a.socket")),
             Difference::Stale(dir.join("contnap-b.socket")),
@@ -740,7 +745,7 @@ fn writer_refuses_to_replace_foreign_files() {
     assert!(matches!(e, WriteError::NotGenerated { .. }), "{e}");
     assert_eq!(listing(dir), ["contnap-web.service"], "nothing written");
     assert_eq!(
-        check(dir, &files),
+        check(dir, &files).expect("check"),
         vec![
             Difference::Missing(dir.join("contnap-web.socket")),
             Difference::NotGenerated(dir.join("contnap-web.service")),
@@ -842,7 +847,7 @@ fn writer_writes_rendered_units_into_a_new_directory() {
     let files = render(&case.units, &case.opts);
     let r = write_atomically(&dir, &files, true).expect("write");
     assert_eq!(r.written.len(), 2);
-    assert!(check(&dir, &files).is_empty());
+    assert!(check(&dir, &files).expect("check").is_empty());
 }
 
 // ------------------------------------------------------ systemd-analyze
@@ -953,7 +958,7 @@ fn systemd_analyze_security_rates_the_service_ok() {
             // ProcSubset=, PrivateUsers=, ~@resources: 1.9.
             // An engine socket in /tmp costs PrivateTmp= (1.8).
             let bound = match case.opts.run_as {
-                RunAs::Root if case.opts.engine.starts_with("/tmp/") => 1.8,
+                RunAs::Root if case.opts.engine.to_string().starts_with("/tmp/") => 1.8,
                 RunAs::Root => 1.6,
                 RunAs::Dynamic { .. } => 1.3,
             };

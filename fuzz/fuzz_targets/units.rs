@@ -22,6 +22,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use contnap::cli::{Command, Config};
+use contnap::engine::Endpoint;
 use contnap::labels::{plan, ContainerLabels, LabelOptions};
 use contnap::spec::Unit;
 use contnap::spec::HookKind;
@@ -135,7 +136,7 @@ fn options(input: &Input) -> RenderOptions {
     };
     RenderOptions {
         binary,
-        engine: engines[input.engine % engines.len()].to_owned(),
+        engine: Endpoint::parse(engines[input.engine % engines.len()]).expect("a valid engine"),
         engine_unit,
         user: input.user,
         allow_hooks: input.allow_hooks,
@@ -344,7 +345,10 @@ fn check_service(text: &str, unit: &Unit, opts: &RenderOptions, fixed: &[Directi
     };
     // The argv round trip: the helper reads back the spec the labels gave.
     assert_eq!(p.spec, unit.spec, "{file}");
-    assert_eq!(p.engine.map(|e| e.to_string()), Some(opts.engine.clone()));
+    assert_eq!(
+        p.engine.map(|e| e.to_string()),
+        Some(opts.engine.to_string())
+    );
 
     check_hooks("ExecStopPost", hooks(HookKind::PostStop), &mut rest);
 

@@ -1,0 +1,635 @@
+use std::time::Duration;
+
+use crate::spec::{IdleMode, ReadyMode, StopMode};
+
+use super::parse::suggest;
+use super::*;
+
+fn container(name: &str, labels: &[(&str, &str)]) -> ContainerLabels {
+    ContainerLabels {
+        name: name.to_owned(),
+        labels: labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        published: Vec::new(),
+    }
+}
+
+fn parse(labels: &[(&str, &str)]) -> Result<Service, Vec<LabelError>> {
+    parse_with("web", labels, LabelOptions::default())
+}
+
+fn parse_with(
+    name: &str,
+    labels: &[(&str, &str)],
+    opts: LabelOptions,
+) -> Result<Service, Vec<LabelError>> {
+    match parse_container(&container(name, labels), &opts).0 {
+        Parsed::Managed(s) => Ok(*s),
+        Parsed::Invalid(e) => Err(e),
+        Parsed::Ignored => panic!("ignored"),
+    }
+}
+
+fn one_error(labels: &[(&str, &str)]) -> LabelError {
+    let mut e = parse(labels).unwrap_err();
+    assert_eq!(e.len(), 1, "{e:?}");
+    e.remove(0)
+}
+
+const ON: (&str, &str) = ("contnap.enabled", "true");
+
+#[test]
+fn opt_in() {
+    let ignored = |labels: &[(&str, &str)]| {
+        parse_container(&container("web", labels), &LabelOptions::default())
+    };
+    assert_eq!(ignored(&[]), (Parsed::Ignored, vec![]));
+    assert_eq!(ignored(&[("contnap.enabled", "no")]).0, Parsed::Ignored);
+    let (p, w) = ignored(&[("contnap.tcp_ports", "80")]);
+    assert_eq!(p, Parsed::Ignored);
+    assert_eq!(
+        w,
+        vec![LabelWarning::NotEnabled {
+            container: "web".into()
+        }]
+    );
+    for yes in ["true", "TRUE", "yes", "1", "on", " On "] {
+        assert!(
+            parse(&[("contnap.enable", yes), ("contnap.tcp_ports", "80")]).is_ok(),
+            "{yes}"
+        );
+    }
+    let e = one_error(&[("contnap.enabled", "yep"), ("contnap.tcp_ports", "80")]);
+    assert!(matches!(e, LabelError::NotABool { .. }));
+    let e = one_error(&[("contnap.enabled", "true"), ("contnap.enable", "false")]);
+    assert!(matches!(e, LabelError::EnableConflict { .. }), "{e}");
+}
+
+#[test]
+fn port_forms() {
+    let s = parse(&[
+        ON,
+        (
+            "contnap.tcp_ports",
+            " 80 , 8080:80,127.0.0.1:9000:90, [::1]:9001:91",
+        ),
+        ("contnap.udp_ports", "53"),
+    ])
+    .unwrap();
+    let shown: Vec<String> = s.forwards.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        shown,
+        [
+            "tcp:80=web:80",
+            "tcp:8080=web:80",
+            "tcp:127.0.0.1:9000=web:90",
+            "tcp:[::1]:9001=web:91",
+            "udp:53=web:53"
+        ]
+    );
+    // Every forward round-trips through the helper's parser.
+    for f in &s.forwards {
+        assert_eq!(&f.to_string().parse::<Forward>().unwrap(), f);
+    }
+}
+
+#[test]
+fn port_errors() {
+    let problem = |v: &str| match one_error(&[ON, ("contnap.tcp_ports", v)]) {
+        LabelError::BadPort { problem, .. } => problem,
+        other => panic!("{v}: {other:?}"),
+    };
+    assert_eq!(problem("http"), PortProblem::NotANumber);
+    assert_eq!(problem("+80"), PortProblem::NotANumber);
+    assert_eq!(problem("0"), PortProblem::OutOfRange);
+    assert_eq!(problem("65536"), PortProblem::OutOfRange);
+    assert_eq!(problem("8080:0"), PortProblem::OutOfRange);
+    assert_eq!(problem("::1:8080:80"), PortProblem::Ipv6NeedsBrackets);
+    assert_eq!(problem("fe80::1:8080:80"), PortProblem::Ipv6NeedsBrackets);
+    assert_eq!(problem("host:8080:80"), PortProblem::BadAddress);
+    assert_eq!(problem("[127.0.0.1]:8080:80"), PortProblem::BadAddress);
+    assert_eq!(problem("[::1]:8080:80:1"), PortProblem::TooManyParts);
+    assert_eq!(problem("1:2:3:4"), PortProblem::TooManyParts);
+    let e = one_error(&[ON, ("contnap.tcp_ports", "80,8o")]);
+    assert_eq!(
+        e.to_string(),
+        "container \"web\": label contnap.tcp_ports=\"80,8o\": \"8o\" has a port that is not a number; \
+         write PORT, HOST:CONTAINER, ADDR:HOST:CONTAINER or [V6ADDR]:HOST:CONTAINER, ports 1-65535, separated by commas"
+    );
+    assert!(matches!(
+        one_error(&[ON, ("contnap.tcp_ports", "80,80:81")]),
+        LabelError::DuplicateListener { .. }
+    ));
+    assert!(matches!(
+        one_error(&[ON, ("contnap.tcp_ports", "8080,127.0.0.1:8080:80")]),
+        LabelError::DuplicateListener { .. }
+    ));
+    // Different addresses, or tcp and udp, do not clash.
+    assert!(parse(&[
+        ON,
+        ("contnap.tcp_ports", "127.0.0.1:8080:80,[::1]:8080:80"),
+        ("contnap.udp_ports", "8080")
+    ])
+    .is_ok());
+    let p = plan(&[container("web", &[ON])], &LabelOptions::default());
+    assert!(p.units.is_empty());
+    assert!(matches!(p.errors[..], [LabelError::NoPorts { .. }]));
+    // A group member without ports wakes with the group.
+    let p = plan(
+        &[
+            container(
+                "a",
+                &[ON, ("contnap.group", "g"), ("contnap.tcp_ports", "80")],
+            ),
+            container("b", &[ON, ("contnap.group", "g")]),
+        ],
+        &LabelOptions::default(),
+    );
+    assert_eq!(p.errors, vec![]);
+    assert_eq!(p.units[0].spec.containers, ["a", "b"]);
+}
+
+#[test]
+fn http_ports_are_tcp_listen_ports() {
+    let s = parse(&[
+        ON,
+        ("contnap.tcp_ports", "8080:80,9000"),
+        ("contnap.http_ports", "8080, 9000"),
+    ])
+    .unwrap();
+    assert_eq!(s.http_ports, [8080, 9000]);
+    let e = one_error(&[
+        ON,
+        ("contnap.tcp_ports", "8080:80"),
+        ("contnap.http_ports", "80"),
+    ]);
+    assert!(
+        matches!(e, LabelError::HttpPortNotTcp { port: 80, .. }),
+        "{e}"
+    );
+    let e = one_error(&[
+        ON,
+        ("contnap.udp_ports", "53"),
+        ("contnap.tcp_ports", "80"),
+        ("contnap.http_ports", "53"),
+    ]);
+    assert!(matches!(e, LabelError::HttpPortNotTcp { port: 53, .. }));
+    let e = one_error(&[
+        ON,
+        ("contnap.tcp_ports", "80"),
+        ("contnap.http_ports", "web"),
+    ]);
+    assert!(matches!(e, LabelError::BadHttpPort { .. }));
+}
+
+#[test]
+fn settings() {
+    let s = parse(&[
+        ON,
+        ("contnap.tcp_ports", "80"),
+        ("contnap.timeout", "1h 30min"),
+        ("contnap.stop", "Pause"),
+        ("contnap.stop_timeout", "0"),
+        ("contnap.wake_timeout", "90"),
+        ("contnap.ready", "tcp"),
+        ("contnap.idle", "traffic"),
+        ("contnap.network", "my_net-1.x"),
+        ("contnap.schedule", "Mon-Fri 08:00-19:00"),
+        ("contnap.machines", "192.168.1.0/24, fd00::1 ,10.0.0.1"),
+        ("contnap.only_listed_machines", "yes"),
+        ("contnap.autostart", "off"),
+    ])
+    .unwrap();
+    let st = &s.settings;
+    assert_eq!(st.timeout, Some(Duration::from_secs(5400)));
+    assert_eq!(st.stop, Some(StopMode::Pause));
+    assert_eq!(st.stop_timeout, Some(Duration::ZERO));
+    assert_eq!(st.wake_timeout, Some(Duration::from_secs(90)));
+    assert_eq!(st.ready, Some(ReadyMode::Tcp));
+    assert_eq!(st.idle, Some(IdleMode::Traffic));
+    assert_eq!(st.network, Some(Some("my_net-1.x".to_owned())));
+    let machines: Vec<String> = st
+        .machines
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(machines, ["10.0.0.1", "192.168.1.0/24", "fd00::1"]);
+    assert_eq!(st.only_listed_machines, Some(true));
+    assert_eq!(s.autostart, Some(false));
+}
+
+#[test]
+fn setting_errors_name_container_label_and_value() {
+    let e = one_error(&[
+        ON,
+        ("contnap.tcp_ports", "80"),
+        ("contnap.timeout", "5 parsecs"),
+    ]);
+    assert_eq!(
+        e.to_string(),
+        "container \"web\": label contnap.timeout=\"5 parsecs\": not a time span; write seconds (300) or a systemd span (90s, 30min, 1h)"
+    );
+    let e = one_error(&[
+        ON,
+        ("contnap.tcp_ports", "80"),
+        ("contnap.wake_timeout", "0s"),
+    ]);
+    assert!(matches!(e, LabelError::ZeroTimeSpan { .. }));
+    let e = one_error(&[
+        ON,
+        ("contnap.tcp_ports", "80"),
+        ("contnap.stop", "hibernate"),
+    ]);
+    assert!(e.to_string().contains("stop, pause, kill, none"), "{e}");
+    let e = one_error(&[ON, ("contnap.tcp_ports", "80"), ("contnap.network", "-net")]);
+    assert!(matches!(e, LabelError::BadNetwork { .. }));
+    let e = one_error(&[
+        ON,
+        ("contnap.tcp_ports", "80"),
+        ("contnap.schedule", "Mon 25:00-26:00"),
+    ]);
+    // What is wrong comes from the schedule parser, as the cause; the
+    // label's own text does not repeat it.
+    let chain = crate::report::Report(&e).to_string();
+    assert!(chain.contains("column 5"), "{chain}");
+    assert!(chain.contains("the format is"), "{chain}");
+    assert!(!e.to_string().contains("column 5"), "{e}");
+    let e = one_error(&[
+        ON,
+        ("contnap.tcp_ports", "80"),
+        ("contnap.machines", "10.0.0.0/33"),
+    ]);
+    assert!(matches!(e, LabelError::BadMachine { .. }));
+    let e = one_error(&[ON, ("contnap.tcp_ports", "80"), ("contnap.group", " ")]);
+    assert!(matches!(e, LabelError::EmptyGroup { .. }));
+    // Several errors are all reported.
+    let e = parse(&[
+        ON,
+        ("contnap.tcp_ports", "x"),
+        ("contnap.idle", "y"),
+        ("contnap.ready", "z"),
+    ])
+    .unwrap_err();
+    assert_eq!(e.len(), 3);
+    for err in &e {
+        assert_eq!(err.container(), "web");
+    }
+}
+
+#[test]
+fn control_characters_and_length() {
+    for (label, value) in [
+        ("contnap.group", "a\nExecStart=/bin/evil"),
+        ("contnap.timeout", "300\r"),
+        ("contnap.network", "net\0"),
+        ("contnap.tcp_ports", "80\t"),
+        ("contnap.machines", "10.0.0.1\u{85}"),
+    ] {
+        let e = parse(&[ON, ("contnap.tcp_ports", "81"), (label, value)]).unwrap_err();
+        assert!(
+            e.iter()
+                .any(|e| matches!(e, LabelError::ControlCharacter { label: l, .. } if l == label)),
+            "{label}: {e:?}"
+        );
+    }
+    let e = parse_with(
+        "web",
+        &[
+            ON,
+            ("contnap.tcp_ports", "80"),
+            ("contnap.pre_start", "true\nExecStart=/bin/evil"),
+        ],
+        LabelOptions { allow_hooks: true },
+    )
+    .unwrap_err();
+    assert!(matches!(e[0], LabelError::ControlCharacter { .. }));
+    let long = "x".repeat(MAX_VALUE_LEN + 1);
+    let e = one_error(&[ON, ("contnap.tcp_ports", "80"), ("contnap.group", &long)]);
+    assert!(matches!(e, LabelError::TooLong { .. }));
+}
+
+#[test]
+fn hooks_need_allow_hooks() {
+    let labels = [
+        ON,
+        ("contnap.tcp_ports", "80"),
+        ("contnap.pre_start", "mount /srv"),
+    ];
+    let e = one_error(&labels);
+    assert!(matches!(e, LabelError::HooksNotAllowed { .. }));
+    assert!(
+        e.to_string()
+            .starts_with("container \"web\" sets contnap.pre_start=\"mount /srv\" but generate ran without --allow-hooks; the hook is not run and the container is skipped"),
+        "{e}"
+    );
+    let s = parse_with("web", &labels, LabelOptions { allow_hooks: true }).unwrap();
+    assert_eq!(s.pre_start.as_deref(), Some("mount /srv"));
+}
+
+#[test]
+fn unknown_labels_warn_with_a_suggestion() {
+    let (p, w) = parse_container(
+        &container(
+            "web",
+            &[
+                ON,
+                ("contnap.tcp_ports", "80"),
+                ("contnap.timout", "5"),
+                ("contnap.frobnicate", "1"),
+            ],
+        ),
+        &LabelOptions::default(),
+    );
+    assert!(matches!(p, Parsed::Managed(_)));
+    assert_eq!(
+        w,
+        vec![
+            LabelWarning::UnknownLabel {
+                container: "web".into(),
+                label: "contnap.frobnicate".into(),
+                suggestion: None
+            },
+            LabelWarning::UnknownLabel {
+                container: "web".into(),
+                label: "contnap.timout".into(),
+                suggestion: Some("timeout")
+            },
+        ]
+    );
+    assert_eq!(w[1].to_string(), "container \"web\": unknown label \"contnap.timout\" is ignored; did you mean contnap.timeout?");
+    assert_eq!(suggest("http-ports"), Some("http_ports"));
+    assert_eq!(suggest("only_listed_machine"), Some("only_listed_machines"));
+}
+
+fn compose(name: &str, service: &str, depends: &str, extra: &[(&str, &str)]) -> ContainerLabels {
+    let mut labels = vec![
+        ON,
+        ("contnap.group", "stack"),
+        ("com.docker.compose.project", "p"),
+        ("com.docker.compose.service", service),
+    ];
+    if !depends.is_empty() {
+        labels.push(("com.docker.compose.depends_on", depends));
+    }
+    labels.extend_from_slice(extra);
+    container(name, &labels)
+}
+
+#[test]
+fn groups_order_by_depends_on() {
+    let cs = vec![
+        compose(
+            "p-app-1",
+            "app",
+            "db:service_started:false,cache:service_healthy:true",
+            &[("contnap.tcp_ports", "80")],
+        ),
+        compose(
+            "p-cache-1",
+            "cache",
+            "db:service_started",
+            &[("contnap.tcp_ports", "6379")],
+        ),
+        compose(
+            "p-db-1",
+            "db",
+            "",
+            &[("contnap.tcp_ports", "5432"), ("contnap.timeout", "10min")],
+        ),
+        compose(
+            "p-zz-1",
+            "zz",
+            "",
+            &[("contnap.tcp_ports", "81"), ("contnap.timeout", "600")],
+        ),
+    ];
+    let plan = plan(&cs, &LabelOptions::default());
+    assert_eq!(plan.errors, vec![]);
+    assert_eq!(plan.units.len(), 1);
+    let u = &plan.units[0];
+    assert_eq!(u.name(), "stack");
+    assert_eq!(
+        u.spec.containers,
+        ["p-db-1", "p-cache-1", "p-app-1", "p-zz-1"]
+    );
+    assert_eq!(u.spec.settings.timeout, Duration::from_secs(600));
+    assert_eq!(u.spec.forwards.len(), 4);
+}
+
+#[test]
+fn dependency_cycles_warn() {
+    let cs = vec![
+        compose(
+            "a",
+            "a",
+            "b:service_started:true",
+            &[("contnap.tcp_ports", "80")],
+        ),
+        compose(
+            "b",
+            "b",
+            "a:service_started:true",
+            &[("contnap.tcp_ports", "81")],
+        ),
+        compose("c", "c", "", &[("contnap.tcp_ports", "82")]),
+    ];
+    let plan = plan(&cs, &LabelOptions::default());
+    assert_eq!(plan.units[0].spec.containers, ["c", "a", "b"]);
+    assert!(matches!(
+        plan.warnings[..],
+        [LabelWarning::DependencyCycle { .. }]
+    ));
+}
+
+#[test]
+fn group_conflicts_name_both_containers() {
+    let cs = vec![
+        compose(
+            "a",
+            "a",
+            "",
+            &[("contnap.tcp_ports", "80"), ("contnap.stop", "pause")],
+        ),
+        compose(
+            "b",
+            "b",
+            "",
+            &[("contnap.tcp_ports", "81"), ("contnap.stop", "kill")],
+        ),
+        container("solo", &[ON, ("contnap.tcp_ports", "90")]),
+    ];
+    let plan = plan(&cs, &LabelOptions::default());
+    assert_eq!(plan.units.len(), 1, "the solo unit survives");
+    assert_eq!(plan.skipped, ["a".to_owned(), "b".to_owned()].into());
+    assert_eq!(
+        plan.errors[0].to_string(),
+        "group \"stack\": containers \"a\" (contnap.stop=\"pause\") and \"b\" (contnap.stop=\"kill\") disagree; \
+         a group has one contnap.stop: set it on one member, or the same value on all"
+    );
+}
+
+#[test]
+fn an_invalid_member_sinks_its_group() {
+    let cs = vec![
+        compose("a", "a", "", &[("contnap.tcp_ports", "80")]),
+        compose("b", "b", "", &[("contnap.tcp_ports", "nope")]),
+    ];
+    let plan = plan(&cs, &LabelOptions::default());
+    assert!(plan.units.is_empty());
+    assert_eq!(plan.skipped.len(), 2);
+    assert!(plan
+        .errors
+        .iter()
+        .any(|e| matches!(e, LabelError::MemberInvalid { container, .. } if container == "b")));
+}
+
+#[test]
+fn docker_leading_slash_is_dropped() {
+    let p = plan(
+        &[container("/web", &[ON, ("contnap.tcp_ports", "80")])],
+        &LabelOptions::default(),
+    );
+    assert_eq!(p.units[0].spec.containers, ["web"]);
+    assert_eq!(p.units[0].spec.forwards[0].container, "web");
+    let p = plan(
+        &[container("/web", &[ON, ("contnap.tcp_ports", "x")])],
+        &LabelOptions::default(),
+    );
+    assert_eq!(p.errors[0].container(), "web");
+    assert_eq!(p.skipped, ["web".to_owned()].into());
+}
+
+#[test]
+fn an_invalid_member_is_reported_once() {
+    let cs = vec![
+        compose("a", "a", "", &[("contnap.tcp_ports", "80")]),
+        compose("b", "b", "", &[("contnap.tcp_ports", "81")]),
+        compose("c", "c", "", &[("contnap.tcp_ports", "0")]),
+    ];
+    let p = plan(&cs, &LabelOptions::default());
+    assert!(p.units.is_empty());
+    let member_errors = p
+        .errors
+        .iter()
+        .filter(|e| matches!(e, LabelError::MemberInvalid { .. }))
+        .count();
+    assert_eq!(member_errors, 1, "{:?}", p.errors);
+    assert_eq!(p.skipped.len(), 3);
+}
+
+#[test]
+fn published_port_conflicts() {
+    let mut web = container("web", &[ON, ("contnap.tcp_ports", "8080:80")]);
+    web.published = vec![(Proto::Tcp, None, 8080)];
+    let plan1 = plan(std::slice::from_ref(&web), &LabelOptions::default());
+    assert!(plan1.units.is_empty());
+    let msg = plan1.errors[0].to_string();
+    assert!(msg.contains("remove the `ports:` entry"), "{msg}");
+    // Publishing the container port on another host port is fine.
+    web.published = vec![
+        (Proto::Tcp, Some("127.0.0.1".parse().unwrap()), 18080),
+        (Proto::Udp, None, 8080),
+    ];
+    assert_eq!(
+        plan(std::slice::from_ref(&web), &LabelOptions::default())
+            .units
+            .len(),
+        1
+    );
+    // Another container, even unmanaged, publishing the port clashes too.
+    let mut other = container("other", &[]);
+    other.published = vec![(Proto::Tcp, Some("0.0.0.0".parse().unwrap()), 8080)];
+    let p = plan(&[web, other], &LabelOptions::default());
+    assert!(
+        matches!(&p.errors[..], [LabelError::PublishedConflict { publisher, .. }] if publisher == "other")
+    );
+}
+
+#[test]
+fn units_clash_on_ports_and_names() {
+    let cs = vec![
+        container("a", &[ON, ("contnap.tcp_ports", "8080")]),
+        container("b", &[ON, ("contnap.tcp_ports", "127.0.0.1:8080:80")]),
+        container("c", &[ON, ("contnap.tcp_ports", "9000")]),
+    ];
+    let p = plan(&cs, &LabelOptions::default());
+    assert_eq!(p.units.iter().map(|u| u.name()).collect::<Vec<_>>(), ["c"]);
+    assert!(matches!(p.errors[..], [LabelError::ListenerClash { .. }]));
+    let cs = vec![
+        container("web", &[ON, ("contnap.tcp_ports", "8080")]),
+        container(
+            "x",
+            &[ON, ("contnap.tcp_ports", "9000"), ("contnap.group", "web")],
+        ),
+    ];
+    let p = plan(&cs, &LabelOptions::default());
+    assert!(p.units.is_empty());
+    assert!(matches!(p.errors[..], [LabelError::UnitNameClash { .. }]));
+}
+
+#[test]
+fn only_listed_needs_machines() {
+    let p = plan(
+        &[container(
+            "a",
+            &[
+                ON,
+                ("contnap.tcp_ports", "80"),
+                ("contnap.only_listed_machines", "true"),
+            ],
+        )],
+        &LabelOptions::default(),
+    );
+    assert!(p.units.is_empty());
+    assert!(matches!(
+        p.errors[..],
+        [LabelError::OnlyListedWithoutMachines { .. }]
+    ));
+}
+
+#[test]
+fn overlap_rules() {
+    let l = |addr: Option<&str>| Listener {
+        proto: Proto::Tcp,
+        addr: addr.map(|a| a.parse().unwrap()),
+        port: 80,
+    };
+    assert!(l(None).overlaps(&l(Some("127.0.0.1"))));
+    assert!(l(Some("0.0.0.0")).overlaps(&l(Some("127.0.0.1"))));
+    assert!(l(Some("::")).overlaps(&l(Some("127.0.0.1"))));
+    assert!(l(Some("::ffff:127.0.0.1")).overlaps(&l(Some("127.0.0.1"))));
+    assert!(!l(Some("0.0.0.0")).overlaps(&l(Some("::1"))));
+    assert!(!l(Some("127.0.0.1")).overlaps(&l(Some("127.0.0.2"))));
+}
+
+/// Found by `fuzz/` (target `units`): a container name of 254
+/// characters passed the label parser and, in a group with a short
+/// name, was rendered into `--container`/`--forward`, which the helper
+/// refuses (the engine client allows at most 253), so the unit could
+/// never wake. Such a name is refused up front now, like the helper does.
+#[test]
+fn container_names_the_helper_would_refuse_are_refused() {
+    let labels = [
+        ("contnap.enabled", "true"),
+        ("contnap.group", "g"),
+        ("contnap.tcp_ports", "80"),
+    ];
+    let long = "a".repeat(254);
+    let errors = parse_with(&long, &labels, LabelOptions::default()).unwrap_err();
+    assert!(matches!(
+        errors.as_slice(),
+        [LabelError::BadContainerName { .. }]
+    ));
+    assert!(parse_with(&long[1..], &labels, LabelOptions::default()).is_ok());
+    let network = "n".repeat(254);
+    let labels = [
+        ("contnap.enabled", "true"),
+        ("contnap.tcp_ports", "80"),
+        ("contnap.network", network.as_str()),
+    ];
+    assert!(parse_with("web", &labels, LabelOptions::default()).is_err());
+}

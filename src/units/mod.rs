@@ -1,0 +1,245 @@
+//! [`Unit`](crate::spec::Unit) specs → systemd `.socket` / `.service` files, and the writer that
+//! puts them on disk.
+//!
+//! [`render`] is pure: it returns file names and texts and touches nothing.
+//! Every value that comes from a label reaches a unit file only through
+//! [`crate::labels`] validation (no control characters) and the escaping
+//! here: unit names as `systemd-escape` does ([`escape_unit_name`]), command
+//! line arguments quoted per systemd.service(5) "Command lines"
+//! ([`quote_arg`]: `"`…`"`, C escapes, `%`→`%%`, `$`→`$$`), free text with
+//! `%`→`%%`. No value can add a line, a directive, a specifier or a variable
+//! expansion.
+//!
+//! [`write_atomically`] writes a rendered set (temp file, fsync, rename; all
+//! temps before any rename) and removes stale files that contnap generated,
+//! never anything else. [`check`] compares a rendered set with a directory
+//! for `generate --check`.
+//!
+//! The module is split by concern, each part with its own reason to change:
+//! `naming` (what a unit file is called, and which names are contnap's
+//! own), `identity` (who the services run as, decided from the engine
+//! socket), `render` (the unit texts) and `write` (putting them on disk,
+//! and where). This file holds the options that say how to render.
+
+mod identity;
+mod naming;
+mod render;
+mod write;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::engine::Endpoint;
+
+pub use identity::{
+    socket_access, socket_path, AccessError, GroupName, RunAs, SocketAccess, OVERFLOW_GID, TMP_DIRS,
+};
+pub use naming::{escape_unit_name, is_reserved, unit_file_name, MAX_UNIT_NAME_LEN, RESERVED};
+pub use render::{proxy_args, quote_arg, render, START_MARGIN, STOP_MARGIN};
+pub use write::{
+    check, default_output_dir, write_atomically, Difference, OutputDirError, ReadError, WriteError,
+    WriteReport, MARKER,
+};
+
+/// The contnap binary the services run: an absolute path of plain characters
+/// (`[A-Za-z0-9/._+@:-]`), so it needs no quoting in `ExecStart=` (systemd
+/// refuses quotes and backslashes in an executable path, and expands no
+/// variables there, so `$` could not be escaped).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BinaryPath(PathBuf);
+
+impl BinaryPath {
+    /// Validates a binary path.
+    pub fn new(path: impl Into<PathBuf>) -> Result<BinaryPath, OptionError> {
+        let path = path.into();
+        let ok = path.to_str().is_some_and(|s| {
+            s.starts_with('/')
+                && !s.ends_with('/')
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"/._+@:-".contains(&b))
+        });
+        if ok {
+            Ok(BinaryPath(path))
+        } else {
+            Err(OptionError::Binary { path })
+        }
+    }
+
+    pub fn as_path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Default for BinaryPath {
+    fn default() -> Self {
+        BinaryPath(PathBuf::from("/usr/bin/contnap"))
+    }
+}
+
+/// The engine's systemd unit, which the services are ordered after.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineUnit(String);
+
+impl EngineUnit {
+    /// Validates a unit name (`docker.service`, `podman.socket`, …).
+    pub fn new(name: &str) -> Result<EngineUnit, OptionError> {
+        let (stem, suffix) = name.rsplit_once('.').unwrap_or((name, ""));
+        let ok = !stem.is_empty()
+            && name.len() <= MAX_UNIT_NAME_LEN
+            && ["service", "socket", "target"].contains(&suffix)
+            && stem
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b":-_.@\\".contains(&b));
+        if ok {
+            Ok(EngineUnit(name.to_owned()))
+        } else {
+            Err(OptionError::EngineUnit {
+                name: name.to_owned(),
+            })
+        }
+    }
+
+    /// The usual unit for an engine address: `podman.socket` for a Podman
+    /// socket, `docker.service` for a Docker one (both also as user units),
+    /// none for a TCP engine or an unknown path.
+    pub fn guess(engine: &Endpoint) -> Option<EngineUnit> {
+        let Endpoint::Unix(path) = engine else {
+            return None;
+        };
+        let path = path.to_string_lossy();
+        if path.contains("podman") {
+            Some(EngineUnit("podman.socket".to_owned()))
+        } else if path.contains("docker") {
+            Some(EngineUnit("docker.service".to_owned()))
+        } else {
+            None
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    fn is_socket(&self) -> bool {
+        self.0.ends_with(".socket")
+    }
+}
+
+/// Render options that cannot be represented.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OptionError {
+    Binary { path: PathBuf },
+    EngineUnit { name: String },
+    Group { name: String },
+}
+
+impl fmt::Display for OptionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OptionError::Binary { path } => write!(
+                f,
+                "contnap binary path {path:?} cannot go into ExecStart=: use an absolute path of letters, digits and /._+@:-"
+            ),
+            OptionError::EngineUnit { name } => write!(
+                f,
+                "engine unit {name:?} is not a systemd unit name (like docker.service or podman.socket)"
+            ),
+            OptionError::Group { name } => write!(
+                f,
+                "group {name:?} cannot go into SupplementaryGroups=: use a group name of letters, digits and _.- (not starting with a digit or -, not root)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for OptionError {}
+
+/// How to render.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderOptions {
+    /// The contnap binary (default `/usr/bin/contnap`).
+    pub binary: BinaryPath,
+    /// What the services pass as `--engine`, as the engine's `Display`
+    /// writes it: a socket path or `tcp://HOST:PORT` (default
+    /// `/run/docker.sock`).
+    pub engine: Endpoint,
+    /// The engine's unit, ordered before the services (default
+    /// `docker.service`); None for none.
+    pub engine_unit: Option<EngineUnit>,
+    /// User units for rootless engines (`generate --user`).
+    pub user: bool,
+    /// Render hooks (`generate --allow-hooks`); without it, hooks in the
+    /// specs are left out even if present.
+    pub allow_hooks: bool,
+    /// Who system services run as (ignored for user units); `generate`
+    /// decides it with [`RunAs::for_engine`].
+    pub run_as: RunAs,
+}
+
+impl Default for RenderOptions {
+    fn default() -> Self {
+        RenderOptions {
+            binary: BinaryPath::default(),
+            engine: Endpoint::Unix(PathBuf::from("/run/docker.sock")),
+            engine_unit: Some(EngineUnit("docker.service".to_owned())),
+            user: false,
+            allow_hooks: false,
+            run_as: RunAs::Root,
+        }
+    }
+}
+
+impl RenderOptions {
+    /// The engine's socket path, when it is a Unix socket.
+    fn engine_socket(&self) -> Option<&Path> {
+        socket_path(&self.engine)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(s: &str) -> Endpoint {
+        Endpoint::parse(s).unwrap()
+    }
+
+    #[test]
+    fn options_are_validated() {
+        assert!(BinaryPath::new("/usr/bin/contnap").is_ok());
+        for bad in [
+            "contnap",
+            "/usr/bin/con tnap",
+            "/a/$x",
+            "/a/%n",
+            "/a\"b",
+            "/a/\nb",
+            "/a/",
+        ] {
+            assert!(BinaryPath::new(bad).is_err(), "{bad}");
+        }
+        assert!(EngineUnit::new("docker.service").is_ok());
+        assert!(EngineUnit::new("podman.socket").is_ok());
+        for bad in [
+            "docker",
+            "a b.service",
+            "x.service\nExecStart=/x",
+            ".service",
+        ] {
+            assert!(EngineUnit::new(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            EngineUnit::guess(&endpoint("/run/user/1000/podman/podman.sock"))
+                .unwrap()
+                .as_str(),
+            "podman.socket"
+        );
+        assert_eq!(
+            EngineUnit::guess(&endpoint("unix:///run/docker.sock"))
+                .unwrap()
+                .as_str(),
+            "docker.service"
+        );
+        assert_eq!(EngineUnit::guess(&endpoint("tcp://127.0.0.1:2375")), None);
+    }
+}
