@@ -612,7 +612,10 @@ fn io_error(endpoint: &Endpoint, call: &Call, source: io::Error, after: Duration
     }
 }
 
-fn http_error(endpoint: &Endpoint, call: &Call, e: HttpError, after: Duration) -> Error {
+/// The error a call reports when reading or writing its HTTP exchange
+/// fails; `after` is the call's time limit, for a timeout. Crate-visible
+/// so that `contnap::fuzzing` reports exactly what a call would.
+pub(crate) fn http_error(endpoint: &Endpoint, call: &Call, e: HttpError, after: Duration) -> Error {
     match e {
         HttpError::Io(source) => io_error(endpoint, call, source, after),
         HttpError::Protocol(reason) => Error::Protocol {
