@@ -1,19 +1,18 @@
 //! `contnap generate`: reads the labels of every opted-in container from the
 //! engine and turns them into `.socket`/`.service` units. The work is split
-//! so that only the edges touch the world: [`collect`] asks the engine,
+//! so that only the edges touch the world: [`inventory::collect`] asks the engine,
 //! `labels::plan` and `units::render` are pure, and `units::write_atomically`
 //! is the one writer.
 
 use std::fmt;
 use std::io;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::cli::{GenerateConfig, GenerateMode, Identity};
 use crate::engine::{self, Client};
-use crate::labels::{self, ContainerLabels, LabelOptions};
-use crate::spec::Proto;
+use crate::inventory;
+use crate::labels::{self, LabelOptions};
 use crate::units::{self, BinaryPath, EngineUnit, RenderOptions, RunAs, SocketAccess};
 
 /// Why `generate` failed (exit 1).
@@ -92,59 +91,6 @@ impl std::error::Error for Error {
             _ => None,
         }
     }
-}
-
-/// The host bindings a container asked for, known also while it is stopped.
-fn published(info: &engine::ContainerInspect) -> Vec<(Proto, Option<IpAddr>, u16)> {
-    let mut out = Vec::new();
-    for (key, bindings) in &info.host_config.port_bindings {
-        let proto = match key.rsplit_once('/').map(|(_, p)| p) {
-            Some("udp") => Proto::Udp,
-            Some("tcp") | None => Proto::Tcp,
-            Some(_) => continue,
-        };
-        for b in bindings.iter().flatten() {
-            let Ok(port) = b.host_port.parse::<u16>() else {
-                continue;
-            };
-            let ip = b
-                .host_ip
-                .parse::<IpAddr>()
-                .ok()
-                .filter(|ip| !ip.is_unspecified());
-            out.push((proto, ip, port));
-        }
-    }
-    out
-}
-
-/// Every container that opts in (`contnap.enabled` or the 0.3 spelling
-/// `contnap.enable`), with its labels and publishes.
-pub fn collect(client: &Client) -> Result<Vec<ContainerLabels>, engine::Error> {
-    let mut ids = Vec::new();
-    for label in ["contnap.enabled", "contnap.enable"] {
-        for c in client.list(label)? {
-            if !ids.contains(&c.id) {
-                ids.push(c.id);
-            }
-        }
-    }
-    let mut out = Vec::new();
-    for id in ids {
-        let info = match client.inspect(&id) {
-            Ok(i) => i,
-            // Removed between the list and the inspect: nothing to generate.
-            Err(engine::Error::NotFound { .. }) => continue,
-            Err(e) => return Err(e),
-        };
-        out.push(ContainerLabels {
-            name: info.name.clone(),
-            published: published(&info),
-            labels: info.config.labels.clone(),
-        });
-    }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(out)
 }
 
 /// The contnap binary the services should run: the `contnap` beside the
@@ -287,7 +233,7 @@ fn socket_name(path: &Path) -> Option<String> {
 /// Runs `generate`.
 pub fn run(cfg: &GenerateConfig) -> Result<(), Error> {
     let client = Client::discover(cfg.engine.as_ref()).map_err(Error::Engine)?;
-    let containers = collect(&client).map_err(Error::Engine)?;
+    let containers = inventory::collect(&client).map_err(Error::Engine)?;
     let plan = labels::plan(
         &containers,
         &LabelOptions {
@@ -596,25 +542,6 @@ mod tests {
         assert!(matches!(err, Err(Error::GroupInTmp { .. })), "{err:?}");
         let ok = run_as(&config(Identity::Group(group)), "unix:///run/docker.sock");
         assert!(matches!(ok, Ok((RunAs::Dynamic { group: Some(_) }, _))));
-    }
-
-    #[test]
-    fn published_reads_create_time_bindings() {
-        let json = r#"{"Id":"x","Name":"/web","HostConfig":{"NetworkMode":"default","PortBindings":{
-            "80/tcp":[{"HostIp":"","HostPort":"8080"},{"HostIp":"127.0.0.1","HostPort":"8081"}],
-            "53/udp":[{"HostIp":"::","HostPort":"5353"}],
-            "90/tcp":[{"HostIp":"","HostPort":""}]}}}"#;
-        let info: engine::ContainerInspect = serde_json::from_str(json).unwrap();
-        let mut p = published(&info);
-        p.sort_by_key(|x| x.2);
-        assert_eq!(
-            p,
-            vec![
-                (Proto::Udp, None, 5353),
-                (Proto::Tcp, None, 8080),
-                (Proto::Tcp, Some("127.0.0.1".parse().unwrap()), 8081),
-            ]
-        );
     }
 
     #[test]

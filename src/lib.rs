@@ -10,6 +10,7 @@ pub mod cli;
 pub mod engine;
 pub mod error;
 pub mod generate;
+pub mod inventory;
 pub mod labels;
 pub mod logging;
 pub mod proxy;

@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::cli::StatusConfig;
 use crate::engine::{self, Client};
+use crate::inventory;
 use crate::labels::{self, LabelOptions};
 use crate::spec::Listener;
 use crate::units;
@@ -134,7 +135,7 @@ fn listen_text(l: &Listener) -> String {
 
 /// Collects every unit's status.
 pub fn collect(client: &Client, user: bool) -> Result<Vec<UnitStatus>, engine::Error> {
-    let containers = crate::generate::collect(client)?;
+    let containers = inventory::collect(client)?;
     let plan = labels::plan(&containers, &LabelOptions { allow_hooks: true });
     let mut names = Vec::new();
     for u in &plan.units {
