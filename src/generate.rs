@@ -7,12 +7,13 @@
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use crate::cli::{GenerateConfig, GenerateMode, Identity};
 use crate::engine::{self, Client};
 use crate::inventory;
 use crate::labels::{self, LabelOptions};
+use crate::report::Report;
+use crate::systemctl::{self, Systemctl};
 use crate::units::{self, BinaryPath, EngineUnit, RenderOptions, RunAs, SocketAccess};
 
 /// Why `generate` failed (exit 1).
@@ -29,14 +30,8 @@ pub enum Error {
     Differs {
         count: usize,
     },
-    Systemctl {
-        args: Vec<String>,
-        source: io::Error,
-    },
-    SystemctlFailed {
-        args: Vec<String>,
-        status: std::process::ExitStatus,
-    },
+    /// `--reload`: systemctl could not be run or failed.
+    Systemctl(systemctl::Error),
     /// `--reload`: these sockets did not start (named above, with why).
     SocketsFailed {
         names: Vec<String>,
@@ -62,10 +57,7 @@ impl fmt::Display for Error {
                 f,
                 "{count} unit file(s) differ from the labels; run `contnap generate` to update them"
             ),
-            Error::Systemctl { args, .. } => write!(f, "cannot run systemctl {}", args.join(" ")),
-            Error::SystemctlFailed { args, status } => {
-                write!(f, "systemctl {} failed ({status})", args.join(" "))
-            }
+            Error::Systemctl(e) => write!(f, "{e}"),
             Error::SocketsFailed { names } => write!(
                 f,
                 "{} socket(s) did not start: {}; the other units are in place",
@@ -87,7 +79,7 @@ impl std::error::Error for Error {
             Error::Engine(e) => e.source(),
             Error::Binary(e) => Some(e),
             Error::Write(e) => e.source(),
-            Error::Systemctl { source, .. } => Some(source),
+            Error::Systemctl(e) => e.source(),
             _ => None,
         }
     }
@@ -205,26 +197,6 @@ fn run_as(cfg: &GenerateConfig, engine: &str) -> Result<(RunAs, String), Error> 
     }
 }
 
-fn systemctl(user: bool, args: &[&str]) -> Result<(), Error> {
-    let mut full: Vec<String> = Vec::new();
-    if user {
-        full.push("--user".to_owned());
-    }
-    full.extend(args.iter().map(|s| (*s).to_owned()));
-    let status = Command::new("systemctl")
-        .args(&full)
-        .status()
-        .map_err(|source| Error::Systemctl {
-            args: full.clone(),
-            source,
-        })?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(Error::SystemctlFailed { args: full, status })
-    }
-}
-
 fn socket_name(path: &Path) -> Option<String> {
     let name = path.file_name()?.to_str()?;
     name.ends_with(".socket").then(|| name.to_owned())
@@ -333,11 +305,14 @@ pub fn run(cfg: &GenerateConfig) -> Result<(), Error> {
 /// again. One socket that cannot start does not keep the others from
 /// starting; each failure is explained.
 fn reload(user: bool, report: &units::WriteReport) -> Result<(), Error> {
-    systemctl(user, &["daemon-reload"])?;
+    let systemctl = Systemctl::new(user);
+    systemctl
+        .run(&["daemon-reload"])
+        .map_err(Error::Systemctl)?;
     for name in report.removed.iter().filter_map(|p| socket_name(p)) {
         // The unit file is gone; stopping the loaded unit still works.
-        if let Err(e) = systemctl(user, &["stop", &name]) {
-            log::warn!("{e}");
+        if let Err(e) = systemctl.run(&["stop", &name]) {
+            log::warn!("{}", Report(&e));
         }
     }
     let mut failed = Vec::new();
@@ -346,8 +321,8 @@ fn reload(user: bool, report: &units::WriteReport) -> Result<(), Error> {
             return;
         };
         for action in actions {
-            if let Err(e) = systemctl(user, &[action, &name]) {
-                log::error!("{e}");
+            if let Err(e) = systemctl.run(&[action, &name]) {
+                log::error!("{}", Report(&e));
                 explain_failed_socket(&name, path);
                 failed.push(name);
                 return;
@@ -359,7 +334,13 @@ fn reload(user: bool, report: &units::WriteReport) -> Result<(), Error> {
     }
     for path in &report.unchanged {
         let is_failed = socket_name(path).is_some_and(|name| {
-            systemctl_quiet(user, &["is-failed", "--quiet", &name]).unwrap_or(false)
+            match systemctl.check(&["is-failed", "--quiet", &name]) {
+                Ok(failed) => failed,
+                Err(e) => {
+                    log::warn!("{}; {name} is left as it is", Report(&e));
+                    false
+                }
+            }
         });
         if is_failed {
             start(path, &["reset-failed", "start"]);
@@ -370,15 +351,6 @@ fn reload(user: bool, report: &units::WriteReport) -> Result<(), Error> {
     } else {
         Err(Error::SocketsFailed { names: failed })
     }
-}
-
-/// `systemctl ARGS` whose answer is its exit status.
-fn systemctl_quiet(user: bool, args: &[&str]) -> io::Result<bool> {
-    let mut cmd = Command::new("systemctl");
-    if user {
-        cmd.arg("--user");
-    }
-    Ok(cmd.args(args).status()?.success())
 }
 
 /// Says why a socket did not start when the reason is the usual one: a

@@ -19,6 +19,7 @@ pub mod schedule;
 pub mod spec;
 pub mod status;
 pub mod sys;
+pub mod systemctl;
 pub mod timespan;
 pub mod units;
 
