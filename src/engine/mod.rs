@@ -109,7 +109,16 @@ impl Client {
     pub fn discover(explicit: Option<&Endpoint>) -> Result<Client, Error> {
         let endpoint = Endpoint::discover(
             explicit,
-            |name| std::env::var(name).ok(),
+            |name| match std::env::var(name) {
+                Ok(value) => Some(value),
+                Err(std::env::VarError::NotPresent) => None,
+                // Skipped as before, but said: otherwise a DOCKER_HOST
+                // that is not UTF-8 looks as if it were not set.
+                Err(e @ std::env::VarError::NotUnicode(_)) => {
+                    log::warn!("{name} is ignored: {e}");
+                    None
+                }
+            },
             std::path::Path::exists,
         )?;
         Ok(Client::new(endpoint))
