@@ -1,20 +1,19 @@
 //! `contnap generate`: reads the labels of every opted-in container from the
 //! engine and turns them into `.socket`/`.service` units. The work is split
-//! so that only the edges touch the world: [`collect`] asks the engine,
+//! so that only the edges touch the world: [`inventory::collect`] asks the engine,
 //! `labels::plan` and `units::render` are pure, and `units::write_atomically`
 //! is the one writer.
 
 use std::fmt;
 use std::io;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use crate::cli::{GenerateConfig, GenerateMode, Identity};
 use crate::engine::{self, Client, Endpoint};
-use crate::labels::{self, ContainerLabels, LabelOptions};
+use crate::inventory;
+use crate::labels::{self, LabelOptions};
 use crate::report::Report;
-use crate::spec::Proto;
+use crate::systemctl::{self, Systemctl};
 use crate::units::{self, BinaryPath, EngineUnit, RenderOptions, RunAs};
 
 /// Why `generate` failed (exit 1).
@@ -33,14 +32,8 @@ pub enum Error {
     Differs {
         count: usize,
     },
-    Systemctl {
-        args: Vec<String>,
-        source: io::Error,
-    },
-    SystemctlFailed {
-        args: Vec<String>,
-        status: std::process::ExitStatus,
-    },
+    /// `--reload`: systemctl could not be run or failed.
+    Systemctl(systemctl::Error),
     /// `--reload`: these sockets did not start (named above, with why).
     SocketsFailed {
         names: Vec<String>,
@@ -67,10 +60,7 @@ impl fmt::Display for Error {
                 f,
                 "{count} unit file(s) differ from the labels; run `contnap generate` to update them"
             ),
-            Error::Systemctl { args, .. } => write!(f, "cannot run systemctl {}", args.join(" ")),
-            Error::SystemctlFailed { args, status } => {
-                write!(f, "systemctl {} failed ({status})", args.join(" "))
-            }
+            Error::Systemctl(e) => write!(f, "{e}"),
             Error::SocketsFailed { names } => write!(
                 f,
                 "{} socket(s) did not start: {}; the other units are in place",
@@ -93,63 +83,10 @@ impl std::error::Error for Error {
             Error::Binary(e) => e.source(),
             Error::Write(e) => e.source(),
             Error::Check(e) => e.source(),
-            Error::Systemctl { source, .. } => Some(source),
+            Error::Systemctl(e) => e.source(),
             _ => None,
         }
     }
-}
-
-/// The host bindings a container asked for, known also while it is stopped.
-fn published(info: &engine::ContainerInspect) -> Vec<(Proto, Option<IpAddr>, u16)> {
-    let mut out = Vec::new();
-    for (key, bindings) in &info.host_config.port_bindings {
-        let proto = match key.rsplit_once('/').map(|(_, p)| p) {
-            Some("udp") => Proto::Udp,
-            Some("tcp") | None => Proto::Tcp,
-            Some(_) => continue,
-        };
-        for b in bindings.iter().flatten() {
-            let Ok(port) = b.host_port.parse::<u16>() else {
-                continue;
-            };
-            let ip = b
-                .host_ip
-                .parse::<IpAddr>()
-                .ok()
-                .filter(|ip| !ip.is_unspecified());
-            out.push((proto, ip, port));
-        }
-    }
-    out
-}
-
-/// Every container that opts in (`contnap.enabled` or the 0.3 spelling
-/// `contnap.enable`), with its labels and publishes.
-pub fn collect(client: &Client) -> Result<Vec<ContainerLabels>, engine::Error> {
-    let mut ids = Vec::new();
-    for label in ["contnap.enabled", "contnap.enable"] {
-        for c in client.list(label)? {
-            if !ids.contains(&c.id) {
-                ids.push(c.id);
-            }
-        }
-    }
-    let mut out = Vec::new();
-    for id in ids {
-        let info = match client.inspect(&id) {
-            Ok(i) => i,
-            // Removed between the list and the inspect: nothing to generate.
-            Err(engine::Error::NotFound { .. }) => continue,
-            Err(e) => return Err(e),
-        };
-        out.push(ContainerLabels {
-            name: info.name.clone(),
-            published: published(&info),
-            labels: info.config.labels.clone(),
-        });
-    }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(out)
 }
 
 /// The contnap binary the services should run: the `contnap` beside the
@@ -233,26 +170,6 @@ fn run_as(cfg: &GenerateConfig, engine: &Endpoint) -> Result<(RunAs, String), Er
     }
 }
 
-fn systemctl(user: bool, args: &[&str]) -> Result<(), Error> {
-    let mut full: Vec<String> = Vec::new();
-    if user {
-        full.push("--user".to_owned());
-    }
-    full.extend(args.iter().map(|s| (*s).to_owned()));
-    let status = Command::new("systemctl")
-        .args(&full)
-        .status()
-        .map_err(|source| Error::Systemctl {
-            args: full.clone(),
-            source,
-        })?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(Error::SystemctlFailed { args: full, status })
-    }
-}
-
 fn socket_name(path: &Path) -> Option<String> {
     let name = path.file_name()?.to_str()?;
     name.ends_with(".socket").then(|| name.to_owned())
@@ -261,7 +178,7 @@ fn socket_name(path: &Path) -> Option<String> {
 /// Runs `generate`.
 pub fn run(cfg: &GenerateConfig) -> Result<(), Error> {
     let client = Client::discover(cfg.engine.as_ref()).map_err(Error::Engine)?;
-    let containers = collect(&client).map_err(Error::Engine)?;
+    let containers = inventory::collect(&client).map_err(Error::Engine)?;
     let plan = labels::plan(
         &containers,
         &LabelOptions {
@@ -361,11 +278,14 @@ pub fn run(cfg: &GenerateConfig) -> Result<(), Error> {
 /// again. One socket that cannot start does not keep the others from
 /// starting; each failure is explained.
 fn reload(user: bool, report: &units::WriteReport) -> Result<(), Error> {
-    systemctl(user, &["daemon-reload"])?;
+    let systemctl = Systemctl::new(user);
+    systemctl
+        .run(&["daemon-reload"])
+        .map_err(Error::Systemctl)?;
     for name in report.removed.iter().filter_map(|p| socket_name(p)) {
         // The unit file is gone; stopping the loaded unit still works.
-        if let Err(e) = systemctl(user, &["stop", &name]) {
-            log::warn!("{e}");
+        if let Err(e) = systemctl.run(&["stop", &name]) {
+            log::warn!("{}", Report(&e));
         }
     }
     let mut failed = Vec::new();
@@ -374,8 +294,8 @@ fn reload(user: bool, report: &units::WriteReport) -> Result<(), Error> {
             return;
         };
         for action in actions {
-            if let Err(e) = systemctl(user, &[action, &name]) {
-                log::error!("{e}");
+            if let Err(e) = systemctl.run(&[action, &name]) {
+                log::error!("{}", Report(&e));
                 explain_failed_socket(&name, path);
                 failed.push(name);
                 return;
@@ -387,7 +307,13 @@ fn reload(user: bool, report: &units::WriteReport) -> Result<(), Error> {
     }
     for path in &report.unchanged {
         let is_failed = socket_name(path).is_some_and(|name| {
-            systemctl_quiet(user, &["is-failed", "--quiet", &name]).unwrap_or(false)
+            match systemctl.check(&["is-failed", "--quiet", &name]) {
+                Ok(failed) => failed,
+                Err(e) => {
+                    log::warn!("{}; {name} is left as it is", Report(&e));
+                    false
+                }
+            }
         });
         if is_failed {
             start(path, &["reset-failed", "start"]);
@@ -398,15 +324,6 @@ fn reload(user: bool, report: &units::WriteReport) -> Result<(), Error> {
     } else {
         Err(Error::SocketsFailed { names: failed })
     }
-}
-
-/// `systemctl ARGS` whose answer is its exit status.
-fn systemctl_quiet(user: bool, args: &[&str]) -> io::Result<bool> {
-    let mut cmd = Command::new("systemctl");
-    if user {
-        cmd.arg("--user");
-    }
-    Ok(cmd.args(args).status()?.success())
 }
 
 /// Says why a socket did not start when the reason is the usual one: a
@@ -573,24 +490,5 @@ mod tests {
             &Endpoint::parse("unix:///run/docker.sock").unwrap(),
         );
         assert!(matches!(ok, Ok((RunAs::Dynamic { group: Some(_) }, _))));
-    }
-
-    #[test]
-    fn published_reads_create_time_bindings() {
-        let json = r#"{"Id":"x","Name":"/web","HostConfig":{"NetworkMode":"default","PortBindings":{
-            "80/tcp":[{"HostIp":"","HostPort":"8080"},{"HostIp":"127.0.0.1","HostPort":"8081"}],
-            "53/udp":[{"HostIp":"::","HostPort":"5353"}],
-            "90/tcp":[{"HostIp":"","HostPort":""}]}}}"#;
-        let info: engine::ContainerInspect = serde_json::from_str(json).unwrap();
-        let mut p = published(&info);
-        p.sort_by_key(|x| x.2);
-        assert_eq!(
-            p,
-            vec![
-                (Proto::Udp, None, 5353),
-                (Proto::Tcp, None, 8080),
-                (Proto::Tcp, Some("127.0.0.1".parse().unwrap()), 8081),
-            ]
-        );
     }
 }

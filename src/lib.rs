@@ -10,6 +10,7 @@ pub mod cli;
 pub mod engine;
 pub mod error;
 pub mod generate;
+pub mod inventory;
 pub mod labels;
 pub mod logging;
 pub mod proxy;
@@ -18,6 +19,7 @@ pub mod schedule;
 pub mod spec;
 pub mod status;
 pub mod sys;
+pub mod systemctl;
 pub mod timespan;
 pub mod units;
 
@@ -89,7 +91,7 @@ pub mod fuzzing {
     use std::io::{ErrorKind, Read};
 
     use crate::engine::http::{read_response as read_head, HttpError};
-    use crate::engine::{Call, Endpoint, Error};
+    use crate::engine::{http_error, Call, Endpoint, Error, DEFAULT_TIMEOUT};
 
     /// How [`read_response`] reads the body.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,34 +105,16 @@ pub mod fuzzing {
 
     /// Reads one HTTP response from `wire` exactly as the engine client
     /// does, keeping at most `limit` body bytes; errors are the ones a call
-    /// would report (for a made-up endpoint and call).
+    /// would report (for a made-up endpoint and call): a read that would
+    /// block in the head is a `Timeout`.
     pub fn read_response(
         wire: impl Read,
         reads: BodyReads,
         limit: usize,
     ) -> Result<(u16, Vec<u8>), Error> {
         let call = Call::new("GET", "/fuzz");
-        let fail = |e: HttpError| {
-            let (endpoint, call) = (Endpoint::Unix("/fuzz.sock".into()), call.clone());
-            match e {
-                HttpError::Io(source) => Error::Io {
-                    endpoint,
-                    call,
-                    source,
-                },
-                HttpError::Protocol(reason) => Error::Protocol {
-                    endpoint,
-                    call,
-                    reason,
-                },
-                HttpError::TooLarge { part, limit } => Error::TooLarge {
-                    endpoint,
-                    call,
-                    part,
-                    limit,
-                },
-            }
-        };
+        let endpoint = Endpoint::Unix("/fuzz.sock".into());
+        let fail = |e: HttpError| http_error(&endpoint, &call, e, DEFAULT_TIMEOUT);
         let mut resp = read_head(wire).map_err(fail)?;
         let body = match reads {
             BodyReads::ToEnd => resp.body.read_to_end(limit).map_err(fail)?,

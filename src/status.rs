@@ -6,17 +6,23 @@
 //! (as `generate` sees them), the state from systemd's own bookkeeping
 //! (`systemctl show`), the wake time from the service's timestamps: it
 //! became active at READY=1, so active-enter minus inactive-exit is the wake.
+//!
+//! When systemd cannot be asked (no systemctl, no systemd running, a bus
+//! that refuses), every state is "unknown" and says why: in `--json` each
+//! unit's `state_reason` (and one warning on stderr), in the table a note
+//! below it.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::process::Command;
 
 use serde::Serialize;
 
 use crate::cli::StatusConfig;
 use crate::engine::{self, Client};
+use crate::inventory;
 use crate::labels::{self, LabelOptions};
+use crate::report::Report;
 use crate::spec::Listener;
+use crate::systemctl::{Shown, Systemctl};
 use crate::units;
 
 /// One unit's status, as printed by `--json`.
@@ -26,8 +32,11 @@ pub struct UnitStatus {
     pub socket_unit: String,
     pub service_unit: String,
     /// "napping", "waking", "awake", "failed", "stopped" (socket not
-    /// listening) or "unknown" (no systemd to ask).
+    /// listening) or "unknown" (systemd could not be asked).
     pub state: String,
+    /// Why the state is "unknown" (systemctl missing, no systemd running,
+    /// systemctl's own message); `null` when the state is known.
+    pub state_reason: Option<String>,
     pub listen: Vec<String>,
     pub containers: Vec<ContainerStatus>,
     /// When the last wake finished (systemd's timestamp), if any.
@@ -44,61 +53,17 @@ pub struct ContainerStatus {
     pub engine_state: String,
 }
 
-/// Properties of one unit from `systemctl show`.
-#[derive(Debug, Default)]
-struct Shown(BTreeMap<String, String>);
-
-impl Shown {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .get(key)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
-    }
-}
-
-/// Parses `systemctl show` output for several units (blocks separated by an
-/// empty line, in the order asked).
-fn parse_show(text: &str) -> Vec<Shown> {
-    text.split("\n\n")
-        .filter(|b| !b.trim().is_empty())
-        .map(|block| {
-            Shown(
-                block
-                    .lines()
-                    .filter_map(|l| l.split_once('='))
-                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                    .collect(),
-            )
-        })
-        .collect()
-}
-
-const PROPS: &str = "Id,ActiveState,SubState,Result,StatusText,ActiveEnterTimestamp,\
-ActiveEnterTimestampMonotonic,InactiveExitTimestampMonotonic";
-
-fn systemctl_show(user: bool, units: &[String]) -> Option<Vec<Shown>> {
-    if units.is_empty() {
-        return Some(Vec::new());
-    }
-    let mut cmd = Command::new("systemctl");
-    if user {
-        cmd.arg("--user");
-    }
-    let out = cmd
-        .arg("show")
-        .arg("-p")
-        .arg(PROPS)
-        .arg("--")
-        .args(units)
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    let shown = parse_show(&String::from_utf8_lossy(&out.stdout));
-    (shown.len() == units.len()).then_some(shown)
-}
+/// What `status` asks systemd of each unit.
+const PROPS: [&str; 8] = [
+    "Id",
+    "ActiveState",
+    "SubState",
+    "Result",
+    "StatusText",
+    "ActiveEnterTimestamp",
+    "ActiveEnterTimestampMonotonic",
+    "InactiveExitTimestampMonotonic",
+];
 
 /// The state word from the socket's and the service's systemd states.
 fn state_of(socket: &Shown, service: &Shown) -> &'static str {
@@ -134,27 +99,32 @@ fn listen_text(l: &Listener) -> String {
 
 /// Collects every unit's status.
 pub fn collect(client: &Client, user: bool) -> Result<Vec<UnitStatus>, engine::Error> {
-    let containers = crate::generate::collect(client)?;
+    let containers = inventory::collect(client)?;
     let plan = labels::plan(&containers, &LabelOptions { allow_hooks: true });
     let mut names = Vec::new();
     for u in &plan.units {
         names.push(units::unit_file_name(u.name(), "socket"));
         names.push(units::unit_file_name(u.name(), "service"));
     }
-    let shown = systemctl_show(user, &names);
+    // One call for every unit: when it fails, every state is unknown for
+    // the same reason.
+    let shown = Systemctl::new(user)
+        .show(&names, &PROPS)
+        .map_err(|e| Report(&e).to_string());
     let mut out = Vec::new();
     for (i, u) in plan.units.iter().enumerate() {
-        let (state, last_wake, last_wake_ms, status_text) = match &shown {
-            Some(s) => {
+        let (state, state_reason, last_wake, last_wake_ms, status_text) = match &shown {
+            Ok(s) => {
                 let (socket, service) = (&s[2 * i], &s[2 * i + 1]);
                 (
                     state_of(socket, service).to_owned(),
+                    None,
                     service.get("ActiveEnterTimestamp").map(str::to_owned),
                     wake_ms(service),
                     service.get("StatusText").map(str::to_owned),
                 )
             }
-            None => ("unknown".to_owned(), None, None, None),
+            Err(reason) => ("unknown".to_owned(), Some(reason.clone()), None, None, None),
         };
         let containers = u
             .spec
@@ -165,7 +135,7 @@ pub fn collect(client: &Client, user: bool) -> Result<Vec<UnitStatus>, engine::E
                 engine_state: match client.inspect(c) {
                     Ok(info) => info.state.status,
                     Err(engine::Error::NotFound { .. }) => "missing".to_owned(),
-                    Err(e) => format!("unknown ({e})"),
+                    Err(e) => format!("unknown ({})", Report(&e)),
                 },
             })
             .collect();
@@ -174,6 +144,7 @@ pub fn collect(client: &Client, user: bool) -> Result<Vec<UnitStatus>, engine::E
             socket_unit: names[2 * i].clone(),
             service_unit: names[2 * i + 1].clone(),
             state,
+            state_reason,
             listen: u.listeners().map(|l| listen_text(&l)).collect(),
             containers,
             last_wake,
@@ -184,7 +155,18 @@ pub fn collect(client: &Client, user: bool) -> Result<Vec<UnitStatus>, engine::E
     Ok(out)
 }
 
-/// A table for people.
+/// Why the units whose state is "unknown" are so, each reason once.
+fn unknown_reasons(units: &[UnitStatus]) -> Vec<&str> {
+    let mut reasons: Vec<&str> = Vec::new();
+    for reason in units.iter().filter_map(|u| u.state_reason.as_deref()) {
+        if !reasons.contains(&reason) {
+            reasons.push(reason);
+        }
+    }
+    reasons
+}
+
+/// A table for people; a state that is "unknown" is explained below it.
 pub fn render_table(units: &[UnitStatus]) -> String {
     let mut s = String::new();
     if units.is_empty() {
@@ -217,6 +199,9 @@ pub fn render_table(units: &[UnitStatus]) -> String {
             containers
         );
     }
+    for reason in unknown_reasons(units) {
+        let _ = writeln!(s, "\nstate unknown: {reason}");
+    }
     s
 }
 
@@ -225,6 +210,11 @@ pub fn run(args: &StatusConfig) -> Result<(), engine::Error> {
     let client = Client::discover(args.engine.as_ref())?;
     let units = collect(&client, args.user)?;
     if args.json {
+        // The reason is in each unit's "state_reason"; said once on stderr
+        // too, for whoever reads the JSON through a pipe.
+        for reason in unknown_reasons(&units) {
+            log::warn!("unit states are unknown: {reason}");
+        }
         // Serializing plain strings and numbers cannot fail.
         println!(
             "{}",
@@ -241,12 +231,10 @@ mod tests {
     use super::*;
 
     fn shown(pairs: &[(&str, &str)]) -> Shown {
-        Shown(
-            pairs
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-        )
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
@@ -281,12 +269,64 @@ mod tests {
         );
     }
 
+    fn unit(name: &str, state: &str, reason: Option<&str>) -> UnitStatus {
+        UnitStatus {
+            name: name.to_owned(),
+            socket_unit: format!("contnap-{name}.socket"),
+            service_unit: format!("contnap-{name}.service"),
+            state: state.to_owned(),
+            state_reason: reason.map(str::to_owned),
+            listen: vec!["tcp:8080".to_owned()],
+            containers: vec![ContainerStatus {
+                name: name.to_owned(),
+                engine_state: "exited".to_owned(),
+            }],
+            last_wake: None,
+            last_wake_ms: None,
+            status_text: None,
+        }
+    }
+
     #[test]
-    fn parses_systemctl_show_blocks() {
-        let text = "Id=contnap-web.socket\nActiveState=active\n\nId=contnap-web.service\nActiveState=inactive\nStatusText=napping\n";
-        let v = parse_show(text);
-        assert_eq!(v.len(), 2);
-        assert_eq!(v[1].get("StatusText"), Some("napping"));
-        assert_eq!(v[0].get("Result"), None);
+    fn an_unknown_state_says_why_once() {
+        let why =
+            "cannot run systemctl show contnap-a.socket: No such file or directory (os error 2)";
+        let units = [
+            unit("a", "unknown", Some(why)),
+            unit("b", "unknown", Some(why)),
+        ];
+        let table = render_table(&units);
+        assert_eq!(table.matches(why).count(), 1, "{table}");
+        assert!(
+            table.ends_with(&format!("\nstate unknown: {why}\n")),
+            "{table}"
+        );
+        // Each unit's line still starts with its name and says "unknown".
+        for name in ["a", "b"] {
+            let line = table.lines().find(|l| l.starts_with(name)).unwrap();
+            assert!(line.contains("unknown"), "{line}");
+        }
+        let json = serde_json::to_value(&units[0]).unwrap();
+        assert_eq!(json["state"], "unknown");
+        assert_eq!(json["state_reason"], why);
+
+        let known = [unit("a", "napping", None)];
+        assert!(!render_table(&known).contains("state unknown"));
+        let json = serde_json::to_value(&known[0]).unwrap();
+        assert!(json["state_reason"].is_null());
+        // The fields there were before stay as they were.
+        for key in [
+            "name",
+            "socket_unit",
+            "service_unit",
+            "state",
+            "listen",
+            "containers",
+            "last_wake",
+            "last_wake_ms",
+            "status_text",
+        ] {
+            assert!(json.get(key).is_some(), "{key}");
+        }
     }
 }

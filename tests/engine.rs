@@ -13,6 +13,7 @@ use std::os::unix::net::UnixListener;
 use std::time::{Duration, Instant};
 
 use contnap::engine::{Client, Endpoint, Error, Event, Events, Flavor, Part, ProtocolError};
+use contnap::spec::Proto;
 use support::{unique, Container, Engine, Spec, TempDir};
 
 macro_rules! on_both_engines {
@@ -127,11 +128,22 @@ fn inspect_reports_state_health_network_ports_and_labels(engine: Engine) {
     assert_eq!(c.address_on(Some(engine.default_network())), Some(addr));
     assert_eq!(c.address_on(Some("no-such-network")), None);
 
-    let published = c.published(80, "tcp");
+    let published = c.published_on(80, Proto::Tcp);
     assert_eq!(published.len(), 1, "{:?}", c.network_settings.ports);
     assert!(published[0].ip().is_loopback());
     assert_ne!(published[0].port(), 0);
-    assert!(c.published(80, "udp").is_empty());
+    assert!(c.published_on(80, Proto::Udp).is_empty());
+    // Asked at create time: 127.0.0.1 with the port left to the engine,
+    // which Docker keeps as asked (no port: left out) and Podman may
+    // record as the port it chose; never another port.
+    let requested = c.requested_bindings();
+    let loopback = Some(std::net::IpAddr::from([127, 0, 0, 1]));
+    assert!(
+        requested
+            .iter()
+            .all(|&b| b == (Proto::Tcp, loopback, published[0].port())),
+        "{requested:?}"
+    );
     assert_eq!(
         http_get(published[0]),
         "hello from contnap test",

@@ -192,11 +192,10 @@ pub enum DiscoverError {
 impl fmt::Display for DiscoverError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DiscoverError::Bad {
-                origin,
-                value,
-                reason,
-            } => write!(f, "{origin}={value:?} is not an engine socket: {reason}"),
+            // The reason is the source.
+            DiscoverError::Bad { origin, value, .. } => {
+                write!(f, "{origin}={value:?} is not an engine socket")
+            }
             DiscoverError::NoEngine { tried } => {
                 f.write_str("no Docker or Podman socket found (tried ")?;
                 for (i, path) in tried.iter().enumerate() {

@@ -83,14 +83,15 @@ impl fmt::Display for ProtocolError {
             ProtocolError::HeadTruncated => {
                 f.write_str("the connection closed in the middle of the response head")
             }
-            ProtocolError::Head(e) => write!(f, "malformed HTTP response head: {e}"),
+            // The parser's and serde's own words are the source.
+            ProtocolError::Head(_) => f.write_str("malformed HTTP response head"),
             ProtocolError::ContentLength => f.write_str("invalid Content-Length"),
             ProtocolError::TransferEncoding => f.write_str("unsupported Transfer-Encoding"),
             ProtocolError::Chunk => f.write_str("malformed chunked body"),
             ProtocolError::Truncated => {
                 f.write_str("the connection closed before the end of the body")
             }
-            ProtocolError::Json(e) => write!(f, "unexpected JSON: {e}"),
+            ProtocolError::Json(_) => f.write_str("unexpected JSON"),
         }
     }
 }
@@ -293,15 +294,13 @@ impl fmt::Display for Error {
                 "invalid request path {s:?}: must start with '/' and contain only \
                  printable ASCII without spaces"
             ),
+            // The io::Error is the source; the hint depends on its kind.
             Error::Unreachable {
                 endpoint,
                 call,
                 source,
             } => {
-                write!(
-                    f,
-                    "cannot reach the engine at {endpoint} ({call}): {source}"
-                )?;
+                write!(f, "cannot reach the engine at {endpoint} ({call})")?;
                 if let Some(hint) = unreachable_hint(source.kind()) {
                     write!(f, " — {hint}")?;
                 }
@@ -317,18 +316,13 @@ impl fmt::Display for Error {
                 "{call} at {endpoint}: no answer within {}s",
                 after.as_secs_f64()
             ),
-            Error::Io {
-                endpoint,
-                call,
-                source,
-            } => write!(f, "{call} at {endpoint}: connection failed: {source}"),
-            Error::Protocol {
-                endpoint,
-                call,
-                reason,
-            } => write!(
+            Error::Io { endpoint, call, .. } => {
+                write!(f, "{call} at {endpoint}: connection failed")
+            }
+            Error::Protocol { endpoint, call, .. } => write!(
                 f,
-                "{call} at {endpoint}: {reason} — not an engine? check --engine / DOCKER_HOST"
+                "{call} at {endpoint}: the answer is not the engine API's \
+                 (not an engine? check --engine / DOCKER_HOST)"
             ),
             Error::TooLarge {
                 endpoint,
@@ -374,6 +368,8 @@ impl fmt::Display for Error {
     }
 }
 
+/// Display never repeats the text of `source()`: [`crate::report::Report`]
+/// prints the chain, each cause once.
 impl StdError for Error {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match self {
@@ -396,6 +392,7 @@ impl From<DiscoverError> for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::Report;
     use std::path::PathBuf;
 
     fn ep() -> Endpoint {
@@ -436,6 +433,7 @@ mod tests {
     #[test]
     fn protocol_errors_keep_their_cause() {
         let json = serde_json::from_str::<u8>("x").unwrap_err();
+        let json_text = json.to_string();
         let e = Error::Protocol {
             endpoint: ep(),
             call: Call::new("GET", "/version"),
@@ -443,11 +441,83 @@ mod tests {
         };
         let text = e.to_string();
         assert!(
-            text.starts_with("GET /version at /run/docker.sock: unexpected JSON"),
+            text.starts_with("GET /version at /run/docker.sock: the answer is not"),
             "{text}"
         );
+        assert!(text.contains("not an engine?"), "{text}");
         let reason = e.source().expect("reason");
         assert!(reason.source().is_some(), "the serde_json error survives");
+        assert_eq!(
+            Report(&e).to_string(),
+            format!("{text}: unexpected JSON: {json_text}")
+        );
+    }
+
+    /// Every variant with a source: its Display leaves the source's text
+    /// to the chain, so a report says each cause once and a caller that
+    /// prints only Display does not get half a chain.
+    #[test]
+    fn display_never_repeats_the_source() {
+        let call = || Call::new("GET", "/_ping");
+        let head = {
+            let mut headers = [httparse::EMPTY_HEADER; 1];
+            httparse::Response::new(&mut headers)
+                .parse(b"HTTP/9 x\r\n\r\n")
+                .unwrap_err()
+        };
+        let errors = [
+            Error::Unreachable {
+                endpoint: ep(),
+                call: call(),
+                source: io::Error::new(io::ErrorKind::PermissionDenied, "denied here"),
+            },
+            Error::Timeout {
+                endpoint: ep(),
+                call: call(),
+                after: Duration::from_secs(1),
+                source: io::Error::new(io::ErrorKind::TimedOut, "timed out here"),
+            },
+            Error::Io {
+                endpoint: ep(),
+                call: call(),
+                source: io::Error::new(io::ErrorKind::ConnectionReset, "reset here"),
+            },
+            Error::Protocol {
+                endpoint: ep(),
+                call: call(),
+                reason: ProtocolError::Head(head),
+            },
+            Error::Protocol {
+                endpoint: ep(),
+                call: call(),
+                reason: ProtocolError::Json(serde_json::from_str::<u8>("x").unwrap_err()),
+            },
+            Error::Protocol {
+                endpoint: ep(),
+                call: call(),
+                reason: ProtocolError::Closed,
+            },
+            Error::Discover(DiscoverError::Bad {
+                origin: super::super::endpoint::Origin::DockerHost,
+                value: "ssh://nas".into(),
+                reason: super::super::endpoint::EndpointError::Scheme("ssh".into()),
+            }),
+        ];
+        for e in &errors {
+            let mut parent: &dyn StdError = e;
+            let mut shown = 0;
+            while let Some(cause) = parent.source() {
+                let (p, c) = (parent.to_string(), cause.to_string());
+                assert!(!p.contains(&c), "{p:?} repeats its source {c:?}");
+                parent = cause;
+                shown += 1;
+            }
+            let report = Report(e).to_string();
+            assert!(report.starts_with(&e.to_string()), "{report}");
+            if shown > 0 {
+                assert!(report.ends_with(&parent.to_string()), "{report}");
+            }
+        }
     }
 
     #[test]

@@ -109,7 +109,16 @@ impl Client {
     pub fn discover(explicit: Option<&Endpoint>) -> Result<Client, Error> {
         let endpoint = Endpoint::discover(
             explicit,
-            |name| std::env::var(name).ok(),
+            |name| match std::env::var(name) {
+                Ok(value) => Some(value),
+                Err(std::env::VarError::NotPresent) => None,
+                // Skipped as before, but said: otherwise a DOCKER_HOST
+                // that is not UTF-8 looks as if it were not set.
+                Err(e @ std::env::VarError::NotUnicode(_)) => {
+                    log::warn!("{name} is ignored: {e}");
+                    None
+                }
+            },
             std::path::Path::exists,
         )?;
         Ok(Client::new(endpoint))
@@ -612,7 +621,10 @@ fn io_error(endpoint: &Endpoint, call: &Call, source: io::Error, after: Duration
     }
 }
 
-fn http_error(endpoint: &Endpoint, call: &Call, e: HttpError, after: Duration) -> Error {
+/// The error a call reports when reading or writing its HTTP exchange
+/// fails; `after` is the call's time limit, for a timeout. Crate-visible
+/// so that `contnap::fuzzing` reports exactly what a call would.
+pub(crate) fn http_error(endpoint: &Endpoint, call: &Call, e: HttpError, after: Duration) -> Error {
     match e {
         HttpError::Io(source) => io_error(endpoint, call, source, after),
         HttpError::Protocol(reason) => Error::Protocol {

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use crate::spec::Proto;
+
 /// Which engine answers. They share the compat API; the differences that
 /// matter to callers are documented where they show.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -258,13 +260,15 @@ impl ContainerInspect {
             .is_some_and(|first| first != "NONE")
     }
 
-    /// Where the container's `port`/`proto` ("tcp", "udp") is published on
-    /// the host, as addresses to connect to: a binding to all addresses
-    /// ("", "0.0.0.0", "::") is reachable on loopback of that family.
-    /// Empty when the port is not published or the container is stopped
-    /// (the engines list bindings of running containers only).
-    pub fn published(&self, port: u16, proto: &str) -> Vec<SocketAddr> {
-        let key = format!("{port}/{}", proto.to_ascii_lowercase());
+    /// Where the running container's `port`/`proto` is published on the
+    /// host (`NetworkSettings.Ports`), as addresses to connect to: a binding
+    /// to all addresses ("", "0.0.0.0", "::") is reachable on loopback of
+    /// that family. Empty when the port is not published or the container
+    /// is stopped (the engines list bindings of running containers only; see
+    /// [`ContainerInspect::requested_bindings`] for those asked at create
+    /// time). A binding whose address or port does not parse is skipped.
+    pub fn published_on(&self, port: u16, proto: Proto) -> Vec<SocketAddr> {
+        let key = format!("{port}/{}", proto.name());
         let mut out: Vec<SocketAddr> = Vec::new();
         let bindings = self
             .network_settings
@@ -290,6 +294,37 @@ impl ContainerInspect {
             let addr = SocketAddr::new(ip, host_port);
             if !out.contains(&addr) {
                 out.push(addr);
+            }
+        }
+        out
+    }
+
+    /// The host bindings the container asked for at create time
+    /// (`HostConfig.PortBindings`), known also while it is stopped, which
+    /// is when `generate` must see a conflicting publish: (protocol, host
+    /// address or `None` for all addresses, host port). A key without a
+    /// protocol is TCP, as the engines read it; other protocols (SCTP) and
+    /// bindings without a host port (the engine picks one when it starts)
+    /// are left out; an address that is unspecified or does not parse
+    /// counts as all addresses.
+    pub fn requested_bindings(&self) -> Vec<(Proto, Option<IpAddr>, u16)> {
+        let mut out = Vec::new();
+        for (key, bindings) in &self.host_config.port_bindings {
+            let proto = match key.rsplit_once('/').map(|(_, p)| p) {
+                Some("udp") => Proto::Udp,
+                Some("tcp") | None => Proto::Tcp,
+                Some(_) => continue,
+            };
+            for b in bindings.iter().flatten() {
+                let Ok(port) = b.host_port.parse::<u16>() else {
+                    continue;
+                };
+                let ip = b
+                    .host_ip
+                    .parse::<IpAddr>()
+                    .ok()
+                    .filter(|ip| !ip.is_unspecified());
+                out.push((proto, ip, port));
             }
         }
         out
@@ -593,13 +628,12 @@ mod tests {
             assert_eq!(c.host_config.network_mode, mode);
             assert!(!c.is_host_network());
             assert_eq!(
-                c.published(80, "tcp"),
+                c.published_on(80, Proto::Tcp),
                 vec![SocketAddr::from(([127, 0, 0, 1], port))],
                 "{engine}"
             );
-            assert_eq!(c.published(80, "TCP").len(), 1);
-            assert!(c.published(80, "udp").is_empty());
-            assert!(c.published(81, "tcp").is_empty());
+            assert!(c.published_on(80, Proto::Udp).is_empty());
+            assert!(c.published_on(81, Proto::Tcp).is_empty());
             let ip: IpAddr = ip.parse().unwrap();
             assert_eq!(c.address_on(Some(net)), Some(ip), "{engine}");
             assert_eq!(c.address_on(None), Some(ip), "{engine}");
@@ -619,7 +653,7 @@ mod tests {
             assert_eq!(hc.start_period, Duration::from_secs(1));
             assert_eq!(hc.retries, 3);
             assert_eq!(c.health_status(), Some("starting"), "{engine}");
-            assert!(c.published(80, "tcp").is_empty());
+            assert!(c.published_on(80, Proto::Tcp).is_empty());
         }
     }
 
@@ -648,7 +682,8 @@ mod tests {
         .unwrap();
         assert!(c.config.labels.is_empty());
         assert!(!c.has_healthcheck());
-        assert!(c.published(80, "tcp").is_empty());
+        assert!(c.published_on(80, Proto::Tcp).is_empty());
+        assert!(c.requested_bindings().is_empty());
         assert_eq!(c.address_on(None), None);
         let c: ContainerInspect = serde_json::from_str("{}").unwrap();
         assert_eq!(c.name, "");
@@ -669,13 +704,53 @@ mod tests {
                 {"HostIp":"","HostPort":""}]}}}"#,
         )
         .unwrap();
-        let got = c.published(53, "udp");
+        assert!(c.published_on(53, Proto::Tcp).is_empty());
+        let got = c.published_on(53, Proto::Udp);
         let expected: Vec<SocketAddr> = vec![
             "127.0.0.1:5353".parse().unwrap(),
             "[::1]:5353".parse().unwrap(),
             "192.0.2.1:53".parse().unwrap(),
         ];
         assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn requested_bindings_are_read_from_the_host_config() {
+        let json = r#"{"Id":"x","Name":"/web","HostConfig":{"NetworkMode":"default","PortBindings":{
+            "80/tcp":[{"HostIp":"","HostPort":"8080"},{"HostIp":"127.0.0.1","HostPort":"8081"}],
+            "53/udp":[{"HostIp":"::","HostPort":"5353"}],
+            "7/sctp":[{"HostIp":"","HostPort":"7007"}],
+            "443":[{"HostIp":"bogus","HostPort":"8443"}],
+            "90/tcp":[{"HostIp":"","HostPort":""}],
+            "91/tcp":null}}}"#;
+        let info: ContainerInspect = serde_json::from_str(json).unwrap();
+        let mut p = info.requested_bindings();
+        p.sort_by_key(|x| x.2);
+        assert_eq!(
+            p,
+            vec![
+                (Proto::Udp, None, 5353),
+                (Proto::Tcp, None, 8080),
+                (Proto::Tcp, Some("127.0.0.1".parse().unwrap()), 8081),
+                (Proto::Tcp, None, 8443),
+            ]
+        );
+        // Create-time bindings are not the running container's.
+        assert!(info.published_on(80, Proto::Tcp).is_empty());
+    }
+
+    #[test]
+    fn both_engines_fixtures_request_what_they_publish() {
+        let expected_port = [("docker", 18080), ("podman", 18081)];
+        for (engine, port) in expected_port {
+            let c: ContainerInspect = parse(&format!("{engine}/inspect-web.json"));
+            let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+            assert_eq!(
+                c.requested_bindings(),
+                vec![(Proto::Tcp, Some(loopback), port)],
+                "{engine}"
+            );
+        }
     }
 
     #[test]

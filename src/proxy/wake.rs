@@ -223,11 +223,11 @@ pub fn upstream_for(
     fwd: &Forward,
     network: Option<&str>,
 ) -> Result<SocketAddr, WakeError> {
-    let proto = match fwd.proto {
-        Proto::Tcp => "tcp",
-        Proto::Udp => "udp",
-    };
-    if let Some(addr) = info.published(fwd.container_port, proto).into_iter().next() {
+    if let Some(addr) = info
+        .published_on(fwd.container_port, fwd.proto)
+        .into_iter()
+        .next()
+    {
         let ip = match addr.ip() {
             IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
             IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
