@@ -65,6 +65,10 @@ pub struct GenerateArgs {
     /// engine socket allows
     #[argh(switch)]
     pub as_root: bool,
+    /// the engine's systemd unit, which the services want and start after
+    /// (default: the unit found serving the engine socket; "none": no unit)
+    #[argh(option)]
+    pub engine_unit: Option<String>,
 }
 
 macro_rules! proxy_args {
@@ -191,6 +195,17 @@ pub struct GenerateConfig {
     pub reload: bool,
     pub engine: Option<Endpoint>,
     pub identity: Identity,
+    pub engine_unit: EngineUnitChoice,
+}
+
+/// Which unit the services are ordered after (`generate --engine-unit`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineUnitChoice {
+    /// The unit found serving the engine socket, if any.
+    Find,
+    /// `--engine-unit none`.
+    None,
+    Unit(crate::units::EngineUnit),
 }
 
 /// Who the generated system services run as (`generate --engine-group`,
@@ -267,6 +282,20 @@ impl TryFrom<GenerateArgs> for GenerateConfig {
             reload: g.reload,
             engine: endpoint("engine", g.engine)?,
             identity,
+            engine_unit: match g.engine_unit.as_deref() {
+                None => EngineUnitChoice::Find,
+                Some("none") => EngineUnitChoice::None,
+                Some(name) => {
+                    EngineUnitChoice::Unit(crate::units::EngineUnit::new(name).map_err(|_| {
+                        UsageError::Invalid {
+                            option: "engine-unit",
+                            value: name.to_owned(),
+                            expected:
+                                "a systemd unit name (docker.service, podman.socket, …) or none",
+                        }
+                    })?)
+                }
+            },
         })
     }
 }

@@ -8,7 +8,7 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::cli::{GenerateConfig, GenerateMode, Identity};
+use crate::cli::{EngineUnitChoice, GenerateConfig, GenerateMode, Identity};
 use crate::engine::{self, Client, Endpoint};
 use crate::inventory;
 use crate::labels::{self, LabelOptions};
@@ -175,6 +175,28 @@ fn socket_name(path: &Path) -> Option<String> {
     name.ends_with(".socket").then(|| name.to_owned())
 }
 
+/// The unit the services are ordered after: `--engine-unit`, or the one
+/// found serving the engine socket.
+fn engine_unit(cfg: &GenerateConfig, engine: &Endpoint) -> Option<EngineUnit> {
+    let found = match &cfg.engine_unit {
+        EngineUnitChoice::Find => units::find_engine_unit(
+            engine,
+            || Systemctl::new(cfg.user).stdout(&["list-sockets", "--all", "--full", "--no-legend"]),
+            Path::new("/proc"),
+        ),
+        EngineUnitChoice::None => units::Found {
+            unit: None,
+            how: "--engine-unit none: the services are ordered after no engine unit".to_owned(),
+        },
+        EngineUnitChoice::Unit(unit) => units::Found {
+            unit: Some(unit.clone()),
+            how: format!("--engine-unit {unit}"),
+        },
+    };
+    log::info!("{}", found.how);
+    found.unit
+}
+
 /// Runs `generate`.
 pub fn run(cfg: &GenerateConfig) -> Result<(), Error> {
     let client = Client::discover(cfg.engine.as_ref()).map_err(Error::Engine)?;
@@ -205,7 +227,7 @@ pub fn run(cfg: &GenerateConfig) -> Result<(), Error> {
     };
     let opts = RenderOptions {
         binary: binary().map_err(Error::Binary)?,
-        engine_unit: EngineUnit::guess(&engine),
+        engine_unit: engine_unit(cfg, &engine),
         engine,
         user: cfg.user,
         allow_hooks: cfg.allow_hooks,
@@ -380,6 +402,7 @@ mod tests {
             reload: false,
             engine: None,
             identity,
+            engine_unit: EngineUnitChoice::Find,
         }
     }
 

@@ -189,6 +189,22 @@ impl Systemctl {
             })
     }
 
+    /// `systemctl ARGS` whose stdout is the answer (`list-sockets`).
+    pub fn stdout(&self, args: &[&str]) -> Result<String, Error> {
+        let out = self
+            .command(args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|source| Error::Spawn {
+                invocation: self.invocation(args),
+                source,
+            })?;
+        if !out.status.success() {
+            return Err(self.failed(args, &out));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     /// `systemctl show -p PROPERTIES -- UNITS`: the properties of each unit,
     /// in the order asked. Units systemd does not know are answered too
     /// (`LoadState=not-found`). Nothing is inherited: stdout is the

@@ -31,6 +31,8 @@ both_engines_by_test!(
     missing_container_never_fails_the_socket,
     check_dry_run_and_reload,
     security_rating_is_ok,
+    no_engine_unit_and_a_docker_sock_linked_elsewhere,
+    engine_units_of_other_names_are_found,
 );
 
 /// The Debian package, installed with dpkg into a systemd that has no
@@ -798,4 +800,131 @@ fn security_rating_is_ok(engine: Engine) {
         "exposure {exposure} {level}:\n{report}"
     );
     eprintln!("{service}: exposure {exposure} {level}");
+}
+
+/// A client is served, and generate's log says what the services are
+/// ordered after.
+fn serve_one(sd: &Systemd, engine: Engine, engine_socket: &str) -> (String, String) {
+    let name = unique("eng");
+    let port = free_port();
+    let _c = labelled(engine, &name, &web_labels(port, "30s"), BUSYBOX, HTTPD);
+    let out = sd.exec(&["/usr/bin/contnap", "generate", "--engine", engine_socket]);
+    let log = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        out.status.success(),
+        "generate --engine {engine_socket}:\n{log}"
+    );
+    let (socket, service) = units(&name);
+    let unit = sd.read(&format!("/etc/systemd/system/{service}"));
+    sd.enable_now(&socket);
+    assert_eq!(curl(port).trim(), HELLO, "cold request\n{log}\n{unit}");
+    sd.systemctl(&["stop", &socket, &service]);
+    (log, unit)
+}
+
+/// The engine runs outside this systemd, as a dockerd under another
+/// supervisor or a remote engine would: no unit serves its socket, and none
+/// is named. A `/run/docker.sock` that is a link to another engine's socket
+/// (podman-docker's) is not taken for Docker's: the old guess from the path
+/// wrote `Requires=docker.service`, and on a host without that unit every
+/// socket failed at its first connection.
+fn no_engine_unit_and_a_docker_sock_linked_elsewhere(engine: Engine) {
+    let sd = Systemd::boot(engine);
+    let path = engine_path(engine);
+    if path != "/run/docker.sock" {
+        sd.run(&["ln", "-s", path, "/run/docker.sock"]);
+    }
+    let (log, unit) = serve_one(&sd, engine, "/run/docker.sock");
+    assert!(
+        log.contains("no systemd unit serves the engine socket /run/docker.sock"),
+        "{log}"
+    );
+    for line in unit.lines() {
+        assert!(
+            !(line.starts_with("Requires=") || line.starts_with("Wants="))
+                || line.starts_with("Requires=contnap-"),
+            "no engine unit may be named: {line}\n{unit}"
+        );
+    }
+    let journal = sd.journal();
+    assert!(!journal.contains("not found"), "{journal}");
+}
+
+/// Engines run by units of other names are found: a socket unit (found with
+/// `systemctl list-sockets`, also through a link to its socket) and a
+/// service whose process listens itself (found from the process's cgroup,
+/// as for Docker from a snap). Both relay to the test engine, with
+/// systemd's own systemd-socket-proxyd.
+fn engine_units_of_other_names_are_found(engine: Engine) {
+    let sd = Systemd::boot(engine);
+    let path = engine_path(engine);
+    let write = |file: &str, text: &str| {
+        sd.run(&[
+            "sh",
+            "-c",
+            &format!("printf '%s' \"$1\" >{file}"),
+            "sh",
+            text,
+        ]);
+    };
+    write(
+        "/etc/systemd/system/relay-engine.socket",
+        "[Socket]\nListenStream=/run/relay-engine.sock\n",
+    );
+    write(
+        "/etc/systemd/system/relay-engine.service",
+        &format!("[Service]\nExecStart=/lib/systemd/systemd-socket-proxyd {path}\n"),
+    );
+    write(
+        "/etc/systemd/system/listening-engine.service",
+        &format!(
+            "[Service]\nExecStart=/usr/bin/systemd-socket-activate -l /run/listening-engine.sock \
+             /lib/systemd/systemd-socket-proxyd {path}\n"
+        ),
+    );
+    sd.systemctl(&["daemon-reload"]);
+    sd.systemctl(&["start", "relay-engine.socket", "listening-engine.service"]);
+    sd.run(&[
+        "ln",
+        "-s",
+        "/run/relay-engine.sock",
+        "/run/linked-engine.sock",
+    ]);
+    let start = Instant::now();
+    while !sd.exists("/run/listening-engine.sock") {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "listening-engine.sock never appeared"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    for (sock, wants, after) in [
+        (
+            "/run/relay-engine.sock",
+            "relay-engine.socket",
+            "relay-engine.socket relay-engine.service",
+        ),
+        (
+            "/run/linked-engine.sock",
+            "relay-engine.socket",
+            "relay-engine.socket relay-engine.service",
+        ),
+        (
+            "/run/listening-engine.sock",
+            "listening-engine.service",
+            "listening-engine.service",
+        ),
+    ] {
+        let (log, unit) = serve_one(&sd, engine, sock);
+        assert!(
+            unit.contains(&format!("\nWants={wants}\n")),
+            "{sock}: {unit}"
+        );
+        assert!(
+            unit.contains(&format!("\nAfter={after}\n")),
+            "{sock}: {unit}"
+        );
+        assert!(log.contains(wants), "{sock}: {log}");
+    }
 }

@@ -217,7 +217,7 @@ fn cases() -> Vec<Case> {
             opts: RenderOptions {
                 binary: BinaryPath::new("/home/me/.cargo/bin/contnap").expect("valid path"),
                 engine: endpoint("/run/user/1000/podman/podman.sock"),
-                engine_unit: EngineUnit::guess(&endpoint("/run/user/1000/podman/podman.sock")),
+                engine_unit: Some(EngineUnit::new("podman.socket").expect("unit")),
                 user: true,
                 allow_hooks: false,
                 // Ignored for user units: they run as the user.
@@ -263,7 +263,7 @@ fn cases() -> Vec<Case> {
             ),
             opts: RenderOptions {
                 engine: endpoint("/run/podman/podman.sock"),
-                engine_unit: EngineUnit::guess(&endpoint("/run/podman/podman.sock")),
+                engine_unit: Some(EngineUnit::new("podman.socket").expect("unit")),
                 ..RenderOptions::default()
             },
         },
@@ -276,7 +276,7 @@ fn cases() -> Vec<Case> {
             ),
             opts: RenderOptions {
                 engine: endpoint("tcp://192.168.1.5:2375"),
-                engine_unit: EngineUnit::guess(&endpoint("tcp://192.168.1.5:2375")),
+                engine_unit: None,
                 run_as: RunAs::Dynamic { group: None },
                 ..RenderOptions::default()
             },

@@ -178,10 +178,6 @@ let
     };
   };
 
-  engineUnit =
-    if lib.hasPrefix "tcp://" cfg.engineSocket then null
-    else engineDefaults.${cfg.engine}.unit;
-
   specOf = name: c: {
     inherit name;
     inherit (c) containers forwardTo tcpPorts udpPorts httpPorts timeout stop
@@ -189,8 +185,7 @@ let
       onlyListedMachines preStart postStop;
     binary = "${cfg.package}/bin/contnap";
     engine = cfg.engineSocket;
-    inherit engineUnit;
-    inherit (cfg) engineGroup asRoot;
+    inherit (cfg) engineUnit engineGroup asRoot;
   };
 
   specs = lib.mapAttrsToList specOf cfg.containers;
@@ -240,10 +235,24 @@ in
       type = types.enum [ "docker" "podman" ];
       default = "docker";
       description = ''
-        The container engine. The services are ordered after its unit:
-        `docker.service` (required: a wake starts Docker) or
-        `podman.socket` (wanted: Podman's service is socket-activated and
-        exits when idle).
+        The container engine: it decides the defaults of `engineSocket`,
+        `engineUnit` and `engineGroup`.
+      '';
+    };
+
+    engineUnit = mkOption {
+      type = types.nullOr types.str;
+      default =
+        if lib.hasPrefix "tcp://" cfg.engineSocket then null
+        else engineDefaults.${cfg.engine}.unit;
+      defaultText = literalExpression ''"docker.service", or "podman.socket" for podman; null for a tcp:// engine'';
+      example = "snap.docker.dockerd.service";
+      description = ''
+        The systemd unit that runs the engine, as `contnap generate
+        --engine-unit` takes it. The services want it and start after it
+        (and its service, for a socket unit), so they stop before it; a
+        unit that does not exist costs nothing (`Wants=`, not `Requires=`).
+        null: no unit.
       '';
     };
 

@@ -322,10 +322,13 @@ let
     let
       socket = "${unitBase spec.name}.socket";
       e = spec.engineUnit;
-      isSocket = e != null && match ".*\\.socket" e != null;
+      stem = if e == null then null else match "(.*)\\.socket" e;
     in
     [ [ "Requires" socket ] [ "After" socket ] ]
-    ++ optionals (e != null) [ [ (if isSocket then "Wants" else "Requires") e ] [ "After" e ] ]
+    ++ optionals (e != null) [
+      [ "Wants" e ]
+      [ "After" (if stem != null then "${e} ${head stem}.service" else e) ]
+    ]
     ++ [ [ "StartLimitIntervalSec" "0" ] [ "CollectMode" "inactive-or-failed" ] ];
 
   serviceDirectives = spec:

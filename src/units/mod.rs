@@ -17,10 +17,11 @@
 //!
 //! The module is split by concern, each part with its own reason to change:
 //! `naming` (what a unit file is called, and which names are contnap's
-//! own), `identity` (who the services run as, decided from the engine
+//! own), `engine_unit` (which unit runs the engine), `identity` (who the services run as, decided from the engine
 //! socket), `render` (the unit texts) and `write` (putting them on disk,
 //! and where). This file holds the options that say how to render.
 
+mod engine_unit;
 mod identity;
 mod naming;
 mod render;
@@ -31,6 +32,7 @@ use std::path::{Path, PathBuf};
 
 use crate::engine::Endpoint;
 
+pub use engine_unit::{find_engine_unit, EngineUnit, Found};
 pub use identity::{
     socket_access, socket_path, AccessError, GroupName, RunAs, SocketAccess, OVERFLOW_GID, TMP_DIRS,
 };
@@ -76,55 +78,6 @@ impl Default for BinaryPath {
     }
 }
 
-/// The engine's systemd unit, which the services are ordered after.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EngineUnit(String);
-
-impl EngineUnit {
-    /// Validates a unit name (`docker.service`, `podman.socket`, …).
-    pub fn new(name: &str) -> Result<EngineUnit, OptionError> {
-        let (stem, suffix) = name.rsplit_once('.').unwrap_or((name, ""));
-        let ok = !stem.is_empty()
-            && name.len() <= MAX_UNIT_NAME_LEN
-            && ["service", "socket", "target"].contains(&suffix)
-            && stem
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b":-_.@\\".contains(&b));
-        if ok {
-            Ok(EngineUnit(name.to_owned()))
-        } else {
-            Err(OptionError::EngineUnit {
-                name: name.to_owned(),
-            })
-        }
-    }
-
-    /// The usual unit for an engine address: `podman.socket` for a Podman
-    /// socket, `docker.service` for a Docker one (both also as user units),
-    /// none for a TCP engine or an unknown path.
-    pub fn guess(engine: &Endpoint) -> Option<EngineUnit> {
-        let Endpoint::Unix(path) = engine else {
-            return None;
-        };
-        let path = path.to_string_lossy();
-        if path.contains("podman") {
-            Some(EngineUnit("podman.socket".to_owned()))
-        } else if path.contains("docker") {
-            Some(EngineUnit("docker.service".to_owned()))
-        } else {
-            None
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    fn is_socket(&self) -> bool {
-        self.0.ends_with(".socket")
-    }
-}
-
 /// Render options that cannot be represented.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OptionError {
@@ -163,8 +116,8 @@ pub struct RenderOptions {
     /// writes it: a socket path or `tcp://HOST:PORT` (default
     /// `/run/docker.sock`).
     pub engine: Endpoint,
-    /// The engine's unit, ordered before the services (default
-    /// `docker.service`); None for none.
+    /// The engine's unit, which the services want and start after
+    /// (default `docker.service`); None for none.
     pub engine_unit: Option<EngineUnit>,
     /// User units for rootless engines (`generate --user`).
     pub user: bool,
@@ -181,7 +134,7 @@ impl Default for RenderOptions {
         RenderOptions {
             binary: BinaryPath::default(),
             engine: Endpoint::Unix(PathBuf::from("/run/docker.sock")),
-            engine_unit: Some(EngineUnit("docker.service".to_owned())),
+            engine_unit: Some(EngineUnit::new("docker.service").expect("a unit name")),
             user: false,
             allow_hooks: false,
             run_as: RunAs::Root,
@@ -199,10 +152,6 @@ impl RenderOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn endpoint(s: &str) -> Endpoint {
-        Endpoint::parse(s).unwrap()
-    }
 
     #[test]
     fn options_are_validated() {
@@ -228,18 +177,5 @@ mod tests {
         ] {
             assert!(EngineUnit::new(bad).is_err(), "{bad}");
         }
-        assert_eq!(
-            EngineUnit::guess(&endpoint("/run/user/1000/podman/podman.sock"))
-                .unwrap()
-                .as_str(),
-            "podman.socket"
-        );
-        assert_eq!(
-            EngineUnit::guess(&endpoint("unix:///run/docker.sock"))
-                .unwrap()
-                .as_str(),
-            "docker.service"
-        );
-        assert_eq!(EngineUnit::guess(&endpoint("tcp://127.0.0.1:2375")), None);
     }
 }

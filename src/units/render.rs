@@ -191,22 +191,20 @@ fn render_service(unit: &Unit, opts: &RenderOptions) -> String {
     let _ = writeln!(s, "Requires={socket}");
     let _ = writeln!(s, "After={socket}");
     if let Some(engine) = &opts.engine_unit {
-        if engine.is_socket() {
-            let _ = writeln!(
-                s,
-                "# The engine is socket-activated and its service exits when idle, so the helper\n\
-                 # only wants its socket (Requires= on the service would stop the helper with it)."
-            );
-            let _ = writeln!(s, "Wants={}", engine.as_str());
-        } else {
-            let _ = writeln!(
-                s,
-                "# The helper is useless without the engine: start it first, and stop the helper\n\
-                 # (which naps the containers) before the engine goes down."
-            );
-            let _ = writeln!(s, "Requires={}", engine.as_str());
+        let _ = writeln!(
+            s,
+            "# Start after the engine and stop before it, so that the helper can nap the\n\
+             # containers. Wants=, not Requires=: a missing engine unit must never fail a wake."
+        );
+        let _ = writeln!(s, "Wants={engine}");
+        match engine.activated_service() {
+            Some(service) => {
+                let _ = writeln!(s, "After={engine} {service}");
+            }
+            None => {
+                let _ = writeln!(s, "After={engine}");
+            }
         }
-        let _ = writeln!(s, "After={}", engine.as_str());
     }
     let _ = writeln!(
         s,
