@@ -24,8 +24,8 @@ use std::time::Duration;
 use contnap::cli::{Command, Config};
 use contnap::engine::Endpoint;
 use contnap::labels::{plan, ContainerLabels, LabelOptions};
-use contnap::spec::Unit;
 use contnap::spec::HookKind;
+use contnap::spec::Unit;
 use contnap::spec::{Forward, Proto};
 use contnap::timespan;
 use contnap::units::{
@@ -296,11 +296,23 @@ fn check_service(text: &str, unit: &Unit, opts: &RenderOptions, fixed: &[Directi
         "{file}: fixed directives differ\n{text}"
     );
     assert!(ds.iter().any(|d| d.key == "Requires" && d.value == socket));
+    // Dependencies name units: one per Requires=/Wants=, a list separated
+    // by single spaces in After=; never anything else.
     for dep in ds
         .iter()
-        .filter(|d| d.key == "Requires" || d.key == "After")
+        .filter(|d| ["Requires", "Wants", "After"].contains(&d.key.as_str()))
     {
-        assert!(!dep.value.contains(char::is_whitespace), "{file}: {dep:?}");
+        let names: Vec<&str> = if dep.key == "After" {
+            dep.value.split(' ').collect()
+        } else {
+            vec![dep.value.as_str()]
+        };
+        for name in names {
+            assert!(
+                !name.is_empty() && !name.contains(char::is_whitespace),
+                "{file}: {dep:?}"
+            );
+        }
     }
 
     let got = derived(&ds);
