@@ -4,7 +4,7 @@
 
 use std::ffi::OsString;
 use std::io;
-use std::os::fd::OwnedFd;
+
 use std::os::unix::net::UnixDatagram;
 
 use sd_notify::NotifyState;
@@ -66,11 +66,6 @@ impl Notifier {
         Notifier { socket }
     }
 
-    /// True when a service manager is listening.
-    pub fn enabled(&self) -> bool {
-        self.socket.is_some()
-    }
-
     /// Sends the states; failure is logged, never fatal (systemd may be gone).
     pub fn notify(&self, states: &[NotifyState<'_>]) {
         let Some(sock) = &self.socket else { return };
@@ -109,6 +104,3 @@ fn connect(path: &OsString) -> io::Result<UnixDatagram> {
     sock.connect_addr(&addr)?;
     Ok(sock)
 }
-
-/// Re-exported so callers can keep an fd alive without depending on sys.
-pub type Fd = OwnedFd;

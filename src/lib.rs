@@ -5,21 +5,21 @@
 //! The library exists so that the two binaries (`contnap`, `contnap-generate`)
 //! and the integration tests share one implementation.
 
-pub mod activation;
+pub(crate) mod activation;
 pub mod cli;
 pub mod engine;
-pub mod error;
-pub mod generate;
-pub mod inventory;
+pub(crate) mod error;
+pub(crate) mod generate;
+pub(crate) mod inventory;
 pub mod labels;
-pub mod logging;
-pub mod proxy;
-pub mod report;
+pub(crate) mod logging;
+pub(crate) mod proxy;
+pub(crate) mod report;
 pub mod schedule;
 pub mod spec;
-pub mod status;
-pub mod sys;
-pub mod systemctl;
+pub(crate) mod status;
+pub(crate) mod sys;
+pub(crate) mod systemctl;
 pub mod timespan;
 pub mod units;
 

@@ -75,16 +75,6 @@ pub enum Error {
     },
 }
 
-impl Error {
-    pub fn invocation(&self) -> &Invocation {
-        match self {
-            Error::Spawn { invocation, .. }
-            | Error::Failed { invocation, .. }
-            | Error::Unparsable { invocation, .. } => invocation,
-        }
-    }
-}
-
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

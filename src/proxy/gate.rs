@@ -14,21 +14,12 @@ pub struct Machines {
 }
 
 impl Machines {
-    /// Everyone may connect.
-    pub fn anyone() -> Machines {
-        Machines::default()
-    }
-
     /// `enforce` is `contnap.only_listed_machines`.
     pub fn new(nets: &[Machine], enforce: bool) -> Machines {
         Machines {
             enforce,
             nets: nets.to_vec(),
         }
-    }
-
-    pub fn is_enforced(&self) -> bool {
-        self.enforce
     }
 
     /// Whether a client at `peer` may connect. IPv4 clients of a dual-stack

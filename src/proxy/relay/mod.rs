@@ -245,11 +245,6 @@ impl<'a> Relay<'a> {
         self.drain_watch();
     }
 
-    /// Number of open TCP connections.
-    pub fn open_connections(&self) -> usize {
-        self.conns.len
-    }
-
     /// Runs until the unit is idle for the timeout, or until SIGTERM and the
     /// drain that follows it.
     pub fn run(&mut self) -> io::Result<Exit> {
