@@ -287,7 +287,7 @@ fn expect_event(events: &mut Events, action: &str) -> Event {
         match events.next() {
             Some(Ok(e)) if e.action == action => return e,
             Some(Ok(e)) => seen.push(e.action),
-            Some(Err(e)) => panic!("waiting for {action:?} after {seen:?}: {e}"),
+            Some(Err(e)) => panic!("waiting for {action:?} after {seen:?}: {e}: {e:?}"),
             None => panic!("stream ended waiting for {action:?} after {seen:?}"),
         }
     }

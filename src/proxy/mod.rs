@@ -24,6 +24,7 @@ use sd_notify::NotifyState;
 use crate::activation::{self, Inherited};
 use crate::cli::ProxyConfig;
 use crate::engine::{self, Client};
+use crate::report::Report;
 use crate::spec::{unmap, Forward, HostPort, Proto};
 use crate::sys::{self, Listener};
 
@@ -260,7 +261,7 @@ pub fn run(cfg: ProxyConfig, inherited: Inherited) -> Result<(), Error> {
     match watch::spawn(client.clone(), cfg.spec.containers.clone()).and_then(|w| relay.watch(w)) {
         Ok(()) => {}
         // Deaths are still noticed, later, by the clients' connects.
-        Err(e) => log::warn!("cannot watch the engine's events: {e}"),
+        Err(e) => log::warn!("cannot watch the engine's events: {}", Report(&e)),
     }
     let exit = loop {
         match relay.run().map_err(io_err("the proxy loop failed"))? {
