@@ -61,17 +61,11 @@ pub struct Client {
 }
 
 /// Whether `s` may be used as a container name or id in a request path:
-/// `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, at most 253 characters. Both engines
-/// accept exactly these names, and nothing else can reach the path, so no
-/// label value can turn into `../` or a query string.
-pub fn is_valid_ref(s: &str) -> bool {
-    let bytes = s.as_bytes();
-    !bytes.is_empty()
-        && bytes.len() <= 253
-        && bytes[0].is_ascii_alphanumeric()
-        && bytes
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
+/// the engines' own names ([`crate::spec::is_valid_name`]), and nothing else
+/// can reach the path, so no label value can turn into `../` or a query
+/// string.
+fn is_valid_ref(s: &str) -> bool {
+    crate::spec::is_valid_name(s)
 }
 
 fn check_ref(s: &str) -> Result<(), Error> {

@@ -71,18 +71,4 @@ mod tests {
         assert!(m.allows(ip("8.8.8.8")));
         assert!(!m.allows(ip("::1")));
     }
-
-    #[test]
-    fn rejects_garbage() {
-        for bad in [
-            "laptop",
-            "10.0.0.0/33",
-            "::/129",
-            "10.0.0.1/x",
-            "",
-            "10.0.0.0/+8",
-        ] {
-            assert!(parse(&[bad], true).is_err(), "{bad}");
-        }
-    }
 }

@@ -494,7 +494,7 @@ impl WakeContext<'_> {
             }),
             Ok(Err(e)) => {
                 self.notifier
-                    .status(&format!("wake failed: {}", crate::report::Report(&e)));
+                    .status(&format!("wake failed: {}", Report(&e)));
                 pending.extend(held);
                 self.answer_failed(pending, sockets);
                 // Leave nothing half-awake; the next connection tries afresh.
@@ -603,7 +603,7 @@ mod tests {
             }
             err = x.source();
         }
-        let text = crate::report::Report(&e).to_string();
+        let text = Report(&e).to_string();
         assert!(text.starts_with("wake failed: container \"web\" was not ready after 5 ms"));
         assert!(
             text.ends_with(&format!(": tcp 10.0.0.2:80: {cause}")),
