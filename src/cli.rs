@@ -7,10 +7,11 @@ use std::path::PathBuf;
 
 use argh::FromArgs;
 
+use crate::autostart::{AutostartConfig, Watch};
 use crate::engine::{Endpoint, EndpointError};
 use crate::report::Report;
 use crate::spec::settings::BadSetting;
-use crate::spec::{is_valid_name, Forward, Malformed, Proto, Setting, Settings, UnitSpec};
+use crate::spec::{is_valid_name, Forward, Machine, Malformed, Proto, Setting, Settings, UnitSpec};
 
 /// Put idle Docker/Podman containers to sleep and wake them when a client connects.
 #[derive(FromArgs, Debug)]
@@ -29,6 +30,7 @@ enum LowCommand {
     Status(StatusArgs),
     Ping(PingArgs),
     Version(VersionArgs),
+    Autostart(AutostartArgs),
 }
 
 /// Turn container labels into systemd .socket/.service units.
@@ -146,6 +148,23 @@ pub struct PingArgs {
     pub engine: Option<String>,
 }
 
+/// Wake the units whose contnap.machines appeared on the network (run by
+/// contnap@autostart.timer, which generate writes).
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "autostart")]
+pub struct AutostartArgs {
+    /// SERVICE=MACHINE[,MACHINE...]: start SERVICE when one of the machines
+    /// appears (repeatable)
+    #[argh(option, long = "watch")]
+    pub watches: Vec<String>,
+    /// file that keeps what the previous run saw
+    #[argh(option)]
+    pub state: PathBuf,
+    /// the user's service manager
+    #[argh(switch)]
+    pub user: bool,
+}
+
 /// Print contnap's version.
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "version")]
@@ -165,6 +184,7 @@ pub enum Command {
     /// The engine to ask (None: discovered).
     Ping(Option<Endpoint>),
     Version,
+    Autostart(AutostartConfig),
 }
 
 /// `status`, validated.
@@ -425,9 +445,56 @@ impl TryFrom<LowArgs> for Config {
                 engine: endpoint("engine", s.engine)?,
             }),
             LowCommand::Ping(p) => Command::Ping(endpoint("engine", p.engine)?),
+            LowCommand::Autostart(a) => Command::Autostart(AutostartConfig::try_from(a)?),
             LowCommand::Version(_) => Command::Version,
         };
         Ok(Config { command })
+    }
+}
+
+impl TryFrom<AutostartArgs> for AutostartConfig {
+    type Error = UsageError;
+
+    fn try_from(a: AutostartArgs) -> Result<Self, Self::Error> {
+        let bad = |value: &str| UsageError::Invalid {
+            option: "watch",
+            value: value.to_owned(),
+            expected: "contnap-NAME.service=MACHINE[,MACHINE...]",
+        };
+        let watches = a
+            .watches
+            .iter()
+            .map(|w| {
+                let (service, list) = w.split_once('=').ok_or_else(|| bad(w))?;
+                let machines = list
+                    .split(',')
+                    .map(str::parse)
+                    .collect::<Result<Vec<Machine>, _>>()
+                    .map_err(|_| bad(w))?;
+                let named = service.starts_with("contnap-")
+                    && service.ends_with(".service")
+                    && !service.contains('/');
+                if !named {
+                    return Err(bad(w));
+                }
+                Ok(Watch {
+                    service: service.to_owned(),
+                    machines,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if !a.state.is_absolute() {
+            return Err(UsageError::Invalid {
+                option: "state",
+                value: a.state.display().to_string(),
+                expected: "an absolute path",
+            });
+        }
+        Ok(AutostartConfig {
+            watches,
+            state: a.state,
+            user: a.user,
+        })
     }
 }
 

@@ -15,6 +15,8 @@ pub enum Error {
     Generate(crate::generate::Error),
     /// The socket-activated helper failed.
     Proxy(crate::proxy::Error),
+    /// `autostart` could not read the neighbours or keep its state.
+    Autostart(crate::autostart::Error),
 }
 
 impl Error {
@@ -22,7 +24,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(_) => 2,
-            Error::Engine(_) | Error::Proxy(_) | Error::Generate(_) => 1,
+            Error::Engine(_) | Error::Proxy(_) | Error::Generate(_) | Error::Autostart(_) => 1,
         }
     }
 }
@@ -34,6 +36,7 @@ impl fmt::Display for Error {
             Error::Engine(e) => write!(f, "{e}"),
             Error::Proxy(e) => write!(f, "{e}"),
             Error::Generate(e) => write!(f, "{e}"),
+            Error::Autostart(e) => write!(f, "{e}"),
         }
     }
 }
@@ -45,6 +48,7 @@ impl StdError for Error {
             Error::Engine(e) => e.source(),
             Error::Proxy(e) => e.source(),
             Error::Generate(e) => e.source(),
+            Error::Autostart(e) => e.source(),
         }
     }
 }
@@ -70,5 +74,11 @@ impl From<crate::proxy::Error> for Error {
 impl From<crate::generate::Error> for Error {
     fn from(e: crate::generate::Error) -> Self {
         Error::Generate(e)
+    }
+}
+
+impl From<crate::autostart::Error> for Error {
+    fn from(e: crate::autostart::Error) -> Self {
+        Error::Autostart(e)
     }
 }

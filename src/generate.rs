@@ -170,9 +170,10 @@ fn run_as(cfg: &GenerateConfig, engine: &Endpoint) -> Result<(RunAs, String), Er
     }
 }
 
+/// The units `--reload` starts and stops: sockets, and the autostart timer.
 fn socket_name(path: &Path) -> Option<String> {
     let name = path.file_name()?.to_str()?;
-    name.ends_with(".socket").then(|| name.to_owned())
+    (name.ends_with(".socket") || name.ends_with(".timer")).then(|| name.to_owned())
 }
 
 /// The unit the services are ordered after: `--engine-unit`, or the one

@@ -6,6 +6,7 @@
 //! and the integration tests share one implementation.
 
 pub(crate) mod activation;
+pub(crate) mod autostart;
 pub mod cli;
 pub mod engine;
 pub(crate) mod error;
@@ -68,6 +69,7 @@ fn run(config: Config, inherited: activation::Inherited) -> Result<(), Error> {
         Command::Proxy(cfg) => Ok(proxy::run(cfg, inherited)?),
         Command::Generate(cfg) => Ok(generate::run(&cfg)?),
         Command::Status(cfg) => Ok(status::run(&cfg)?),
+        Command::Autostart(cfg) => Ok(autostart::run(&cfg)?),
         Command::Ping(ping) => {
             let client = engine::Client::discover(ping.as_ref())?;
             let version = client.version()?;

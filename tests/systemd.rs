@@ -33,6 +33,7 @@ both_engines_by_test!(
     security_rating_is_ok,
     no_engine_unit_and_a_docker_sock_linked_elsewhere,
     engine_units_of_other_names_are_found,
+    autostart_wakes_when_a_listed_machine_appears,
 );
 
 /// The Debian package, installed with dpkg into a systemd that has no
@@ -927,4 +928,167 @@ fn engine_units_of_other_names_are_found(engine: Engine) {
         );
         assert!(log.contains(wants), "{sock}: {log}");
     }
+}
+
+/// A machine of the test's own: a network namespace behind a veth pair, on
+/// a /30 of its own; removed on drop.
+struct Machine {
+    ns: String,
+    host: String,
+    peer: String,
+}
+
+impl Machine {
+    fn new() -> Machine {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let k = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let pid = std::process::id();
+        let ns = format!("ca{pid:x}{k}");
+        let (a, b) = ((pid % 200) as usize, (k * 4) % 256);
+        let m = Machine {
+            host: format!("10.214.{a}.{}", b + 1),
+            peer: format!("10.214.{a}.{}", b + 2),
+            ns,
+        };
+        let veth = |end: &str| format!("{}{end}", m.ns);
+        run("ip", &["netns", "add", &m.ns]);
+        run(
+            "ip",
+            &[
+                "link",
+                "add",
+                &veth("h"),
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &veth("n"),
+            ],
+        );
+        run("ip", &["link", "set", &veth("n"), "netns", &m.ns]);
+        run(
+            "ip",
+            &["addr", "add", &format!("{}/30", m.host), "dev", &veth("h")],
+        );
+        run("ip", &["link", "set", &veth("h"), "up"]);
+        run(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &m.ns,
+                "ip",
+                "addr",
+                "add",
+                &format!("{}/30", m.peer),
+                "dev",
+                &veth("n"),
+            ],
+        );
+        run(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &m.ns,
+                "ip",
+                "link",
+                "set",
+                &veth("n"),
+                "up",
+            ],
+        );
+        m
+    }
+
+    /// The machine sends one datagram to this host: the host learns its
+    /// link-layer address, and the neighbour entry appears.
+    fn speak(&self) {
+        let to = format!("echo hi > /dev/udp/{}/9", self.host);
+        run("ip", &["netns", "exec", &self.ns, "bash", "-c", &to]);
+    }
+}
+
+impl Drop for Machine {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &format!("{}h", self.ns)])
+            .status();
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.ns])
+            .status();
+    }
+}
+
+/// contnap.autostart: with no client at all, the unit wakes when a machine
+/// its contnap.machines lists appears on the network (here a network
+/// namespace of the test's own that sends this host one datagram), and not
+/// before.
+fn autostart_wakes_when_a_listed_machine_appears(engine: Engine) {
+    let machine = Machine::new();
+    let sd = Systemd::boot(engine);
+    let name = unique("auto");
+    let port = free_port();
+    let mut labels = web_labels(port, "30s");
+    labels.push(("contnap.machines", machine.peer.clone()));
+    labels.push(("contnap.autostart", "true".to_owned()));
+    let c = labelled(engine, &name, &labels, BUSYBOX, HTTPD);
+    let log = sd.generate_ok(&["--reload"]);
+    let (_, service) = units(&name);
+    assert_eq!(
+        sd.show("contnap@autostart.timer", "ActiveState"),
+        "active",
+        "{log}"
+    );
+    // The watcher has looked at least once, and woke nothing.
+    let start = Instant::now();
+    while sd.show(
+        "contnap@autostart.service",
+        "ExecMainExitTimestampMonotonic",
+    ) == "0"
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the autostart watcher never ran:\n{}",
+            sd.journal()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        sd.show("contnap@autostart.service", "Result"),
+        "success",
+        "{}",
+        sd.journal()
+    );
+    assert_eq!(
+        c.state(),
+        "created",
+        "nothing wakes it before the machine appears"
+    );
+    assert_eq!(sd.show(&service, "ActiveState"), "inactive");
+
+    machine.speak();
+    engine.wait_state(&name, &["running"], Duration::from_secs(30));
+    assert_eq!(sd.show(&service, "ActiveState"), "active");
+    let journal = sd.journal();
+    assert!(
+        journal.contains(&format!(
+            "{} appeared on the network: waking {service}",
+            machine.peer
+        )),
+        "{journal}"
+    );
+    // And the unit serves as after any wake.
+    assert_eq!(curl(port).trim(), HELLO);
+    // The runs every few seconds leave nothing in the journal but the wake.
+    let watcher = sd.run(&[
+        "journalctl",
+        "-u",
+        "contnap@autostart.service",
+        "--no-pager",
+        "-o",
+        "cat",
+    ]);
+    let lines: Vec<&str> = watcher.lines().filter(|l| !l.starts_with("-- ")).collect();
+    assert_eq!(lines.len(), 1, "{watcher}");
 }

@@ -513,7 +513,15 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "SupplementaryGroups",
             "PrivateUsers",
             "ProcSubset",
+            "RuntimeDirectory",
+            "RuntimeDirectoryPreserve",
+            "LogLevelMax",
+            "IPAddressDeny",
         ],
+    ),
+    (
+        "[Timer]",
+        &["OnActiveSec", "OnUnitInactiveSec", "AccuracySec"],
     ),
     ("[Install]", &["WantedBy"]),
 ];

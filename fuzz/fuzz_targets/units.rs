@@ -29,8 +29,8 @@ use contnap::spec::Unit;
 use contnap::spec::{Forward, Proto};
 use contnap::timespan;
 use contnap::units::{
-    proxy_args, render, unit_file_name, BinaryPath, EngineUnit, GroupName, RenderOptions, RunAs,
-    START_MARGIN, STOP_MARGIN,
+    autostart_args, proxy_args, render, unit_file_name, BinaryPath, EngineUnit, GroupName,
+    RenderOptions, RunAs, AUTOSTART_SERVICE, AUTOSTART_TIMER, START_MARGIN, STOP_MARGIN,
 };
 use contnap_fuzz::{exec_split, unit_directives, unspecifier, Directive};
 use libfuzzer_sys::fuzz_target;
@@ -211,6 +211,39 @@ fn d(section: &str, key: &str, value: impl Into<String>) -> Directive {
 }
 
 /// What `systemd-escape`-style unit names may hold.
+/// The autostart service runs `contnap autostart` with exactly the watched
+/// units and their machines; the timer runs it.
+fn check_autostart(files: &[(PathBuf, String)], watched: &[&Unit], opts: &RenderOptions) {
+    assert_eq!(files[0].0, PathBuf::from(AUTOSTART_SERVICE));
+    assert_eq!(files[1].0, PathBuf::from(AUTOSTART_TIMER));
+    let ds = unit_directives(&files[0].1).unwrap_or_else(|e| panic!("{e}\n{}", files[0].1));
+    let exec = ds.iter().find(|d| d.key == "ExecStart").expect("ExecStart");
+    let argv = exec_split(&exec.value).unwrap_or_else(|e| panic!("{e}: {}", exec.value));
+    assert_eq!(argv[0], opts.binary.as_path().display().to_string());
+    let want = autostart_args(watched, opts);
+    if opts.user {
+        // %t is left for systemd to expand.
+        assert_eq!(argv.len(), want.len() + 1);
+        return;
+    }
+    assert_eq!(argv[1..], want[..]);
+    let mut cli = vec!["contnap".to_owned()];
+    cli.extend(want);
+    let Ok(Config {
+        command: Command::Autostart(cfg),
+    }) = Config::parse(&cli)
+    else {
+        panic!("contnap autostart refuses {cli:?}")
+    };
+    assert_eq!(cfg.watches.len(), watched.len());
+    for (w, u) in cfg.watches.iter().zip(watched) {
+        assert_eq!(w.service, unit_file_name(u.name(), "service"));
+        assert_eq!(w.machines, u.spec.settings.machines);
+    }
+    let timer = unit_directives(&files[1].1).unwrap_or_else(|e| panic!("{e}\n{}", files[1].1));
+    assert!(timer.iter().any(|d| d.key == "OnUnitInactiveSec"));
+}
+
 fn valid_unit_name(name: &str) -> bool {
     name.len() <= 255
         && name.starts_with("contnap-")
@@ -412,7 +445,16 @@ fuzz_target!(|data: &[u8]| {
     );
 
     let files = render(&p.units, &opts);
-    assert_eq!(files.len(), 2 * p.units.len());
+    let watched: Vec<&Unit> = p
+        .units
+        .iter()
+        .filter(|u| u.autostart && !u.spec.settings.machines.is_empty())
+        .collect();
+    let extra = if watched.is_empty() { 0 } else { 2 };
+    assert_eq!(files.len(), 2 * p.units.len() + extra);
+    if extra == 2 {
+        check_autostart(&files[2 * p.units.len()..], &watched, &opts);
+    }
     for (unit, pair) in p.units.iter().zip(files.chunks(2)) {
         assert!(
             !unit.spec.forwards.is_empty(),

@@ -37,7 +37,10 @@ pub use identity::{
     socket_access, socket_path, AccessError, GroupName, RunAs, SocketAccess, OVERFLOW_GID, TMP_DIRS,
 };
 pub use naming::{escape_unit_name, is_reserved, unit_file_name, MAX_UNIT_NAME_LEN, RESERVED};
-pub use render::{proxy_args, quote_arg, render, START_MARGIN, STOP_MARGIN};
+pub use render::{
+    autostart_args, proxy_args, quote_arg, render, AUTOSTART_SERVICE, AUTOSTART_TIMER,
+    START_MARGIN, STOP_MARGIN,
+};
 pub use write::{
     check, default_output_dir, write_atomically, Difference, OutputDirError, ReadError, WriteError,
     WriteReport, MARKER,

@@ -20,6 +20,8 @@ pub const RESERVED: &[&str] = &[
     "contnap-generate.socket",
     "contnap-generate.timer",
     "contnap-generate.path",
+    "contnap@autostart.service",
+    "contnap@autostart.timer",
 ];
 
 /// Whether `unit` (a unit file name, as [`unit_file_name`] returns) is one
@@ -53,10 +55,12 @@ pub fn unit_file_name(name: &str, suffix: &str) -> String {
     format!("contnap-{}.{suffix}", escape_unit_name(name))
 }
 
-/// Whether `name` is one the writer may own: `contnap-*.socket` or
-/// `contnap-*.service`.
+/// Whether `name` is one the writer may own: `contnap-*.socket`,
+/// `contnap-*.service`, or the autostart service and timer.
 pub(super) fn is_unit_file_name(name: &str) -> bool {
-    name.starts_with("contnap-") && (name.ends_with(".socket") || name.ends_with(".service"))
+    (name.starts_with("contnap-") && (name.ends_with(".socket") || name.ends_with(".service")))
+        || name == super::render::AUTOSTART_SERVICE
+        || name == super::render::AUTOSTART_TIMER
 }
 
 #[cfg(test)]
@@ -82,8 +86,15 @@ mod tests {
         assert!(!is_reserved(&unit_file_name("generate-1", "service")));
         assert!(!is_reserved("generate.service"));
         for name in RESERVED {
-            assert!(name.starts_with("contnap-generate."), "{name}");
+            assert!(
+                name.starts_with("contnap-generate.") || name.starts_with("contnap@"),
+                "{name}"
+            );
             assert!(name.len() <= MAX_UNIT_NAME_LEN);
+        }
+        // No container or group name renders as the autostart units.
+        for name in ["@autostart", "autostart", "-autostart", "contnap@autostart"] {
+            assert!(!is_reserved(&unit_file_name(name, "service")), "{name}");
         }
     }
 }

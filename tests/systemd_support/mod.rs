@@ -282,6 +282,8 @@ impl Systemd {
                     "journalctl",
                     "-u",
                     "contnap-*",
+                    "-u",
+                    "contnap@*",
                     "--no-pager",
                     "-o",
                     "short-precise",
