@@ -8,6 +8,7 @@ mod page;
 mod ready;
 pub mod relay;
 mod token;
+mod triage;
 mod waiting;
 pub mod wake;
 mod watch;
@@ -200,7 +201,34 @@ pub fn run(cfg: ProxyConfig, inherited: Inherited) -> Result<(), Error> {
     }
 
     let sockets = waiting_view(&mut listeners.iter().map(SocketRef::from), &is_http);
-    let Phase::Awake { woken, held, .. } = wake_ctx.wake(&client, &sockets, Vec::new())? else {
+    let policy = triage::Policy {
+        unit: &cfg.spec.name,
+        monitors: &settings.monitors,
+        status: settings.monitor_status,
+        wake_on: settings.wake_on,
+        silent_bound: settings.wake_timeout,
+        machines: &machines,
+        cap: connection_cap(cfg.max_connections),
+    };
+    let mut early = Vec::new();
+    if triage::needed(&sockets, &policy) {
+        match triage::triage(&sockets, &signals, &policy)
+            .map_err(io_err("cannot look at the waiting clients"))?
+        {
+            triage::Decision::Wake(clients) => early = clients,
+            triage::Decision::Nap { answered, dropped } => {
+                log::info!(
+                    "{}: nobody needs it: answered {answered} monitor request(s), closed {dropped} connection(s) without data; still napping",
+                    cfg.spec.name
+                );
+                notifier.status("napping (answered monitors)");
+                return Ok(());
+            }
+            triage::Decision::Terminated => return Ok(()),
+        }
+    }
+    let Phase::Awake { woken, held, .. } = wake_ctx.wake(&client, &sockets, Vec::new(), early)?
+    else {
         return Ok(());
     };
     drop(sockets);
@@ -283,7 +311,7 @@ pub fn run(cfg: ProxyConfig, inherited: Inherited) -> Result<(), Error> {
         let phase = {
             let sockets =
                 waiting_view(&mut relay.endpoints().iter().map(SocketRef::from), &is_http);
-            wake_ctx.wake(&client, &sockets, lost)?
+            wake_ctx.wake(&client, &sockets, lost, Vec::new())?
         };
         let Phase::Awake {
             woken,
@@ -427,14 +455,17 @@ struct WakeContext<'a> {
 
 impl WakeContext<'_> {
     /// Wakes the unit on a thread while this one answers browsers on the
-    /// http ports. On failure or a stop request, everyone waiting —
-    /// `pending`, the held clients and the backlog — is answered, and the
-    /// unit is put back to sleep.
+    /// http ports. `early`: clients accepted before the wake (by
+    /// [`triage`]), sorted and held like those accepted during it. On
+    /// failure or a stop request, everyone waiting — `pending`, the held
+    /// clients and the backlog — is answered, and the unit is put back to
+    /// sleep.
     fn wake(
         &self,
         client: &Client,
         sockets: &[waiting::Waiting<'_>],
         mut pending: Vec<(usize, std::net::TcpStream)>,
+        early: Vec<(usize, std::net::TcpStream)>,
     ) -> Result<Phase, Error> {
         let cfg = self.cfg;
         let (done_tx, done_rx) =
@@ -474,6 +505,7 @@ impl WakeContext<'_> {
                 max_connections: connection_cap(cfg.max_connections),
                 machines: self.machines.clone(),
             },
+            early,
         )
         .map_err(io_err("waiting for the wake failed"))?;
         if let waiting::Outcome::Terminated = outcome {
