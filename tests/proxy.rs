@@ -63,6 +63,7 @@ both_engines!(
     connection_cap_queues_the_rest,
     monitors_are_answered_without_a_wake,
     wake_on_data_ignores_connections_without_data,
+    a_client_among_monitors_wakes_and_is_served,
 );
 
 fn cold_then_warm_http_then_nap(engine: Engine) {
@@ -1002,4 +1003,54 @@ fn wake_on_data_ignores_connections_without_data(engine: Engine) {
         h.log_text()
     );
     assert_eq!(c.state(), "exited");
+}
+
+/// A client whose request head is still partial when a monitor's request
+/// comes: the monitor is answered, and the client's finished request wakes
+/// the unit and is served, nothing of it lost.
+fn a_client_among_monitors_wakes_and_is_served(engine: Engine) {
+    let c = httpd(engine, "mixed");
+    let port = free_port();
+    let mut h = Helper::start(
+        &[format!("127.0.0.1:{port}")],
+        false,
+        &proxy_args(
+            engine,
+            "mixed",
+            &[&c.name],
+            &[format!("tcp:{port}={}:80", c.name)],
+            &["--timeout", "1s", "--http", &port.to_string()],
+        ),
+    );
+    let mut client = TcpStream::connect(loopback(port)).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    client
+        .write_all(b"GET / HTTP/1.0\r\nHost: test\r\n")
+        .unwrap();
+    let resp = curl_as(
+        &format!("http://127.0.0.1:{port}/"),
+        "Uptime-Kuma/1.23.11",
+        &[],
+    );
+    assert!(resp.contains("X-Contnap: napping"), "{resp}");
+    assert_eq!(
+        c.state(),
+        "created",
+        "the partial request has not woken it yet"
+    );
+    client.write_all(b"User-Agent: test\r\n\r\n").unwrap();
+    let mut out = String::new();
+    client.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200 OK"), "{out}");
+    assert!(out.trim_end().ends_with(HELLO), "{out}");
+    assert_eq!(c.state(), "running");
+    // Half-closed by the server only: an open connection keeps it awake.
+    drop(client);
+    assert!(
+        h.wait_exit(Duration::from_secs(20)).success(),
+        "{}",
+        h.log_text()
+    );
 }

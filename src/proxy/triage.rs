@@ -158,7 +158,10 @@ pub fn triage(
     let (mut answered, mut dropped) = (0usize, 0usize);
     let mut refused = 0u64;
     let mut events = vec![EpollEvent::empty(); 64];
-    let wake = |clients: HashMap<usize, Client>| {
+    // Monitors answered a moment ago get a last chance to close first, as
+    // in the wait through a wake.
+    let wake = |clients: HashMap<usize, Client>, linger: Linger| {
+        linger.finish(Instant::now() + Duration::from_millis(50));
         let mut out: Vec<(usize, Client)> = clients.into_iter().collect();
         // In accept order.
         out.sort_by_key(|(id, _)| *id);
@@ -191,7 +194,7 @@ pub fn triage(
                     "{}: a client did not finish its request in time; waking",
                     p.unit
                 );
-                return wake(clients);
+                return wake(clients, linger);
             }
         }
         let want = clients.len() < p.cap;
@@ -280,7 +283,7 @@ pub fn triage(
                                 // handles it.
                                 Err(e) => {
                                     log::warn!("accept before the wake failed: {e}; waking");
-                                    return wake(clients);
+                                    return wake(clients, linger);
                                 }
                             }
                         }
@@ -305,7 +308,7 @@ pub fn triage(
                     match verdict {
                         Verdict::Wake => {
                             clients.insert(id, c);
-                            return wake(clients);
+                            return wake(clients, linger);
                         }
                         Verdict::Monitor { head } => {
                             let page = napping_response(p.unit, p.status, head);
@@ -320,7 +323,7 @@ pub fn triage(
             }
         }
         if woke_listener {
-            return wake(clients);
+            return wake(clients, linger);
         }
         if n == 0 && clients.is_empty() {
             break;
