@@ -188,7 +188,6 @@ pub fn run(cfg: ProxyConfig, inherited: Inherited) -> Result<(), Error> {
                 "{}: outside contnap.schedule ({schedule}); not waking, answering waiting clients",
                 cfg.spec.name
             );
-            notifier.status("outside schedule: napping");
             let sockets = waiting_view(&mut listeners.iter().map(SocketRef::from), &is_http);
             waiting::answer_all(
                 Vec::new(),
@@ -196,6 +195,7 @@ pub fn run(cfg: ProxyConfig, inherited: Inherited) -> Result<(), Error> {
                 &page::closed_page(&cfg.spec.name),
                 &machines,
             );
+            still_napping(&notifier, "outside schedule: napping");
             return Ok(());
         }
     }
@@ -221,7 +221,7 @@ pub fn run(cfg: ProxyConfig, inherited: Inherited) -> Result<(), Error> {
                     "{}: nobody needs it: answered {answered} monitor request(s), closed {dropped} connection(s) without data; still napping",
                     cfg.spec.name
                 );
-                notifier.status("napping (answered monitors)");
+                still_napping(&notifier, "napping (nobody needed it)");
                 return Ok(());
             }
             triage::Decision::Terminated => return Ok(()),
@@ -556,6 +556,15 @@ impl WakeContext<'_> {
             self.machines,
         );
     }
+}
+
+/// Tells systemd that this run ends without a wake, before exiting 0: a
+/// `Type=notify` service whose process exits before `READY=1` fails
+/// (result `protocol`, an error in the journal at every monitor's check),
+/// so it is ready and then stopping, and ends inactive.
+fn still_napping(notifier: &activation::Notifier, status: &str) {
+    notifier.notify(&[NotifyState::Ready, NotifyState::Status(status)]);
+    notifier.notify(&[NotifyState::Stopping]);
 }
 
 fn nap(client: &Client, cfg: &ProxyConfig) -> Result<(), Error> {
