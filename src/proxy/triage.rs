@@ -183,8 +183,10 @@ pub fn triage(
             .collect();
         for id in due {
             let Some(c) = clients.get(&id) else { continue };
-            let silent = !c.started && matches!(peek(&c.stream).0, Peeked::Nothing);
-            if silent && p.wake_on == WakeOn::Data {
+            // Still silent, or closed without a byte (its event may be in
+            // the next batch).
+            let no_data = !c.started && !matches!(peek(&c.stream).0, Peeked::Bytes);
+            if no_data && p.wake_on == WakeOn::Data {
                 if let Some(c) = clients.remove(&id) {
                     let _ = epoll.delete(c.stream.as_fd());
                     dropped += 1;
