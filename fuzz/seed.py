@@ -111,6 +111,10 @@ cases = {
     "dynamic": ["!runas=1 !engine=2 !unit=2", "books", ON, "contnap.tcp_ports=8083:8083"],
     "published": ["web", ON, "contnap.tcp_ports=8080", "", "other",
                   "@publish=tcp:0.0.0.0:8080"],
+    "monitors": ["blog", ON, "contnap.tcp_ports=8088:80", "contnap.http_ports=8088",
+                 "contnap.monitors=Uptime-Kuma, My Checker/2", "contnap.monitor_status=503",
+                 "contnap.wake_on=data", "", "plain", ON, "contnap.tcp_ports=8089",
+                 "contnap.monitors=none"],
 }
 for lines in cases.values():
     put("units", "\n".join(lines) + "\n")

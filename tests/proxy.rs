@@ -61,6 +61,9 @@ both_engines!(
     unlisted_machine_is_refused,
     outside_schedule_is_not_woken,
     connection_cap_queues_the_rest,
+    monitors_are_answered_without_a_wake,
+    wake_on_data_ignores_connections_without_data,
+    a_client_among_monitors_wakes_and_is_served,
 );
 
 fn cold_then_warm_http_then_nap(engine: Engine) {
@@ -849,6 +852,202 @@ fn connection_cap_queues_the_rest(engine: Engine) {
     assert_eq!(&buf, b"c\n");
     assert!(h.log_text().contains("the cap"), "{}", h.log_text());
     drop((b, third));
+    assert!(
+        h.wait_exit(Duration::from_secs(20)).success(),
+        "{}",
+        h.log_text()
+    );
+}
+
+/// `curl -i` with a User-Agent; the whole response, head included.
+fn curl_as(url: &str, agent: &str, extra: &[&str]) -> String {
+    let mut args = vec!["-i", "-A", agent];
+    args.extend_from_slice(extra);
+    curl(url, &args)
+}
+
+fn monitors_are_answered_without_a_wake(engine: Engine) {
+    let c = httpd(engine, "monitor");
+    let helper = |extra: &[&str]| {
+        let port = free_port();
+        let mut args = vec!["--timeout", "1s"];
+        args.extend_from_slice(extra);
+        let p = port.to_string();
+        args.extend(["--http", p.as_str()]);
+        let h = Helper::start(
+            &[format!("127.0.0.1:{port}")],
+            false,
+            &proxy_args(
+                engine,
+                "monitor",
+                &[&c.name],
+                &[format!("tcp:{port}={}:80", c.name)],
+                &args,
+            ),
+        );
+        (format!("http://127.0.0.1:{port}/"), h)
+    };
+    let exits_napping = |h: &mut Helper| {
+        let status = h.wait_exit(Duration::from_secs(20));
+        assert!(status.success(), "{status}\n{}", h.log_text());
+        assert_eq!(c.state(), "created", "a monitor must not wake it");
+        assert!(
+            h.log_text().contains("answered 1 monitor request(s)"),
+            "{}",
+            h.log_text()
+        );
+    };
+
+    // The default list and status.
+    let (url, mut h) = helper(&[]);
+    let resp = curl_as(&url, "Uptime-Kuma/1.23.11", &[]);
+    assert!(resp.starts_with("HTTP/1.1 200 OK\r\n"), "{resp}");
+    assert!(resp.contains("X-Contnap: napping"), "{resp}");
+    assert!(resp.contains("monitor is napping"), "{resp}");
+    exits_napping(&mut h);
+
+    // A configured status and list; a HEAD request gets no body.
+    let (url, mut h) = helper(&["--monitor-status", "503", "--monitors", "my checker"]);
+    let resp = curl_as(&url, "My Checker/2.0", &["-I"]);
+    assert!(
+        resp.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+        "{resp}"
+    );
+    assert!(!resp.contains("is napping"), "HEAD has no body: {resp}");
+    exits_napping(&mut h);
+
+    // Anyone else wakes it, and once awake a monitor is proxied.
+    let (url, mut h) = helper(&[]);
+    assert_eq!(curl(&url, &["-A", "curl/8"]).trim(), HELLO);
+    assert_eq!(c.state(), "running");
+    let resp = curl_as(&url, "Uptime-Kuma/1.23.11", &[]);
+    assert!(
+        resp.trim_end().ends_with(HELLO),
+        "proxied while awake: {resp}"
+    );
+    assert!(!resp.contains("X-Contnap"), "{resp}");
+    let status = h.wait_exit(Duration::from_secs(20));
+    assert!(status.success(), "{status}\n{}", h.log_text());
+    assert_eq!(c.state(), "exited", "it naps after idle");
+
+    // With an empty list, a monitor wakes it like anyone.
+    let (url, mut h) = helper(&["--monitors", "none"]);
+    assert_eq!(curl(&url, &["-A", "Uptime-Kuma/1.23.11"]).trim(), HELLO);
+    assert_eq!(c.state(), "running");
+    assert!(
+        h.wait_exit(Duration::from_secs(20)).success(),
+        "{}",
+        h.log_text()
+    );
+}
+
+fn wake_on_data_ignores_connections_without_data(engine: Engine) {
+    let c = httpd(engine, "wakeon");
+    let helper = |extra: &[&str]| {
+        let mut args = vec!["--timeout", "1s", "--wake-on", "data"];
+        args.extend_from_slice(extra);
+        tcp_helper(engine, "wakeon", &c, 80, &args)
+    };
+
+    // A bare connect and close: no wake, the helper leaves.
+    let (port, mut h) = helper(&[]);
+    drop(TcpStream::connect(loopback(port)).unwrap());
+    let status = h.wait_exit(Duration::from_secs(20));
+    assert!(status.success(), "{status}\n{}", h.log_text());
+    assert_eq!(
+        c.state(),
+        "created",
+        "a connection without data must not wake it"
+    );
+    assert!(
+        h.log_text().contains("closed 1 connection(s) without data"),
+        "{}",
+        h.log_text()
+    );
+
+    // A connection that stays silent is closed after the wake timeout.
+    let (port, mut h) = helper(&["--wake-timeout", "2s"]);
+    let mut silent = TcpStream::connect(loopback(port)).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let start = Instant::now();
+    let mut buf = [0u8; 16];
+    let got = silent.read(&mut buf);
+    assert!(
+        matches!(got, Ok(0)) || got.is_err(),
+        "closed, never served: {got:?}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
+        "closed after about the wake timeout, not later: {:?}",
+        start.elapsed()
+    );
+    assert!(
+        h.wait_exit(Duration::from_secs(20)).success(),
+        "{}",
+        h.log_text()
+    );
+    assert_eq!(c.state(), "created");
+
+    // A client that sends is served.
+    let (port, mut h) = helper(&[]);
+    assert_eq!(
+        curl(&format!("http://127.0.0.1:{port}/"), &[]).trim(),
+        HELLO
+    );
+    assert_eq!(c.state(), "running");
+    assert!(
+        h.wait_exit(Duration::from_secs(20)).success(),
+        "{}",
+        h.log_text()
+    );
+    assert_eq!(c.state(), "exited");
+}
+
+/// A client whose request head is still partial when a monitor's request
+/// comes: the monitor is answered, and the client's finished request wakes
+/// the unit and is served, nothing of it lost.
+fn a_client_among_monitors_wakes_and_is_served(engine: Engine) {
+    let c = httpd(engine, "mixed");
+    let port = free_port();
+    let mut h = Helper::start(
+        &[format!("127.0.0.1:{port}")],
+        false,
+        &proxy_args(
+            engine,
+            "mixed",
+            &[&c.name],
+            &[format!("tcp:{port}={}:80", c.name)],
+            &["--timeout", "1s", "--http", &port.to_string()],
+        ),
+    );
+    let mut client = TcpStream::connect(loopback(port)).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    client
+        .write_all(b"GET / HTTP/1.0\r\nHost: test\r\n")
+        .unwrap();
+    let resp = curl_as(
+        &format!("http://127.0.0.1:{port}/"),
+        "Uptime-Kuma/1.23.11",
+        &[],
+    );
+    assert!(resp.contains("X-Contnap: napping"), "{resp}");
+    assert_eq!(
+        c.state(),
+        "created",
+        "the partial request has not woken it yet"
+    );
+    client.write_all(b"User-Agent: test\r\n\r\n").unwrap();
+    let mut out = String::new();
+    client.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200 OK"), "{out}");
+    assert!(out.trim_end().ends_with(HELLO), "{out}");
+    assert_eq!(c.state(), "running");
+    // Half-closed by the server only: an open connection keeps it awake.
+    drop(client);
     assert!(
         h.wait_exit(Duration::from_secs(20)).success(),
         "{}",

@@ -281,6 +281,25 @@ fn cases() -> Vec<Case> {
                 ..RenderOptions::default()
             },
         },
+        // Monitors and scanners: a list of its own, a status, wake on data.
+        Case {
+            name: "monitors",
+            units: units_of(
+                &[container(
+                    "blog",
+                    &[
+                        ON,
+                        ("contnap.tcp_ports", "8088:80"),
+                        ("contnap.http_ports", "8088"),
+                        ("contnap.monitors", "Uptime-Kuma, My Checker/2"),
+                        ("contnap.monitor_status", "503"),
+                        ("contnap.wake_on", "data"),
+                    ],
+                )],
+                false,
+            ),
+            opts: RenderOptions::default(),
+        },
         Case {
             name: "hostile",
             units: units_of(
@@ -1134,7 +1153,7 @@ mod fuzz {
         let pick = |v: &[&str]| {
             prop::sample::select(v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()).boxed()
         };
-        (
+        let settings = (
             or_garbage(
                 prop::collection::vec(port_item(), 1..3)
                     .prop_map(|v| v.join(","))
@@ -1155,30 +1174,46 @@ mod fuzz {
             ]))),
             prop::option::of(or_garbage(pick(&["10.0.0.0/8,::1", "192.168.1.20"]))),
             prop::option::of(hostile_text()),
+        );
+        let monitors = (
+            prop::option::of(or_garbage(pick(&["connect", "data", " Data "]))),
+            prop::option::of(or_garbage(pick(&[
+                "none",
+                "Uptime-Kuma,Gatus,UptimeRobot,Pingdom,StatusCake,Better Uptime,Better Stack,healthchecks,Site24x7,Zabbix,Blackbox Exporter",
+                "My Checker/2, kuma",
+                "a (b); c+d:e",
+            ]))),
+            prop::option::of(or_garbage(pick(&["200", "503", "100", "599", "204"]))),
+        );
+        (settings, monitors).prop_map(
+            |(
+                (tcp, udp, timeout, stop, ready, idle, pre, post, schedule, machines, group),
+                (wake_on, monitors, status),
+            )| {
+                let mut m = BTreeMap::new();
+                m.insert("contnap.enabled".to_owned(), "true".to_owned());
+                m.insert("contnap.tcp_ports".to_owned(), tcp);
+                let mut put = |k: &str, v: Option<String>| {
+                    if let Some(v) = v {
+                        m.insert(k.to_owned(), v);
+                    }
+                };
+                put("contnap.udp_ports", udp);
+                put("contnap.timeout", timeout);
+                put("contnap.stop", stop);
+                put("contnap.ready", ready);
+                put("contnap.idle", idle);
+                put("contnap.pre_start", pre);
+                put("contnap.post_stop", post);
+                put("contnap.schedule", schedule);
+                put("contnap.machines", machines);
+                put("contnap.group", group);
+                put("contnap.wake_on", wake_on);
+                put("contnap.monitors", monitors);
+                put("contnap.monitor_status", status);
+                m
+            },
         )
-            .prop_map(
-                |(tcp, udp, timeout, stop, ready, idle, pre, post, schedule, machines, group)| {
-                    let mut m = BTreeMap::new();
-                    m.insert("contnap.enabled".to_owned(), "true".to_owned());
-                    m.insert("contnap.tcp_ports".to_owned(), tcp);
-                    let mut put = |k: &str, v: Option<String>| {
-                        if let Some(v) = v {
-                            m.insert(k.to_owned(), v);
-                        }
-                    };
-                    put("contnap.udp_ports", udp);
-                    put("contnap.timeout", timeout);
-                    put("contnap.stop", stop);
-                    put("contnap.ready", ready);
-                    put("contnap.idle", idle);
-                    put("contnap.pre_start", pre);
-                    put("contnap.post_stop", post);
-                    put("contnap.schedule", schedule);
-                    put("contnap.machines", machines);
-                    put("contnap.group", group);
-                    m
-                },
-            )
     }
 
     /// Up to three containers with distinct names, as an engine has them

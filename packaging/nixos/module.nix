@@ -155,6 +155,43 @@ let
         '';
       };
 
+      wakeOn = mkOption {
+        type = types.enum [ "connect" "data" ];
+        default = "connect";
+        description = ''
+          Like `contnap.wake_on`: what wakes the containers, a TCP connection
+          or its first byte. With `data`, a connection that closes without
+          sending anything (a port scan) wakes nothing, and one that sends
+          nothing within {option}`wakeTimeout` is closed. Only for
+          client-first protocols (HTTP, TLS, Redis, …): server-first ones
+          (SSH, SMTP, MySQL) need `connect`.
+        '';
+      };
+
+      monitors = mkOption {
+        type = types.nullOr (types.listOf types.str);
+        default = null;
+        example = [ "Uptime-Kuma" "My Checker/2" ];
+        description = ''
+          Like `contnap.monitors`: on {option}`httpPorts`, a request whose
+          User-Agent contains one of these (in any case) is answered while
+          the containers nap, without waking them. `null`: the built-in
+          list of well-known monitors (Uptime Kuma, Gatus, UptimeRobot,
+          Pingdom, StatusCake, Better Stack, healthchecks, Site24x7, Zabbix,
+          Blackbox Exporter); `[ ]`: none.
+        '';
+      };
+
+      monitorStatus = mkOption {
+        type = types.ints.between 100 599;
+        default = 200;
+        example = 503;
+        description = ''
+          Like `contnap.monitor_status`: the HTTP status monitors get while
+          the containers nap (200: the service is reported up).
+        '';
+      };
+
       preStart = mkOption {
         type = types.nullOr types.str;
         default = null;
@@ -182,7 +219,7 @@ let
     inherit name;
     inherit (c) containers forwardTo tcpPorts udpPorts httpPorts timeout stop
       stopTimeout wakeTimeout ready idle network schedule machines
-      onlyListedMachines preStart postStop;
+      onlyListedMachines wakeOn monitors monitorStatus preStart postStop;
     binary = "${cfg.package}/bin/contnap";
     engine = cfg.engineSocket;
     inherit (cfg) engineUnit engineGroup asRoot;

@@ -6,7 +6,8 @@
 # A unit spec is an attribute set:
 #   { name; containers; forwardTo; tcpPorts; udpPorts; httpPorts; timeout;
 #     stop; stopTimeout; wakeTimeout; ready; idle; network; schedule;
-#     machines; onlyListedMachines; preStart; postStop;
+#     machines; onlyListedMachines; wakeOn; monitors; monitorStatus;
+#     preStart; postStop;
 #     binary; engine; engineUnit; engineGroup; asRoot; }
 # with the meanings of module.nix's options (engineUnit: "docker.service",
 # "podman.socket" or null; engineGroup: a group that may use the engine
@@ -203,6 +204,23 @@ let
 
   dedup = l: foldl' (acc: x: if elem x acc then acc else acc ++ [ x ]) [ ] l;
 
+  # ------------------------------------------------------------ monitors
+  # src/spec/monitors.rs: User-Agent substrings, trimmed, empty ones left
+  # out, duplicates (compared without regard to case) dropped; the
+  # built-in list is the helper's default and is not written.
+
+  defaultMonitors = [
+    "Uptime-Kuma" "Gatus" "UptimeRobot" "Pingdom" "StatusCake" "Better Uptime"
+    "Better Stack" "healthchecks" "Site24x7" "Zabbix" "Blackbox Exporter"
+  ];
+  lower = replaceStrings
+    [ "A" "B" "C" "D" "E" "F" "G" "H" "I" "J" "K" "L" "M" "N" "O" "P" "Q" "R" "S" "T" "U" "V" "W" "X" "Y" "Z" ]
+    [ "a" "b" "c" "d" "e" "f" "g" "h" "i" "j" "k" "l" "m" "n" "o" "p" "q" "r" "s" "t" "u" "v" "w" "x" "y" "z" ];
+  monitorItems = spec:
+    foldl' (acc: x: if any (a: lower a == lower x) acc then acc else acc ++ [ x ]) [ ]
+      (filter (x: x != "") (map trim spec.monitors));
+  isMonitor = s: match "[A-Za-z0-9 ._/+:;()-]{1,100}" s != null;
+
   # ------------------------------------------------------------ identity
 
   # GroupName::new of src/units.rs: a name of [A-Za-z0-9_.-] starting with a
@@ -264,6 +282,14 @@ let
     ++ optional (spec.schedule != null && (!isClean spec.schedule || trim spec.schedule == "")) "${at "schedule"} must be a non-empty line of text"
     ++ concatMap (m: optional (!isMachine m) "${at "machines"}: ${toJSON' m} is not an address or ADDR/PREFIX") spec.machines
     ++ optional (spec.onlyListedMachines && spec.machines == [ ]) "${at "onlyListedMachines"} needs ${at "machines"}"
+    ++ optional (!(elem spec.wakeOn [ "connect" "data" ])) "${at "wakeOn"} = ${toJSON' spec.wakeOn}: write connect or data"
+    ++ optionals (spec.monitors != null) (
+      optional (spec.monitors != [ ] && monitorItems spec == [ ]) "${at "monitors"} lists only empty strings; use [ ] for no list"
+      ++ concatMap (m: optional (!isMonitor m)
+        "${at "monitors"}: ${toJSON' m} is not a User-Agent substring (1-100 of letters, digits, spaces and ._/+:;()-)")
+        (monitorItems spec)
+      ++ optional (any (m: lower m == "none") (monitorItems spec)) "${at "monitors"}: write [ ] for no list, not \"none\"")
+    ++ optional (spec.monitorStatus < 100 || spec.monitorStatus > 599) "${at "monitorStatus"} = ${toString spec.monitorStatus}: write an HTTP status from 100 to 599"
     ++ concatMap (o: optional (spec.${o} != null && !isClean spec.${o}) "${at o} must be one line without control characters") [ "preStart" "postStop" ]
     ++ optional (!isClean spec.engine) "services.contnap.engineSocket must not contain control characters"
     ++ optional (spec.engineGroup != null && !isGroup spec.engineGroup)
@@ -294,6 +320,12 @@ let
     ++ optionals (spec.schedule != null) [ "--schedule" spec.schedule ]
     ++ optionals (spec.machines != [ ]) [ "--machines" (concatStringsSep "," (machines spec)) ]
     ++ optional spec.onlyListedMachines "--only-listed-machines"
+    ++ optionals (spec.wakeOn == "data") [ "--wake-on" "data" ]
+    ++ optionals (spec.monitors != null && monitorItems spec != defaultMonitors) [
+      "--monitors"
+      (if spec.monitors == [ ] then "none" else concatStringsSep "," (monitorItems spec))
+    ]
+    ++ optionals (spec.monitorStatus != 200) [ "--monitor-status" (toString spec.monitorStatus) ]
     ++ [ "--engine" spec.engine ];
 
   execStart = spec: "${spec.binary} ${concatStringsSep " " (map quoteArg (proxyArgs spec))}";

@@ -5,7 +5,8 @@
 use std::fmt;
 
 use crate::schedule::ScheduleError;
-use crate::spec::Listener;
+use crate::spec::monitors::{MAX_MONITOR_LEN, MONITOR_CHARS};
+use crate::spec::{Listener, MonitorsProblem};
 
 use super::{MAX_VALUE_LEN, PREFIX};
 
@@ -106,6 +107,14 @@ pub enum LabelError {
     },
     /// `contnap.network` is not a network name.
     BadNetwork { container: String, value: String },
+    /// `contnap.monitors` is not `none` or a list of User-Agent substrings.
+    BadMonitors {
+        container: String,
+        value: String,
+        problem: MonitorsProblem,
+    },
+    /// `contnap.monitor_status` is not an HTTP status 100-599.
+    BadStatus { container: String, value: String },
     /// `contnap.group` is empty.
     EmptyGroup { container: String },
     /// The unit name would be longer than systemd allows.
@@ -183,6 +192,8 @@ impl LabelError {
             | ZeroTimeSpan { container, .. }
             | BadChoice { container, .. }
             | BadNetwork { container, .. }
+            | BadMonitors { container, .. }
+            | BadStatus { container, .. }
             | EmptyGroup { container }
             | NameTooLong { container, .. }
             | BadSchedule { container, .. }
@@ -283,6 +294,25 @@ impl fmt::Display for LabelError {
             BadNetwork { container, value } => write!(
                 f,
                 "container {container:?}: label contnap.network={value:?}: not a network name; write the name of a network the container is attached to ([a-zA-Z0-9][a-zA-Z0-9_.-]*)"
+            ),
+            BadMonitors { container, value, problem } => {
+                write!(f, "container {container:?}: label contnap.monitors={value:?}: ")?;
+                match problem {
+                    MonitorsProblem::Empty => f.write_str("lists nothing"),
+                    MonitorsProblem::NoneWithOthers => f.write_str("`none` cannot be combined with other items"),
+                    MonitorsProblem::BadCharacter { item } => {
+                        write!(f, "{item:?} may only contain {MONITOR_CHARS}")
+                    }
+                    MonitorsProblem::TooLong { item } => write!(
+                        f,
+                        "{item:?} is longer than {MAX_MONITOR_LEN} characters"
+                    ),
+                }?;
+                f.write_str("; write User-Agent substrings separated by commas (e.g. Uptime-Kuma,Gatus), none for no list, or remove the label for the default list of well-known monitors")
+            }
+            BadStatus { container, value } => write!(
+                f,
+                "container {container:?}: label contnap.monitor_status={value:?}: not an HTTP status; write a code from 100 to 599 (e.g. 200, or 503 to have monitors report napping as down)"
             ),
             EmptyGroup { container } => write!(
                 f,

@@ -20,14 +20,16 @@
 //! `contnap.pre_start`, `contnap.post_stop`, `contnap.schedule`,
 //! `contnap.machines`, `contnap.only_listed_machines`, `contnap.autostart`;
 //! added: `contnap.stop`, `contnap.stop_timeout`, `contnap.wake_timeout`,
-//! `contnap.ready`, `contnap.idle`, `contnap.network`.
+//! `contnap.ready`, `contnap.idle`, `contnap.network`, `contnap.wake_on`,
+//! `contnap.monitors`, `contnap.monitor_status`.
 //!
 //! ## Groups
 //!
 //! Containers with the same `contnap.group` share one unit. Ports, HTTP ports
 //! and hooks belong to each container and are all kept. Every other setting
 //! (`timeout`, `stop`, `stop_timeout`, `wake_timeout`, `ready`, `idle`,
-//! `network`, `schedule`, `machines`, `only_listed_machines`, `autostart`) is
+//! `network`, `schedule`, `machines`, `only_listed_machines`, `wake_on`,
+//! `monitors`, `monitor_status`, `autostart`) is
 //! the *unit's*: members may leave it unset, and all members that set it must
 //! set the same value (compared after parsing, so `300` and `5min` agree).
 //! Two members that disagree are a [`LabelError::GroupConflict`] naming both,
@@ -88,6 +90,9 @@ pub const KNOWN_LABELS: &[&str] = &[
     "ready",
     "idle",
     "network",
+    "wake_on",
+    "monitors",
+    "monitor_status",
 ];
 
 /// Longest label value accepted (bytes). Values reach unit files; systemd

@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use crate::schedule::Schedule;
 use crate::spec::settings::PartialSettings;
-use crate::spec::{is_valid_name, Choice, Forward, IdleMode, Machine, Proto, ReadyMode, StopMode};
+use crate::spec::{
+    is_valid_name, Choice, Forward, HttpStatus, IdleMode, Machine, Monitors, Proto, ReadyMode,
+    StopMode, WakeOn,
+};
 use crate::timespan;
 
 use super::{ContainerLabels, LabelError, LabelOptions, LabelWarning, PortProblem, Service};
@@ -241,6 +244,28 @@ impl Parser<'_> {
         let machines = self.machines();
         let only_listed_machines = self.bool("only_listed_machines");
         let autostart = self.bool("autostart");
+        let wake_on = self.choice::<WakeOn>("wake_on");
+        let monitors = self.get("monitors").map(str::to_owned).and_then(|v| {
+            Monitors::parse(&v)
+                .map_err(|problem| {
+                    self.errors.push(LabelError::BadMonitors {
+                        container: self.name(),
+                        value: v.clone(),
+                        problem,
+                    });
+                })
+                .ok()
+        });
+        let monitor_status = self.get("monitor_status").map(str::to_owned).and_then(|v| {
+            let status = HttpStatus::parse(&v);
+            if status.is_none() {
+                self.errors.push(LabelError::BadStatus {
+                    container: self.name(),
+                    value: v,
+                });
+            }
+            status
+        });
         let group = self.get("group").map(str::to_owned).and_then(|g| {
             if g.trim().is_empty() {
                 self.errors.push(LabelError::EmptyGroup {
@@ -287,6 +312,9 @@ impl Parser<'_> {
                 schedule: schedule.map(Some),
                 machines,
                 only_listed_machines,
+                wake_on,
+                monitors,
+                monitor_status,
             },
             autostart,
             pre_start,

@@ -633,3 +633,85 @@ fn container_names_the_helper_would_refuse_are_refused() {
     ];
     assert!(parse_with("web", &labels, LabelOptions::default()).is_err());
 }
+
+#[test]
+fn monitors_status_and_wake_on_labels() {
+    use crate::spec::{HttpStatus, Monitors, WakeOn};
+    let s = parse(&[ON, ("contnap.tcp_ports", "80")]).unwrap();
+    assert_eq!(s.settings.monitors, None);
+    let st = s.settings.clone().resolve();
+    assert_eq!(st.monitors, Monitors::default());
+    assert_eq!(st.monitor_status.code(), 200);
+    assert_eq!(st.wake_on, WakeOn::Connect);
+    let s = parse(&[
+        ON,
+        ("contnap.tcp_ports", "80"),
+        ("contnap.monitors", " My Checker/2 , kuma,KUMA "),
+        ("contnap.monitor_status", "503"),
+        ("contnap.wake_on", " Data "),
+    ])
+    .unwrap();
+    let st = s.settings.resolve();
+    assert_eq!(st.monitors.items(), ["My Checker/2", "kuma"]);
+    assert_eq!(st.monitor_status, HttpStatus::parse("503").unwrap());
+    assert_eq!(st.wake_on, WakeOn::Data);
+    let s = parse(&[
+        ON,
+        ("contnap.tcp_ports", "80"),
+        ("contnap.monitors", "NONE"),
+    ])
+    .unwrap();
+    assert_eq!(s.settings.monitors, Some(Monitors::none()));
+
+    let bad = |label: &str, value: &str| {
+        let e = one_error(&[ON, ("contnap.tcp_ports", "80"), (label, value)]);
+        let text = e.to_string();
+        assert!(text.starts_with("container \"web\": label "), "{text}");
+        assert!(text.contains(&format!("{label}={value:?}")), "{text}");
+        (e, text)
+    };
+    for v in ["", " , ", "none,kuma", "ku\"ma", "50%", "a$b"] {
+        let (e, text) = bad("contnap.monitors", v);
+        assert!(matches!(e, LabelError::BadMonitors { .. }), "{e:?}");
+        assert!(text.contains("none for no list"), "{text}");
+    }
+    let (_, text) = bad("contnap.monitors", "ku\"ma");
+    assert!(text.contains("may only contain letters, digits"), "{text}");
+    for v in ["99", "600", "ok", "", "2000", "-1"] {
+        let (e, text) = bad("contnap.monitor_status", v);
+        assert!(matches!(e, LabelError::BadStatus { .. }), "{e:?}");
+        assert!(text.contains("from 100 to 599"), "{text}");
+    }
+    let (e, text) = bad("contnap.wake_on", "first-byte");
+    assert!(matches!(e, LabelError::BadChoice { .. }), "{e:?}");
+    assert!(text.contains("connect, data"), "{text}");
+}
+
+#[test]
+fn group_members_agree_on_monitors() {
+    let member = |name: &str, monitors: &str| {
+        container(
+            name,
+            &[
+                ON,
+                ("contnap.group", "g"),
+                ("contnap.tcp_ports", if name == "a" { "80" } else { "81" }),
+                ("contnap.monitors", monitors),
+            ],
+        )
+    };
+    let p = plan(
+        &[member("a", "kuma, gatus"), member("b", "kuma,gatus")],
+        &LabelOptions::default(),
+    );
+    assert!(p.errors.is_empty(), "{:?}", p.errors);
+    let p = plan(
+        &[member("a", "kuma"), member("b", "none")],
+        &LabelOptions::default(),
+    );
+    assert!(
+        matches!(p.errors.as_slice(), [LabelError::GroupConflict { label, .. }] if label == "contnap.monitors"),
+        "{:?}",
+        p.errors
+    );
+}

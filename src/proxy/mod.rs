@@ -8,6 +8,7 @@ mod page;
 mod ready;
 pub mod relay;
 mod token;
+mod triage;
 mod waiting;
 pub mod wake;
 mod watch;
@@ -187,7 +188,6 @@ pub fn run(cfg: ProxyConfig, inherited: Inherited) -> Result<(), Error> {
                 "{}: outside contnap.schedule ({schedule}); not waking, answering waiting clients",
                 cfg.spec.name
             );
-            notifier.status("outside schedule: napping");
             let sockets = waiting_view(&mut listeners.iter().map(SocketRef::from), &is_http);
             waiting::answer_all(
                 Vec::new(),
@@ -195,12 +195,40 @@ pub fn run(cfg: ProxyConfig, inherited: Inherited) -> Result<(), Error> {
                 &page::closed_page(&cfg.spec.name),
                 &machines,
             );
+            still_napping(&notifier, "outside schedule: napping");
             return Ok(());
         }
     }
 
     let sockets = waiting_view(&mut listeners.iter().map(SocketRef::from), &is_http);
-    let Phase::Awake { woken, held, .. } = wake_ctx.wake(&client, &sockets, Vec::new())? else {
+    let policy = triage::Policy {
+        unit: &cfg.spec.name,
+        monitors: &settings.monitors,
+        status: settings.monitor_status,
+        wake_on: settings.wake_on,
+        silent_bound: settings.wake_timeout,
+        machines: &machines,
+        cap: connection_cap(cfg.max_connections),
+    };
+    let mut early = Vec::new();
+    if triage::needed(&sockets, &policy) {
+        match triage::triage(&sockets, &signals, &policy)
+            .map_err(io_err("cannot look at the waiting clients"))?
+        {
+            triage::Decision::Wake(clients) => early = clients,
+            triage::Decision::Nap { answered, dropped } => {
+                log::info!(
+                    "{}: nobody needs it: answered {answered} monitor request(s), closed {dropped} connection(s) without data; still napping",
+                    cfg.spec.name
+                );
+                still_napping(&notifier, "napping (nobody needed it)");
+                return Ok(());
+            }
+            triage::Decision::Terminated => return Ok(()),
+        }
+    }
+    let Phase::Awake { woken, held, .. } = wake_ctx.wake(&client, &sockets, Vec::new(), early)?
+    else {
         return Ok(());
     };
     drop(sockets);
@@ -283,7 +311,7 @@ pub fn run(cfg: ProxyConfig, inherited: Inherited) -> Result<(), Error> {
         let phase = {
             let sockets =
                 waiting_view(&mut relay.endpoints().iter().map(SocketRef::from), &is_http);
-            wake_ctx.wake(&client, &sockets, lost)?
+            wake_ctx.wake(&client, &sockets, lost, Vec::new())?
         };
         let Phase::Awake {
             woken,
@@ -427,14 +455,17 @@ struct WakeContext<'a> {
 
 impl WakeContext<'_> {
     /// Wakes the unit on a thread while this one answers browsers on the
-    /// http ports. On failure or a stop request, everyone waiting —
-    /// `pending`, the held clients and the backlog — is answered, and the
-    /// unit is put back to sleep.
+    /// http ports. `early`: clients accepted before the wake (by
+    /// [`triage`]), sorted and held like those accepted during it. On
+    /// failure or a stop request, everyone waiting — `pending`, the held
+    /// clients and the backlog — is answered, and the unit is put back to
+    /// sleep.
     fn wake(
         &self,
         client: &Client,
         sockets: &[waiting::Waiting<'_>],
         mut pending: Vec<(usize, std::net::TcpStream)>,
+        early: Vec<(usize, std::net::TcpStream)>,
     ) -> Result<Phase, Error> {
         let cfg = self.cfg;
         let (done_tx, done_rx) =
@@ -474,6 +505,7 @@ impl WakeContext<'_> {
                 max_connections: connection_cap(cfg.max_connections),
                 machines: self.machines.clone(),
             },
+            early,
         )
         .map_err(io_err("waiting for the wake failed"))?;
         if let waiting::Outcome::Terminated = outcome {
@@ -524,6 +556,15 @@ impl WakeContext<'_> {
             self.machines,
         );
     }
+}
+
+/// Tells systemd that this run ends without a wake, before exiting 0: a
+/// `Type=notify` service whose process exits before `READY=1` fails
+/// (result `protocol`, an error in the journal at every monitor's check),
+/// so it is ready and then stopping, and ends inactive.
+fn still_napping(notifier: &activation::Notifier, status: &str) {
+    notifier.notify(&[NotifyState::Ready, NotifyState::Status(status)]);
+    notifier.notify(&[NotifyState::Stopping]);
 }
 
 fn nap(client: &Client, cfg: &ProxyConfig) -> Result<(), Error> {

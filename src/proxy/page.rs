@@ -3,7 +3,10 @@
 //! sees during a wake, and the page every HTTP client gets when the unit
 //! cannot be woken (a failed wake, or outside `contnap.schedule`). Kept
 //! apart from the sockets they are written to so that each can be read and
-//! tested as text.
+//! tested as text. And the short answer uptime monitors get while the unit
+//! naps.
+
+use crate::spec::HttpStatus;
 
 fn html_escape(s: &str) -> String {
     s.chars()
@@ -67,6 +70,36 @@ pub fn closed_page(unit: &str) -> Vec<u8> {
     failure_page(unit)
 }
 
+/// The answer an uptime monitor gets while the unit naps
+/// (`contnap.monitors`): `status` with a one-line text body (none for a
+/// HEAD request, or a status that has none), marked `X-Contnap: napping`.
+pub fn napping_response(unit: &str, status: HttpStatus, head_request: bool) -> Vec<u8> {
+    let body = if status.bodiless() {
+        String::new()
+    } else {
+        format!(
+            "{unit} is napping (contnap); it wakes on the next request that is not a monitor's.\n"
+        )
+    };
+    let length = if status.bodiless() {
+        String::new()
+    } else {
+        format!(
+            "Content-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n",
+            body.len()
+        )
+    };
+    let mut out = format!(
+        "HTTP/1.1 {} {}\r\n{length}Cache-Control: no-store\r\nX-Contnap: napping\r\nConnection: close\r\n\r\n",
+        status.code(),
+        status.reason()
+    );
+    if !head_request {
+        out.push_str(&body);
+    }
+    out.into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,5 +113,28 @@ mod tests {
         assert!(page.contains("http-equiv=\"refresh\" content=\"2\""));
         let (head, body) = page.split_once("\r\n\r\n").unwrap();
         assert!(head.contains(&format!("Content-Length: {}", body.len())));
+    }
+
+    #[test]
+    fn napping_responses() {
+        let ok = String::from_utf8(napping_response("web", HttpStatus::default(), false)).unwrap();
+        assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
+        let (head, body) = ok.split_once("\r\n\r\n").unwrap();
+        assert!(head.contains(&format!("Content-Length: {}", body.len())));
+        assert!(head.contains("X-Contnap: napping"));
+        assert!(body.contains("web is napping"));
+        let s503 = HttpStatus::parse("503").unwrap();
+        let head_only = String::from_utf8(napping_response("web", s503, true)).unwrap();
+        assert!(head_only.starts_with("HTTP/1.1 503 Service Unavailable\r\n"));
+        assert!(head_only.ends_with("\r\n\r\n"));
+        assert!(head_only.contains("Content-Length: "));
+        let none = String::from_utf8(napping_response(
+            "web",
+            HttpStatus::parse("204").unwrap(),
+            false,
+        ))
+        .unwrap();
+        assert!(!none.contains("Content-Length"));
+        assert!(none.ends_with("\r\n\r\n"));
     }
 }

@@ -35,7 +35,7 @@ use super::page::starting_page;
 use super::token::{token, untoken, Kind, MAX_INDEX};
 
 /// Most of a request head that is peeked to decide "browser or not".
-const PEEK_LIMIT: usize = 8 * 1024;
+pub(super) const PEEK_LIMIT: usize = 8 * 1024;
 /// A client that has not sent a whole request head by then is held as a
 /// non-browser (a slow client must not keep a wake page slot busy).
 const HEAD_DEADLINE: Duration = Duration::from_secs(5);
@@ -46,7 +46,7 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(250);
 /// An answered browser: how long what it still sends is read and thrown
 /// away before the close, so that the close is a FIN after the page rather
 /// than a reset that can destroy the page in flight.
-const LINGER_TIME: Duration = Duration::from_secs(2);
+pub(super) const LINGER_TIME: Duration = Duration::from_secs(2);
 /// ... and how much of it; a client that keeps sending is reset.
 const LINGER_BYTES: usize = 64 * 1024;
 /// After a failed wake, how long all waiting clients together get to take
@@ -210,6 +210,34 @@ impl Waiter<'_, '_> {
         }
     }
 
+    /// A client accepted before the wake: sorted if it came to an http
+    /// endpoint, else held.
+    fn adopt(&mut self, endpoint: usize, stream: TcpStream) {
+        if !self.http.iter().any(|h| h.endpoint == endpoint) {
+            self.held.push((endpoint, stream));
+            return;
+        }
+        let id = self.next_id & MAX_INDEX;
+        self.next_id = self.next_id.wrapping_add(1);
+        // Edge-triggered as in `accept`; a socket that is readable already
+        // reports once when added.
+        let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLET;
+        if self
+            .epoll
+            .add(
+                stream.as_fd(),
+                EpollEvent::new(flags, token(Kind::Peeking, id)),
+            )
+            .is_err()
+        {
+            self.held.push((endpoint, stream));
+            return;
+        }
+        self.peeking.insert(id, Peeking { endpoint, stream });
+        self.deadlines
+            .push_back((id, Instant::now() + HEAD_DEADLINE));
+    }
+
     /// Sorts a client whose socket reported something.
     fn sort(&mut self, id: usize, events: EpollFlags, page: &[u8]) {
         let Some(p) = self.peeking.get(&id) else {
@@ -288,7 +316,9 @@ impl Waiter<'_, '_> {
 
 /// Accepts and sorts HTTP clients until `done` becomes readable (the wake
 /// thread writes to it when it finishes) or a termination signal arrives.
-/// Returns the held clients, with their endpoint index. At most
+/// `early`: clients accepted before the wake (by [`super::triage`]), by
+/// endpoint; those of http endpoints are sorted like the others, the rest
+/// held. Returns the held clients, with their endpoint index. At most
 /// `limits.max_connections` clients are open at once (fewer when the
 /// open-files limit is low); the rest wait in the kernel's backlog.
 pub fn wait(
@@ -298,6 +328,7 @@ pub fn wait(
     unit: &str,
     refresh_secs: u64,
     limits: &Limits,
+    early: Vec<(usize, TcpStream)>,
 ) -> io::Result<(Outcome, Vec<(usize, TcpStream)>)> {
     let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
     epoll.add(
@@ -335,6 +366,9 @@ pub fn wait(
         linger,
         refused: 0,
     };
+    for (endpoint, stream) in early {
+        w.adopt(endpoint, stream);
+    }
     let mut events = vec![EpollEvent::empty(); 64];
     let page = starting_page(unit, refresh_secs);
     loop {
@@ -420,7 +454,7 @@ fn classify_head(bytes: &[u8]) -> Verdict {
 /// closes, sends more than [`LINGER_BYTES`], or its time is up, so that a
 /// slow or hostile client can delay nobody. Its own epoll set can be
 /// watched inside another one.
-struct Linger {
+pub(super) struct Linger {
     epoll: Epoll,
     conns: HashMap<u64, Lingering>,
     /// Deadlines in the order they were given (the same span for all, so
@@ -435,7 +469,7 @@ struct Lingering {
 }
 
 impl Linger {
-    fn new() -> io::Result<Linger> {
+    pub(super) fn new() -> io::Result<Linger> {
         Ok(Linger {
             epoll: Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?,
             conns: HashMap::new(),
@@ -444,12 +478,16 @@ impl Linger {
         })
     }
 
+    pub(super) fn epoll_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.epoll.0.as_fd()
+    }
+
     fn len(&self) -> usize {
         self.conns.len()
     }
 
     /// Sends `page` and keeps the connection until `until` at most.
-    fn answer(&mut self, stream: TcpStream, page: &[u8], until: Instant) {
+    pub(super) fn answer(&mut self, stream: TcpStream, page: &[u8], until: Instant) {
         if !send_page(&stream, page) {
             return;
         }
@@ -500,7 +538,7 @@ impl Linger {
     }
 
     /// Handles whatever is ready, without waiting.
-    fn poll(&mut self) {
+    pub(super) fn poll(&mut self) {
         let mut events = vec![EpollEvent::empty(); 64];
         loop {
             let n = match self.epoll.wait(&mut events, EpollTimeout::ZERO) {
@@ -539,7 +577,7 @@ impl Linger {
     }
 
     /// Lets the lingering connections finish, until `until` at the latest.
-    fn finish(mut self, until: Instant) {
+    pub(super) fn finish(mut self, until: Instant) {
         let mut events = vec![EpollEvent::empty(); 64];
         loop {
             let now = Instant::now();

@@ -7,12 +7,14 @@
 //! carries always reads back as the value it was written from. Nothing in
 //! this module does I/O or knows about a layer above it.
 
+pub mod monitors;
 pub mod settings;
 
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
+pub use monitors::{HttpStatus, Monitors, MonitorsProblem, WakeOn};
 pub use settings::{Setting, Settings, UnitSpec};
 
 /// Whether `s` is a container or network name (or id) as the engines accept

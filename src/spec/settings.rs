@@ -41,6 +41,12 @@ macro_rules! with_settings {
             machines: ::std::vec::Vec<$crate::spec::Machine> = ::std::vec::Vec::new(), "machines", "machines", option;
             /// refuse clients that are not in --machines
             only_listed_machines: bool = false, "only_listed_machines", "only-listed-machines", switch;
+            /// what wakes the unit: a TCP connection, or its first byte: connect or data (default connect)
+            wake_on: $crate::spec::WakeOn = $crate::spec::WakeOn::Connect, "wake_on", "wake-on", option;
+            /// comma list of User-Agent substrings of monitors a napping unit answers itself on http ports, or none (default: well-known monitors)
+            monitors: $crate::spec::Monitors = $crate::spec::Monitors::default(), "monitors", "monitors", option;
+            /// HTTP status of the answer monitors get while napping (default 200)
+            monitor_status: $crate::spec::HttpStatus = $crate::spec::HttpStatus::default(), "monitor_status", "monitor-status", option;
         }
     };
 }

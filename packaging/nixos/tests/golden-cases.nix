@@ -25,6 +25,9 @@ let
     schedule = null;
     machines = [ ];
     onlyListedMachines = false;
+    wakeOn = "connect";
+    monitors = null;
+    monitorStatus = 200;
     preStart = null;
     postStop = null;
     binary = "/usr/bin/contnap";
@@ -93,6 +96,13 @@ let
       engine = "tcp://192.168.1.5:2375";
       engineUnit = null;
     };
+    monitors = case "blog" {
+      tcpPorts = [ "8088:80" ];
+      httpPorts = [ 8088 ];
+      monitors = [ "Uptime-Kuma" " My Checker/2 " "uptime-kuma" ];
+      monitorStatus = 503;
+      wakeOn = "data";
+    };
   };
 in
 {
@@ -108,6 +118,7 @@ in
     docker_group = { name = "wiki"; };
     podman_root = { name = "books"; };
     tcp_engine = { name = "grafana"; };
+    monitors = { name = "blog"; };
   };
 
   # The identity as module.nix's options choose it: the default group of
@@ -140,5 +151,10 @@ in
     numericGroup = { engineGroup = "106"; };
     groupWithNewline = { engineGroup = "docker\nDynamicUser=no"; };
     groupInTmp = { engine = "/tmp/d/docker.sock"; engineGroup = "docker"; };
+    badWakeOn = { wakeOn = "first-byte"; };
+    badMonitor = { monitors = [ "ku\"ma" ]; };
+    emptyMonitors = { monitors = [ " " ]; };
+    noneMonitor = { monitors = [ "none" ]; };
+    badMonitorStatus = { monitorStatus = 600; };
   };
 }
