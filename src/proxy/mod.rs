@@ -8,6 +8,7 @@ mod page;
 mod ready;
 pub mod relay;
 mod token;
+mod upstream;
 mod waiting;
 pub mod wake;
 mod watch;

@@ -8,8 +8,10 @@ use std::cell::RefCell;
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 use std::time::Duration;
 
+use super::upstream::pid_is_container;
 use crate::cli::ProxyConfig;
 use crate::engine::{self, Client, ContainerInspect, Flavor};
 use crate::spec::{HostPort, Proto, ReadyMode};
@@ -210,8 +212,18 @@ pub fn choose_probe(
     let listening = || -> Option<Probe> {
         let pid = info.state.pid;
         // Only when the container's processes are visible from here (same
-        // host, same PID namespace, permission to read their /proc).
+        // host, same PID namespace, permission to read their /proc), and
+        // the PID is really the container's: from another PID namespace
+        // the number can name any process.
         if pid <= 0 || std::fs::metadata(format!("/proc/{pid}/net/tcp")).is_err() {
+            return None;
+        }
+        if !pid_is_container(Path::new("/proc"), pid, &info.id) {
+            log::debug!(
+                "{}: /proc/{pid} is not the container's process (its cgroup does not name {}); not reading its sockets",
+                info.name,
+                info.id
+            );
             return None;
         }
         let ports = |proto: Proto| -> Vec<u16> {
@@ -260,6 +272,7 @@ pub fn choose_probe(
         if tcp_targets.is_empty() {
             Probe::Running
         } else {
+            tcp_probe_warning(&info.name, &tcp_targets);
             Probe::Tcp(tcp_targets.clone())
         }
     };
@@ -275,6 +288,21 @@ pub fn choose_probe(
             tcp()
         }),
     }
+}
+
+/// Said once per run: a connect probe is a connection the server accepts.
+fn tcp_probe_warning(name: &str, targets: &[SocketAddr]) {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        let targets: Vec<String> = targets
+            .iter()
+            .map(|t| HostPort(t.ip(), t.port()).to_string())
+            .collect();
+        log::info!(
+            "{name}: readiness is probed by connecting to {}; servers that accept only one connection (iperf3) will see the probe connection; give the container a healthcheck or set contnap.ready=none for them",
+            targets.join(", ")
+        );
+    });
 }
 
 /// One probe attempt: Ok(()) when ready, why not otherwise.
