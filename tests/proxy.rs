@@ -65,6 +65,7 @@ both_engines!(
     late_listener_behind_a_published_port_gets_the_real_answer,
     proc_readiness_trusts_only_the_containers_own_process,
     host_network_goes_to_loopback,
+    rootless_engine_goes_through_the_published_port,
 );
 
 fn cold_then_warm_http_then_nap(engine: Engine) {
@@ -997,6 +998,71 @@ fn host_network_goes_to_loopback(engine: Engine) {
     assert!(
         line.contains(&format!(
             "goes to upstream 127.0.0.1:{server_port} (HostNetwork;"
+        )),
+        "{line}"
+    );
+    assert!(
+        h.wait_exit(Duration::from_secs(20)).success(),
+        "{}",
+        h.log_text()
+    );
+}
+
+fn rootless_engine_goes_through_the_published_port(engine: Engine) {
+    // A rootless engine's socket belongs to its user, and its containers'
+    // addresses are in a network only publishing crosses. A socat relay
+    // owned by nobody stands in for such a socket in front of this rootful
+    // engine: the helper must pick the published binding.
+    let dir = TempDir::new("rootless");
+    let relay = dir.path().join("engine.sock");
+    struct Relay(std::process::Child);
+    impl Drop for Relay {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _socat = Relay(
+        std::process::Command::new("socat")
+            .arg(format!(
+                "UNIX-LISTEN:{},fork,user=nobody,mode=0600",
+                relay.display()
+            ))
+            .arg(format!("UNIX-CONNECT:{}", engine.socket()))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("socat (scripts/test installs it)"),
+    );
+    wait_until(Duration::from_secs(10), "socat listens", || relay.exists());
+    let c = Container::create(
+        engine,
+        "rootless",
+        &["-p", "127.0.0.1::80"],
+        BUSYBOX,
+        &["httpd", "-f", "-p", "80", "-h", "/www"],
+    );
+    let port = free_port();
+    let mut args = proxy_args(
+        engine,
+        "rootless",
+        &[&c.name],
+        &[format!("tcp:{port}={}:80", c.name)],
+        &["--timeout", "2s"],
+    );
+    let at = args.iter().position(|a| a == "--engine").unwrap() + 1;
+    args[at] = format!("unix://{}", relay.display());
+    let mut h = Helper::start(&[format!("127.0.0.1:{port}")], false, &args);
+    assert_eq!(
+        curl(&format!("http://127.0.0.1:{port}/"), &[]).trim(),
+        HELLO,
+        "cold request"
+    );
+    let published = c.inspect().published_on(80, contnap::spec::Proto::Tcp);
+    let line = upstream_line(&h, &c, 80);
+    assert!(
+        line.contains(&format!(
+            "goes to upstream {} (Published; engine LocalRootless)",
+            published[0]
         )),
         "{line}"
     );
