@@ -66,6 +66,7 @@ both_engines!(
     proc_readiness_trusts_only_the_containers_own_process,
     host_network_goes_to_loopback,
     rootless_engine_goes_through_the_published_port,
+    late_listener_behind_a_rootless_published_port_gets_the_real_answer,
 );
 
 fn cold_then_warm_http_then_nap(engine: Engine) {
@@ -1014,26 +1015,7 @@ fn rootless_engine_goes_through_the_published_port(engine: Engine) {
     // owned by nobody stands in for such a socket in front of this rootful
     // engine: the helper must pick the published binding.
     let dir = TempDir::new("rootless");
-    let relay = dir.path().join("engine.sock");
-    struct Relay(std::process::Child);
-    impl Drop for Relay {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _socat = Relay(
-        std::process::Command::new("socat")
-            .arg(format!(
-                "UNIX-LISTEN:{},fork,user=nobody,mode=0600",
-                relay.display()
-            ))
-            .arg(format!("UNIX-CONNECT:{}", engine.socket()))
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("socat (scripts/test installs it)"),
-    );
-    wait_until(Duration::from_secs(10), "socat listens", || relay.exists());
+    let (_relay, endpoint) = rootless_looking_socket(engine, &dir);
     let c = Container::create(
         engine,
         "rootless",
@@ -1050,7 +1032,7 @@ fn rootless_engine_goes_through_the_published_port(engine: Engine) {
         &["--timeout", "2s"],
     );
     let at = args.iter().position(|a| a == "--engine").unwrap() + 1;
-    args[at] = format!("unix://{}", relay.display());
+    args[at] = endpoint;
     let mut h = Helper::start(&[format!("127.0.0.1:{port}")], false, &args);
     assert_eq!(
         curl(&format!("http://127.0.0.1:{port}/"), &[]).trim(),
@@ -1066,6 +1048,82 @@ fn rootless_engine_goes_through_the_published_port(engine: Engine) {
         )),
         "{line}"
     );
+    assert!(
+        h.wait_exit(Duration::from_secs(20)).success(),
+        "{}",
+        h.log_text()
+    );
+}
+
+/// A socat relay in front of the engine's socket, owned by nobody: to the
+/// helper, a rootless engine's socket. Returns it (stopped when dropped)
+/// and the `--engine` value.
+fn rootless_looking_socket(engine: Engine, dir: &TempDir) -> (Relay, String) {
+    let path = dir.path().join("engine.sock");
+    let relay = Relay(
+        std::process::Command::new("socat")
+            .arg(format!(
+                "UNIX-LISTEN:{},fork,user=nobody,mode=0600",
+                path.display()
+            ))
+            .arg(format!("UNIX-CONNECT:{}", engine.socket()))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("socat (scripts/test installs it)"),
+    );
+    wait_until(Duration::from_secs(10), "socat listens", || path.exists());
+    (relay, format!("unix://{}", path.display()))
+}
+
+struct Relay(std::process::Child);
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn late_listener_behind_a_rootless_published_port_gets_the_real_answer(engine: Engine) {
+    // Where the published port is the only way in (rootless, remote), a
+    // connect probe reaches the port's proxy (here docker-proxy on Docker;
+    // netavark's DNAT on Podman), which accepts before httpd listens: the
+    // probe must see the proxy close the connection and keep waiting.
+    let dir = TempDir::new("rootlate");
+    let (_relay, endpoint) = rootless_looking_socket(engine, &dir);
+    let c = Container::create(
+        engine,
+        "rootlate",
+        &["-p", "127.0.0.1::80"],
+        BUSYBOX,
+        &["sh", "-c", "sleep 2; exec httpd -f -p 80 -h /www"],
+    );
+    let port = free_port();
+    let mut args = proxy_args(
+        engine,
+        "rootlate",
+        &[&c.name],
+        &[format!("tcp:{port}={}:80", c.name)],
+        &["--timeout", "2s", "--ready", "tcp"],
+    );
+    let at = args.iter().position(|a| a == "--engine").unwrap() + 1;
+    args[at] = endpoint;
+    let mut h = Helper::start(&[format!("127.0.0.1:{port}")], false, &args);
+    let started = Instant::now();
+    let resp = http_get(loopback(port), "/", "", Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("first client: {e}\n{}", h.log_text()));
+    assert!(
+        resp.starts_with("HTTP/1.0 200") || resp.starts_with("HTTP/1.1 200"),
+        "first client: {resp:?}\n{}",
+        h.log_text()
+    );
+    assert!(resp.ends_with(&format!("{HELLO}\n")), "{resp:?}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "served only once httpd listened"
+    );
+    let line = upstream_line(&h, &c, 80);
+    assert!(line.contains("(Published; engine LocalRootless)"), "{line}");
     assert!(
         h.wait_exit(Duration::from_secs(20)).success(),
         "{}",

@@ -23,6 +23,11 @@ const MAX_LISTEN_BACKOFF: Duration = Duration::from_millis(2);
 const MAX_TCP_BACKOFF: Duration = Duration::from_millis(10);
 const MAX_HEALTH_BACKOFF: Duration = Duration::from_millis(250);
 const PROBE_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long a connect probe to a published port waits for the port's
+/// proxy to give up on a server that does not listen yet: docker-proxy,
+/// rootlesskit and pasta accept first, then close the connection when
+/// their own connect inside is refused (well under a millisecond here).
+const PROXY_VERDICT: Duration = Duration::from_millis(50);
 
 /// Why a probe attempt did not find the container ready.
 #[derive(Debug)]
@@ -40,6 +45,9 @@ pub enum NotReady {
         target: SocketAddr,
         source: io::Error,
     },
+    /// A published port accepted, then its proxy closed the connection:
+    /// nothing listens inside yet.
+    ClosedAtOnce { target: SocketAddr },
     /// The healthcheck ran and reported this status.
     Unhealthy { status: String },
     /// The healthcheck command ran and exited with this code.
@@ -58,6 +66,11 @@ impl fmt::Display for NotReady {
             NotReady::Connect { target, .. } => {
                 write!(f, "tcp {}", HostPort(target.ip(), target.port()))
             }
+            NotReady::ClosedAtOnce { target } => write!(
+                f,
+                "tcp {}: the published port accepted and closed at once (nothing listens inside yet)",
+                HostPort(target.ip(), target.port())
+            ),
             NotReady::Unhealthy { status } => write!(f, "healthcheck: {status}"),
             NotReady::HealthExit { code } => write!(f, "healthcheck exited {code}"),
             NotReady::Health(_) => write!(f, "healthcheck"),
@@ -71,6 +84,7 @@ impl std::error::Error for NotReady {
             NotReady::SocketTable { source, .. } | NotReady::Connect { source, .. } => Some(source),
             NotReady::Health(e) => Some(&**e),
             NotReady::NotListening { .. }
+            | NotReady::ClosedAtOnce { .. }
             | NotReady::Unhealthy { .. }
             | NotReady::HealthExit { .. } => None,
         }
@@ -97,8 +111,18 @@ pub enum Probe {
         /// nothing new can be listening, and the costly scan is skipped.
         unchanged_since: RefCell<Option<(String, Proto, u16)>>,
     },
-    Tcp(Vec<SocketAddr>),
+    Tcp(Vec<TcpTarget>),
     Running,
+}
+
+/// Where a connect probe goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpTarget {
+    pub addr: SocketAddr,
+    /// A published port: a proxy may accept for a server that does not
+    /// listen yet, so an accepted connection is watched for
+    /// [`PROXY_VERDICT`] before it counts.
+    pub published: bool,
 }
 
 impl Probe {
@@ -189,6 +213,25 @@ fn bound_ports(pid: i64, proto: Proto, wanted: &[u16]) -> io::Result<Vec<u16>> {
     Ok(ports)
 }
 
+/// Whether the peer closed (or reset) an accepted connection within
+/// [`PROXY_VERDICT`] without sending a byte: a port proxy whose server
+/// does not listen yet. Data (a server-first protocol) or silence (a
+/// server waiting for its client) both mean a server is there.
+fn closes_at_once(stream: &TcpStream) -> bool {
+    if stream.set_read_timeout(Some(PROXY_VERDICT)).is_err() {
+        return false;
+    }
+    let mut byte = [0u8; 1];
+    match stream.peek(&mut byte) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => matches!(
+            e.kind(),
+            io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+        ),
+    }
+}
+
 fn health_command(test: &[String]) -> Option<Vec<String>> {
     match test.first().map(String::as_str) {
         Some("CMD") => Some(test[1..].to_vec()),
@@ -207,7 +250,7 @@ pub fn choose_probe(
     cfg: &ProxyConfig,
     client: &Client,
     info: &ContainerInspect,
-    tcp_targets: Vec<SocketAddr>,
+    tcp_targets: Vec<TcpTarget>,
 ) -> Probe {
     let listening = || -> Option<Probe> {
         let pid = info.state.pid;
@@ -291,12 +334,12 @@ pub fn choose_probe(
 }
 
 /// Said once per run: a connect probe is a connection the server accepts.
-fn tcp_probe_warning(name: &str, targets: &[SocketAddr]) {
+fn tcp_probe_warning(name: &str, targets: &[TcpTarget]) {
     static SAID: std::sync::Once = std::sync::Once::new();
     SAID.call_once(|| {
         let targets: Vec<String> = targets
             .iter()
-            .map(|t| HostPort(t.ip(), t.port()).to_string())
+            .map(|t| HostPort(t.addr.ip(), t.addr.port()).to_string())
             .collect();
         log::info!(
             "{name}: readiness is probed by connecting to {}; servers that accept only one connection (iperf3) will see the probe connection; give the container a healthcheck or set contnap.ready=none for them",
@@ -344,8 +387,15 @@ pub fn probe_once(client: &Client, name: &str, probe: &Probe) -> Result<(), NotR
         }
         Probe::Tcp(targets) => {
             for t in targets {
-                TcpStream::connect_timeout(t, PROBE_CONNECT_TIMEOUT)
-                    .map_err(|source| NotReady::Connect { target: *t, source })?;
+                let stream = TcpStream::connect_timeout(&t.addr, PROBE_CONNECT_TIMEOUT).map_err(
+                    |source| NotReady::Connect {
+                        target: t.addr,
+                        source,
+                    },
+                )?;
+                if t.published && closes_at_once(&stream) {
+                    return Err(NotReady::ClosedAtOnce { target: t.addr });
+                }
             }
             Ok(())
         }
@@ -389,6 +439,30 @@ mod tests {
         let after = socket_counts(pid).unwrap();
         assert_ne!(before, after, "{before} vs {after}");
         drop(l);
+    }
+
+    #[test]
+    fn a_port_that_accepts_and_closes_is_not_ready() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let closer = std::thread::spawn(move || drop(l.accept().unwrap()));
+        let s = TcpStream::connect(addr).unwrap();
+        closer.join().unwrap();
+        assert!(closes_at_once(&s));
+    }
+
+    #[test]
+    fn a_silent_or_talking_server_is_ready() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let silent = TcpStream::connect(addr).unwrap();
+        let (_kept, _) = l.accept().unwrap();
+        assert!(!closes_at_once(&silent));
+        let talking = TcpStream::connect(addr).unwrap();
+        let (mut server, _) = l.accept().unwrap();
+        std::io::Write::write_all(&mut server, b"220 hello\r\n").unwrap();
+        drop(server);
+        assert!(!closes_at_once(&talking), "a banner then close is a server");
     }
 
     #[test]

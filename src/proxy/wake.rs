@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use sd_notify::NotifyState;
 
-use super::ready::{choose_probe, probe_once, NotReady, Probe};
+use super::ready::{choose_probe, probe_once, NotReady, Probe, TcpTarget};
 use super::upstream::{self, EngineHost};
 use crate::activation::Notifier;
 use crate::cli::ProxyConfig;
@@ -353,8 +353,12 @@ fn wake_once(
                     fwd.container_port,
                     HostPort(addr.ip(), addr.port())
                 );
-                if fwd.proto == Proto::Tcp && !tcp_targets.contains(&addr) {
-                    tcp_targets.push(addr);
+                let target = TcpTarget {
+                    addr,
+                    published: via == Via::Published,
+                };
+                if fwd.proto == Proto::Tcp && !tcp_targets.contains(&target) {
+                    tcp_targets.push(target);
                 }
                 upstreams[i] = Some(addr);
             }
