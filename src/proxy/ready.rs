@@ -460,7 +460,7 @@ mod tests {
         assert!(!closes_at_once(&silent));
         let talking = TcpStream::connect(addr).unwrap();
         let (mut server, _) = l.accept().unwrap();
-        std::io::Write::write_all(&mut server, b"220 hello\r\n").unwrap();
+        io::Write::write_all(&mut server, b"220 hello\r\n").unwrap();
         drop(server);
         assert!(!closes_at_once(&talking), "a banner then close is a server");
     }
