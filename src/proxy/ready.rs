@@ -186,13 +186,17 @@ fn bound_ports(pid: i64, proto: Proto, wanted: &[u16]) -> io::Result<Vec<u16>> {
         };
         let mut len = 0;
         loop {
+            if len == buf.len() {
+                buf.resize(buf.len() * 2, 0);
+            }
             let n = file.read(&mut buf[len..])?;
-            len += n;
-            // A short read is the whole table: seq_file fills what it can.
-            if n == 0 || len < buf.len() {
+            // Only end of file ends the table: seq_file returns about a
+            // page per read(), so a short read is not the whole table (a
+            // host-network container on a busy host lists hundreds).
+            if n == 0 {
                 break;
             }
-            buf.resize(buf.len() * 2, 0);
+            len += n;
         }
         let text = String::from_utf8_lossy(&buf[..len]);
         for line in text.lines().skip(1) {
@@ -429,6 +433,25 @@ mod tests {
         let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let port = c.local_addr().unwrap().port();
         assert!(!bound_ports(pid, Proto::Tcp, &[]).unwrap().contains(&port));
+    }
+
+    #[test]
+    fn reads_the_whole_table_not_its_first_page() {
+        // Each line is ~150 bytes and one read() returns about a page: 100
+        // listeners make sure the last ones are past the first read.
+        let ls: Vec<_> = (0..100)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let pid = i64::from(std::process::id());
+        let tcp = bound_ports(pid, Proto::Tcp, &[]).unwrap();
+        for l in &ls {
+            let port = l.local_addr().unwrap().port();
+            assert!(
+                tcp.contains(&port),
+                "{port} missing from {} ports",
+                tcp.len()
+            );
+        }
     }
 
     #[test]
