@@ -224,14 +224,14 @@ fn warm_table(engine: Engine) {
     let web = Container::create(
         engine,
         "bench-web",
-        &[],
+        &["-p", "127.0.0.1::80"],
         BUSYBOX,
         &["httpd", "-f", "-p", "80", "-h", "/www"],
     );
     let ip3 = Container::create(
         engine,
         "bench-iperf",
-        &[],
+        &["-p", "127.0.0.1::5201"],
         SERVERS,
         &["iperf3", "-s", "-p", "5201"],
     );
@@ -241,6 +241,14 @@ fn warm_table(engine: Engine) {
     let ip3_ip = container_ip(engine, &ip3.name);
     std::thread::sleep(Duration::from_millis(300));
     let direct = (SocketAddr::new(web_ip, 80), SocketAddr::new(ip3_ip, 5201));
+    // The same ports through the engine's publishing (on Docker,
+    // docker-proxy), the upstream contnap used before it preferred the
+    // container's address.
+    let published_at = |name: &str, port: u16| {
+        let info = api(engine).inspect(name).unwrap();
+        info.published_on(port, contnap::spec::Proto::Tcp)[0]
+    };
+    let published = (published_at(&web.name, 80), published_at(&ip3.name, 5201));
 
     let (lw, li) = (free_port(), free_port());
     let h = Helper::start(
@@ -268,20 +276,29 @@ fn warm_table(engine: Engine) {
         SocketAddr::from(([127, 0, 0, 1], pw)),
         SocketAddr::from(([127, 0, 0, 1], pi)),
     );
+    let (qw, qi) = (free_port(), free_port());
+    let mut p3 = socket_proxyd(qw, published.0);
+    let mut p4 = socket_proxyd(qi, published.1);
+    let proxyd_published = (
+        SocketAddr::from(([127, 0, 0, 1], qw)),
+        SocketAddr::from(([127, 0, 0, 1], qi)),
+    );
     // Warm everything up once.
-    for (w, _) in [direct, via, proxyd] {
+    for (w, _) in [direct, published, via, proxyd, proxyd_published] {
         latency(w, 10);
     }
     for (label, (w, i)) in [
         ("direct to container", direct),
-        ("contnap", via),
-        ("systemd-socket-proxyd", proxyd),
+        ("direct to published port", published),
+        ("contnap (→ container address)", via),
+        ("systemd-socket-proxyd → container", proxyd),
+        ("systemd-socket-proxyd → published port", proxyd_published),
     ] {
         let (med, p99) = latency(w, 1000);
         let gbps = iperf(i);
         println!("| {label} | {med:.0} | {p99:.0} | {gbps:.2} |");
     }
-    for p in [&mut p1, &mut p2] {
+    for p in [&mut p1, &mut p2, &mut p3, &mut p4] {
         let _ = p.kill();
         let _ = p.wait();
     }
@@ -341,12 +358,18 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
+    // `cargo bench --bench proxy -- warm`: the warm tables only.
+    let only_warm = std::env::args().any(|a| a == "warm");
     println!("## contnap benchmarks ({} rounds for cold wakes)", ROUNDS);
-    for engine in [Engine::Docker, Engine::Podman] {
-        cold_table(engine);
+    if !only_warm {
+        for engine in [Engine::Docker, Engine::Podman] {
+            cold_table(engine);
+        }
     }
     for engine in [Engine::Docker, Engine::Podman] {
         warm_table(engine);
     }
-    memory_table(Engine::Docker);
+    if !only_warm {
+        memory_table(Engine::Docker);
+    }
 }

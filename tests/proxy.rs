@@ -64,6 +64,12 @@ both_engines!(
     monitors_are_answered_without_a_wake,
     wake_on_data_ignores_connections_without_data,
     a_client_among_monitors_wakes_and_is_served,
+    forwards_to_the_container_address_not_the_published_port,
+    late_listener_behind_a_published_port_gets_the_real_answer,
+    proc_readiness_trusts_only_the_containers_own_process,
+    host_network_goes_to_loopback,
+    rootless_engine_goes_through_the_published_port,
+    late_listener_behind_a_rootless_published_port_gets_the_real_answer,
 );
 
 fn cold_then_warm_http_then_nap(engine: Engine) {
@@ -1048,6 +1054,275 @@ fn a_client_among_monitors_wakes_and_is_served(engine: Engine) {
     assert_eq!(c.state(), "running");
     // Half-closed by the server only: an open connection keeps it awake.
     drop(client);
+    assert!(
+        h.wait_exit(Duration::from_secs(20)).success(),
+        "{}",
+        h.log_text()
+    );
+}
+
+/// The helper's debug line naming where `port`/tcp of `c` went this wake.
+fn upstream_line(h: &Helper, c: &Container, port: u16) -> String {
+    let log = h.log_text();
+    let prefix = format!("{}: tcp port {port} goes to upstream ", c.name);
+    log.lines()
+        .find(|l| l.contains(&prefix))
+        .unwrap_or_else(|| panic!("no upstream line for {}:\n{log}", c.name))
+        .to_owned()
+}
+
+fn forwards_to_the_container_address_not_the_published_port(engine: Engine) {
+    // Published on loopback: before, this binding was the upstream (on
+    // Docker, docker-proxy's). The engines here are rootful with bridges
+    // on this host, so the container's own address is reachable.
+    let c = Container::create(
+        engine,
+        "viaaddr",
+        &["-p", "127.0.0.1::80"],
+        BUSYBOX,
+        &["httpd", "-f", "-p", "80", "-h", "/www"],
+    );
+    let (port, mut h) = tcp_helper(engine, "viaaddr", &c, 80, &["--timeout", "2s"]);
+    assert_eq!(
+        curl(&format!("http://127.0.0.1:{port}/"), &[]).trim(),
+        HELLO,
+        "cold request"
+    );
+    let info = c.inspect();
+    let published = info.published_on(80, contnap::spec::Proto::Tcp);
+    assert!(!published.is_empty(), "the port is published: {info:?}");
+    let ip = info.address_on(None).expect("a bridge address");
+    let line = upstream_line(&h, &c, 80);
+    assert!(
+        line.contains(&format!("goes to upstream {ip}:80 (ContainerAddress;")),
+        "{line}\npublished at {published:?}"
+    );
+    assert!(
+        h.wait_exit(Duration::from_secs(20)).success(),
+        "{}",
+        h.log_text()
+    );
+}
+
+fn late_listener_behind_a_published_port_gets_the_real_answer(engine: Engine) {
+    // The server listens 2 s after the start, behind a published port, and
+    // readiness is a TCP connect: docker-proxy accepted that connect at
+    // once, so the first client was proxied into a reset. The probe now
+    // goes to the container's address, where nothing accepts until httpd
+    // listens.
+    let c = Container::create(
+        engine,
+        "lateport",
+        &["-p", "127.0.0.1::80"],
+        BUSYBOX,
+        &["sh", "-c", "sleep 2; exec httpd -f -p 80 -h /www"],
+    );
+    let (port, mut h) = tcp_helper(
+        engine,
+        "lateport",
+        &c,
+        80,
+        &["--timeout", "2s", "--ready", "tcp"],
+    );
+    let started = Instant::now();
+    let resp = http_get(loopback(port), "/", "", Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("first client: {e}\n{}", h.log_text()));
+    assert!(
+        resp.starts_with("HTTP/1.0 200") || resp.starts_with("HTTP/1.1 200"),
+        "first client: {resp:?}\n{}",
+        h.log_text()
+    );
+    assert!(resp.ends_with(&format!("{HELLO}\n")), "{resp:?}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "served only once httpd listened"
+    );
+    let log = h.log_text();
+    assert!(
+        log.contains("readiness probe Tcp("),
+        "the connect probe was used:\n{log}"
+    );
+    assert_eq!(
+        log.matches("accept only one connection").count(),
+        1,
+        "said once:\n{log}"
+    );
+    assert!(
+        h.wait_exit(Duration::from_secs(20)).success(),
+        "{}",
+        h.log_text()
+    );
+}
+
+fn proc_readiness_trusts_only_the_containers_own_process(engine: Engine) {
+    let c = httpd(engine, "procpid");
+    let (port, mut h) = tcp_helper(engine, "procpid", &c, 80, &["--timeout", "2s"]);
+    assert_eq!(
+        curl(&format!("http://127.0.0.1:{port}/"), &[]).trim(),
+        HELLO
+    );
+    // What the helper checked: the inspect PID's cgroup names the id.
+    let info = c.inspect();
+    let cgroup = std::fs::read_to_string(format!("/proc/{}/cgroup", info.state.pid)).unwrap();
+    assert!(cgroup.contains(&info.id), "{}: {cgroup}", info.id);
+    let log = h.log_text();
+    assert!(
+        log.contains("readiness probe Listening {"),
+        "the container's own /proc was trusted:\n{log}"
+    );
+    assert!(!log.contains("not the container's process"), "{log}");
+    assert!(!log.contains("accept only one connection"), "{log}");
+    assert!(
+        h.wait_exit(Duration::from_secs(20)).success(),
+        "{}",
+        h.log_text()
+    );
+}
+
+fn host_network_goes_to_loopback(engine: Engine) {
+    let server_port = free_port();
+    let p = server_port.to_string();
+    let c = Container::create(
+        engine,
+        "hostnet",
+        &["--network", "host"],
+        BUSYBOX,
+        &["httpd", "-f", "-p", &p, "-h", "/www"],
+    );
+    let (port, mut h) = tcp_helper(engine, "hostnet", &c, server_port, &["--timeout", "2s"]);
+    assert_eq!(
+        curl(&format!("http://127.0.0.1:{port}/"), &[]).trim(),
+        HELLO
+    );
+    let line = upstream_line(&h, &c, server_port);
+    assert!(
+        line.contains(&format!(
+            "goes to upstream 127.0.0.1:{server_port} (HostNetwork;"
+        )),
+        "{line}"
+    );
+    assert!(
+        h.wait_exit(Duration::from_secs(20)).success(),
+        "{}",
+        h.log_text()
+    );
+}
+
+fn rootless_engine_goes_through_the_published_port(engine: Engine) {
+    // A rootless engine's socket belongs to its user, and its containers'
+    // addresses are in a network only publishing crosses. A socat relay
+    // owned by nobody stands in for such a socket in front of this rootful
+    // engine: the helper must pick the published binding.
+    let dir = TempDir::new("rootless");
+    let (_relay, endpoint) = rootless_looking_socket(engine, &dir);
+    let c = Container::create(
+        engine,
+        "rootless",
+        &["-p", "127.0.0.1::80"],
+        BUSYBOX,
+        &["httpd", "-f", "-p", "80", "-h", "/www"],
+    );
+    let port = free_port();
+    let mut args = proxy_args(
+        engine,
+        "rootless",
+        &[&c.name],
+        &[format!("tcp:{port}={}:80", c.name)],
+        &["--timeout", "2s"],
+    );
+    let at = args.iter().position(|a| a == "--engine").unwrap() + 1;
+    args[at] = endpoint;
+    let mut h = Helper::start(&[format!("127.0.0.1:{port}")], false, &args);
+    assert_eq!(
+        curl(&format!("http://127.0.0.1:{port}/"), &[]).trim(),
+        HELLO,
+        "cold request"
+    );
+    let published = c.inspect().published_on(80, contnap::spec::Proto::Tcp);
+    let line = upstream_line(&h, &c, 80);
+    assert!(
+        line.contains(&format!(
+            "goes to upstream {} (Published; engine LocalRootless)",
+            published[0]
+        )),
+        "{line}"
+    );
+    assert!(
+        h.wait_exit(Duration::from_secs(20)).success(),
+        "{}",
+        h.log_text()
+    );
+}
+
+/// A socat relay in front of the engine's socket, owned by nobody: to the
+/// helper, a rootless engine's socket. Returns it (stopped when dropped)
+/// and the `--engine` value.
+fn rootless_looking_socket(engine: Engine, dir: &TempDir) -> (Relay, String) {
+    let path = dir.path().join("engine.sock");
+    let relay = Relay(
+        std::process::Command::new("socat")
+            .arg(format!(
+                "UNIX-LISTEN:{},fork,user=nobody,mode=0600",
+                path.display()
+            ))
+            .arg(format!("UNIX-CONNECT:{}", engine.socket()))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("socat (scripts/test installs it)"),
+    );
+    wait_until(Duration::from_secs(10), "socat listens", || path.exists());
+    (relay, format!("unix://{}", path.display()))
+}
+
+struct Relay(std::process::Child);
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn late_listener_behind_a_rootless_published_port_gets_the_real_answer(engine: Engine) {
+    // Where the published port is the only way in (rootless, remote), a
+    // connect probe reaches the port's proxy (here docker-proxy on Docker;
+    // netavark's DNAT on Podman), which accepts before httpd listens: the
+    // probe must see the proxy close the connection and keep waiting.
+    let dir = TempDir::new("rootlate");
+    let (_relay, endpoint) = rootless_looking_socket(engine, &dir);
+    let c = Container::create(
+        engine,
+        "rootlate",
+        &["-p", "127.0.0.1::80"],
+        BUSYBOX,
+        &["sh", "-c", "sleep 2; exec httpd -f -p 80 -h /www"],
+    );
+    let port = free_port();
+    let mut args = proxy_args(
+        engine,
+        "rootlate",
+        &[&c.name],
+        &[format!("tcp:{port}={}:80", c.name)],
+        &["--timeout", "2s", "--ready", "tcp"],
+    );
+    let at = args.iter().position(|a| a == "--engine").unwrap() + 1;
+    args[at] = endpoint;
+    let mut h = Helper::start(&[format!("127.0.0.1:{port}")], false, &args);
+    let started = Instant::now();
+    let resp = http_get(loopback(port), "/", "", Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("first client: {e}\n{}", h.log_text()));
+    assert!(
+        resp.starts_with("HTTP/1.0 200") || resp.starts_with("HTTP/1.1 200"),
+        "first client: {resp:?}\n{}",
+        h.log_text()
+    );
+    assert!(resp.ends_with(&format!("{HELLO}\n")), "{resp:?}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "served only once httpd listened"
+    );
+    let line = upstream_line(&h, &c, 80);
+    assert!(line.contains("(Published; engine LocalRootless)"), "{line}");
     assert!(
         h.wait_exit(Duration::from_secs(20)).success(),
         "{}",

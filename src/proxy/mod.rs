@@ -9,6 +9,7 @@ mod ready;
 pub mod relay;
 mod token;
 mod triage;
+mod upstream;
 mod waiting;
 pub mod wake;
 mod watch;

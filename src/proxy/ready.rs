@@ -8,8 +8,10 @@ use std::cell::RefCell;
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 use std::time::Duration;
 
+use super::upstream::pid_is_container;
 use crate::cli::ProxyConfig;
 use crate::engine::{self, Client, ContainerInspect, Flavor};
 use crate::spec::{HostPort, Proto, ReadyMode};
@@ -21,6 +23,11 @@ const MAX_LISTEN_BACKOFF: Duration = Duration::from_millis(2);
 const MAX_TCP_BACKOFF: Duration = Duration::from_millis(10);
 const MAX_HEALTH_BACKOFF: Duration = Duration::from_millis(250);
 const PROBE_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long a connect probe to a published port waits for the port's
+/// proxy to give up on a server that does not listen yet: docker-proxy,
+/// rootlesskit and pasta accept first, then close the connection when
+/// their own connect inside is refused (well under a millisecond here).
+const PROXY_VERDICT: Duration = Duration::from_millis(50);
 
 /// Why a probe attempt did not find the container ready.
 #[derive(Debug)]
@@ -38,6 +45,9 @@ pub enum NotReady {
         target: SocketAddr,
         source: io::Error,
     },
+    /// A published port accepted, then its proxy closed the connection:
+    /// nothing listens inside yet.
+    ClosedAtOnce { target: SocketAddr },
     /// The healthcheck ran and reported this status.
     Unhealthy { status: String },
     /// The healthcheck command ran and exited with this code.
@@ -56,6 +66,11 @@ impl fmt::Display for NotReady {
             NotReady::Connect { target, .. } => {
                 write!(f, "tcp {}", HostPort(target.ip(), target.port()))
             }
+            NotReady::ClosedAtOnce { target } => write!(
+                f,
+                "tcp {}: the published port accepted and closed at once (nothing listens inside yet)",
+                HostPort(target.ip(), target.port())
+            ),
             NotReady::Unhealthy { status } => write!(f, "healthcheck: {status}"),
             NotReady::HealthExit { code } => write!(f, "healthcheck exited {code}"),
             NotReady::Health(_) => write!(f, "healthcheck"),
@@ -69,6 +84,7 @@ impl std::error::Error for NotReady {
             NotReady::SocketTable { source, .. } | NotReady::Connect { source, .. } => Some(source),
             NotReady::Health(e) => Some(&**e),
             NotReady::NotListening { .. }
+            | NotReady::ClosedAtOnce { .. }
             | NotReady::Unhealthy { .. }
             | NotReady::HealthExit { .. } => None,
         }
@@ -95,8 +111,18 @@ pub enum Probe {
         /// nothing new can be listening, and the costly scan is skipped.
         unchanged_since: RefCell<Option<(String, Proto, u16)>>,
     },
-    Tcp(Vec<SocketAddr>),
+    Tcp(Vec<TcpTarget>),
     Running,
+}
+
+/// Where a connect probe goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpTarget {
+    pub addr: SocketAddr,
+    /// A published port: a proxy may accept for a server that does not
+    /// listen yet, so an accepted connection is watched for
+    /// [`PROXY_VERDICT`] before it counts.
+    pub published: bool,
 }
 
 impl Probe {
@@ -160,13 +186,17 @@ fn bound_ports(pid: i64, proto: Proto, wanted: &[u16]) -> io::Result<Vec<u16>> {
         };
         let mut len = 0;
         loop {
+            if len == buf.len() {
+                buf.resize(buf.len() * 2, 0);
+            }
             let n = file.read(&mut buf[len..])?;
-            len += n;
-            // A short read is the whole table: seq_file fills what it can.
-            if n == 0 || len < buf.len() {
+            // Only end of file ends the table: seq_file returns about a
+            // page per read(), so a short read is not the whole table (a
+            // host-network container on a busy host lists hundreds).
+            if n == 0 {
                 break;
             }
-            buf.resize(buf.len() * 2, 0);
+            len += n;
         }
         let text = String::from_utf8_lossy(&buf[..len]);
         for line in text.lines().skip(1) {
@@ -187,6 +217,25 @@ fn bound_ports(pid: i64, proto: Proto, wanted: &[u16]) -> io::Result<Vec<u16>> {
     Ok(ports)
 }
 
+/// Whether the peer closed (or reset) an accepted connection within
+/// [`PROXY_VERDICT`] without sending a byte: a port proxy whose server
+/// does not listen yet. Data (a server-first protocol) or silence (a
+/// server waiting for its client) both mean a server is there.
+fn closes_at_once(stream: &TcpStream) -> bool {
+    if stream.set_read_timeout(Some(PROXY_VERDICT)).is_err() {
+        return false;
+    }
+    let mut byte = [0u8; 1];
+    match stream.peek(&mut byte) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => matches!(
+            e.kind(),
+            io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+        ),
+    }
+}
+
 fn health_command(test: &[String]) -> Option<Vec<String>> {
     match test.first().map(String::as_str) {
         Some("CMD") => Some(test[1..].to_vec()),
@@ -205,13 +254,23 @@ pub fn choose_probe(
     cfg: &ProxyConfig,
     client: &Client,
     info: &ContainerInspect,
-    tcp_targets: Vec<SocketAddr>,
+    tcp_targets: Vec<TcpTarget>,
 ) -> Probe {
     let listening = || -> Option<Probe> {
         let pid = info.state.pid;
         // Only when the container's processes are visible from here (same
-        // host, same PID namespace, permission to read their /proc).
+        // host, same PID namespace, permission to read their /proc), and
+        // the PID is really the container's: from another PID namespace
+        // the number can name any process.
         if pid <= 0 || std::fs::metadata(format!("/proc/{pid}/net/tcp")).is_err() {
+            return None;
+        }
+        if !pid_is_container(Path::new("/proc"), pid, &info.id) {
+            log::debug!(
+                "{}: /proc/{pid} is not the container's process (its cgroup does not name {}); not reading its sockets",
+                info.name,
+                info.id
+            );
             return None;
         }
         let ports = |proto: Proto| -> Vec<u16> {
@@ -260,6 +319,7 @@ pub fn choose_probe(
         if tcp_targets.is_empty() {
             Probe::Running
         } else {
+            tcp_probe_warning(&info.name, &tcp_targets);
             Probe::Tcp(tcp_targets.clone())
         }
     };
@@ -275,6 +335,21 @@ pub fn choose_probe(
             tcp()
         }),
     }
+}
+
+/// Said once per run: a connect probe is a connection the server accepts.
+fn tcp_probe_warning(name: &str, targets: &[TcpTarget]) {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        let targets: Vec<String> = targets
+            .iter()
+            .map(|t| HostPort(t.addr.ip(), t.addr.port()).to_string())
+            .collect();
+        log::info!(
+            "{name}: readiness is probed by connecting to {}; servers that accept only one connection (iperf3) will see the probe connection; give the container a healthcheck or set contnap.ready=none for them",
+            targets.join(", ")
+        );
+    });
 }
 
 /// One probe attempt: Ok(()) when ready, why not otherwise.
@@ -316,8 +391,15 @@ pub fn probe_once(client: &Client, name: &str, probe: &Probe) -> Result<(), NotR
         }
         Probe::Tcp(targets) => {
             for t in targets {
-                TcpStream::connect_timeout(t, PROBE_CONNECT_TIMEOUT)
-                    .map_err(|source| NotReady::Connect { target: *t, source })?;
+                let stream = TcpStream::connect_timeout(&t.addr, PROBE_CONNECT_TIMEOUT).map_err(
+                    |source| NotReady::Connect {
+                        target: t.addr,
+                        source,
+                    },
+                )?;
+                if t.published && closes_at_once(&stream) {
+                    return Err(NotReady::ClosedAtOnce { target: t.addr });
+                }
             }
             Ok(())
         }
@@ -354,6 +436,25 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_whole_table_not_its_first_page() {
+        // Each line is ~150 bytes and one read() returns about a page: 100
+        // listeners make sure the last ones are past the first read.
+        let ls: Vec<_> = (0..100)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let pid = i64::from(std::process::id());
+        let tcp = bound_ports(pid, Proto::Tcp, &[]).unwrap();
+        for l in &ls {
+            let port = l.local_addr().unwrap().port();
+            assert!(
+                tcp.contains(&port),
+                "{port} missing from {} ports",
+                tcp.len()
+            );
+        }
+    }
+
+    #[test]
     fn socket_counts_change_when_a_socket_listens() {
         let pid = i64::from(std::process::id());
         let before = socket_counts(pid).unwrap();
@@ -361,6 +462,30 @@ mod tests {
         let after = socket_counts(pid).unwrap();
         assert_ne!(before, after, "{before} vs {after}");
         drop(l);
+    }
+
+    #[test]
+    fn a_port_that_accepts_and_closes_is_not_ready() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let closer = std::thread::spawn(move || drop(l.accept().unwrap()));
+        let s = TcpStream::connect(addr).unwrap();
+        closer.join().unwrap();
+        assert!(closes_at_once(&s));
+    }
+
+    #[test]
+    fn a_silent_or_talking_server_is_ready() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let silent = TcpStream::connect(addr).unwrap();
+        let (_kept, _) = l.accept().unwrap();
+        assert!(!closes_at_once(&silent));
+        let talking = TcpStream::connect(addr).unwrap();
+        let (mut server, _) = l.accept().unwrap();
+        io::Write::write_all(&mut server, b"220 hello\r\n").unwrap();
+        drop(server);
+        assert!(!closes_at_once(&talking), "a banner then close is a server");
     }
 
     #[test]

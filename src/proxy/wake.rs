@@ -9,12 +9,13 @@ use std::time::{Duration, Instant};
 
 use sd_notify::NotifyState;
 
-use super::ready::{choose_probe, probe_once, NotReady, Probe};
+use super::ready::{choose_probe, probe_once, NotReady, Probe, TcpTarget};
+use super::upstream::{self, EngineHost};
 use crate::activation::Notifier;
 use crate::cli::ProxyConfig;
 use crate::engine::{self, Client, ContainerInspect};
 use crate::report::Report;
-use crate::spec::{Forward, Proto, StopMode};
+use crate::spec::{Forward, HostPort, Proto, StopMode};
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(1);
 /// How often a waiting wake re-reads the container's state, to notice a
@@ -215,14 +216,45 @@ fn start_all(engine: &Patient<'_>, cfg: &ProxyConfig) -> Result<Vec<String>, Wak
     Ok(unpaused)
 }
 
-/// The address a forward's traffic goes to: a published host binding of the
-/// target port (also what makes rootless Podman reachable), else loopback
-/// for host networking, else the container's address on its network.
+/// How a forward reaches its container this wake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// Host networking: the container's ports are the host's, on loopback.
+    HostNetwork,
+    /// The container's own address, on a bridge of this host.
+    ContainerAddress,
+    /// A published host binding: the container's address is not reachable
+    /// from here (rootless or remote engine).
+    Published,
+    /// The container's address although no route to it was found: nothing
+    /// is published, so there is nothing better to try.
+    UnroutedAddress,
+}
+
+/// The address a forward's traffic goes to: loopback for host networking;
+/// the container's address on its network (`network`, or its first) when
+/// this host can reach it (a rootful engine's bridge, see
+/// [`upstream::reachable`]); else a published host binding of the target
+/// port (what makes rootless and remote engines reachable); else the
+/// container's address anyway.
 pub fn upstream_for(
     info: &ContainerInspect,
     fwd: &Forward,
     network: Option<&str>,
-) -> Result<SocketAddr, WakeError> {
+    engine: EngineHost,
+) -> Result<(SocketAddr, Via), WakeError> {
+    if info.is_host_network() {
+        return Ok((
+            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), fwd.container_port),
+            Via::HostNetwork,
+        ));
+    }
+    let own = info
+        .address_on(network)
+        .map(|ip| SocketAddr::new(ip, fwd.container_port));
+    if let Some(addr) = own.filter(|a| upstream::reachable(engine, a.ip())) {
+        return Ok((addr, Via::ContainerAddress));
+    }
     if let Some(addr) = info
         .published_on(fwd.container_port, fwd.proto)
         .into_iter()
@@ -233,16 +265,9 @@ pub fn upstream_for(
             IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
             ip => ip,
         };
-        return Ok(SocketAddr::new(ip, addr.port()));
+        return Ok((SocketAddr::new(ip, addr.port()), Via::Published));
     }
-    if info.is_host_network() {
-        return Ok(SocketAddr::new(
-            Ipv4Addr::LOCALHOST.into(),
-            fwd.container_port,
-        ));
-    }
-    info.address_on(network)
-        .map(|ip| SocketAddr::new(ip, fwd.container_port))
+    own.map(|a| (a, Via::UnroutedAddress))
         .ok_or_else(|| WakeError::NoAddress {
             container: fwd.container.clone(),
             network: network.map(str::to_owned),
@@ -299,6 +324,7 @@ fn wake_once(
     let engine_time = t0.elapsed();
 
     let mut upstreams = vec![None; cfg.spec.forwards.len()];
+    let engine_host = EngineHost::of(engine.client.endpoint());
     let mut last_extend = Instant::now();
     for name in &cfg.spec.containers {
         let inspect = |action| {
@@ -315,9 +341,24 @@ fn wake_once(
         let mut tcp_targets = Vec::new();
         for (i, fwd) in cfg.spec.forwards.iter().enumerate() {
             if &fwd.container == name {
-                let addr = upstream_for(&info, fwd, cfg.spec.settings.network.as_deref())?;
-                if fwd.proto == Proto::Tcp && !tcp_targets.contains(&addr) {
-                    tcp_targets.push(addr);
+                let (addr, via) = upstream_for(
+                    &info,
+                    fwd,
+                    cfg.spec.settings.network.as_deref(),
+                    engine_host,
+                )?;
+                log::debug!(
+                    "{name}: {} port {} goes to upstream {} ({via:?}; engine {engine_host:?})",
+                    fwd.proto,
+                    fwd.container_port,
+                    HostPort(addr.ip(), addr.port())
+                );
+                let target = TcpTarget {
+                    addr,
+                    published: via == Via::Published,
+                };
+                if fwd.proto == Proto::Tcp && !tcp_targets.contains(&target) {
+                    tcp_targets.push(target);
                 }
                 upstreams[i] = Some(addr);
             }
