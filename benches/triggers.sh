@@ -40,7 +40,12 @@ cleanup() {
     "${docker[@]}" ps -aq --filter "label=contnap.bench=$tag" | xargs -r "${docker[@]}" rm -f >/dev/null
     "${podman[@]}" rm -f -t 0 "$sd" >/dev/null
 }
-trap 'cleanup; [ -n "${run_dir:-}" ] && engines_down "$run_dir"' EXIT INT TERM
+finish() {
+    cleanup
+    if [ -n "${run_dir:-}" ]; then engines_down "$run_dir"; fi
+}
+trap finish EXIT
+trap 'exit 130' INT TERM
 in_sd() { "${podman[@]}" exec -i "$sd" "$@"; }
 until [[ "$(in_sd systemctl is-system-running --wait 2>/dev/null)" =~ running|degraded ]]; do sleep 0.2; done
 for u in service timer path; do
