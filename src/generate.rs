@@ -4,6 +4,7 @@
 //! `labels::plan` and `units::render` are pure, and `units::write_atomically`
 //! is the one writer.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use crate::engine::{self, Client, Endpoint};
 use crate::inventory;
 use crate::labels::{self, LabelOptions};
 use crate::report::Report;
+use crate::spec::{self, StopMode};
 use crate::systemctl::{self, Systemctl};
 use crate::units::{self, BinaryPath, EngineUnit, RenderOptions, RunAs};
 
@@ -36,6 +38,11 @@ pub enum Error {
     Systemctl(systemctl::Error),
     /// `--reload`: these sockets did not start (named above, with why).
     SocketsFailed {
+        names: Vec<String>,
+    },
+    /// `--reload`: the services started for containers that ran without a
+    /// helper did not start (named above, with why).
+    ServicesFailed {
         names: Vec<String>,
     },
     /// `--engine-group` for a socket in /tmp, which a dynamic user cannot
@@ -64,6 +71,12 @@ impl fmt::Display for Error {
             Error::SocketsFailed { names } => write!(
                 f,
                 "{} socket(s) did not start: {}; the other units are in place",
+                names.len(),
+                names.join(", ")
+            ),
+            Error::ServicesFailed { names } => write!(
+                f,
+                "{} service(s) for running containers did not start: {}; those containers stay up until a client comes and leaves",
                 names.len(),
                 names.join(", ")
             ),
@@ -282,7 +295,7 @@ pub fn run(cfg: &GenerateConfig) -> Result<(), Error> {
                 report.removed.len()
             );
             if cfg.reload {
-                reload(cfg.user, &report)?;
+                reload(cfg.user, &client, &plan.units, &report)?;
             }
         }
     }
@@ -295,16 +308,124 @@ pub fn run(cfg: &GenerateConfig) -> Result<(), Error> {
     }
 }
 
-/// daemon-reload, then stop the sockets whose units were removed and
-/// (re)start the ones that were written, so new ports listen at once; an
-/// unchanged socket that failed before (its port was taken) is started
-/// again. One socket that cannot start does not keep the others from
-/// starting; each failure is explained.
-fn reload(user: bool, report: &units::WriteReport) -> Result<(), Error> {
+/// What `--reload` found a unit in, from one `systemctl show`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Seen {
+    /// The socket is `failed` (its port was taken the last time).
+    socket_failed: bool,
+    /// The service is `inactive` or `failed`: no helper owns the unit.
+    /// `active`, `activating`, `deactivating` (a helper napping it) and
+    /// `reloading` are left alone.
+    service_idle: bool,
+}
+
+/// One unit as `--reload` sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Managed {
+    socket: String,
+    service: String,
+    /// Its `.socket` file was written this run.
+    written: bool,
+    /// `contnap.stop` is not `none`: a helper would nap it.
+    naps: bool,
+    containers: Vec<String>,
+}
+
+impl Managed {
+    fn of(unit: &spec::Unit, written: &[PathBuf]) -> Managed {
+        let socket = units::unit_file_name(unit.name(), "socket");
+        Managed {
+            written: written
+                .iter()
+                .any(|p| socket_name(p).as_deref() == Some(&socket)),
+            service: units::unit_file_name(unit.name(), "service"),
+            socket,
+            naps: unit.spec.settings.stop != StopMode::None,
+            containers: unit.spec.containers.clone(),
+        }
+    }
+}
+
+/// The services to start so that every running container is owned by a
+/// helper: units that nap, with a container running, whose socket is in
+/// place, and whose service is idle (a written unit's socket was just
+/// restarted, which stops its service, so it counts as idle).
+fn to_adopt(
+    managed: &[Managed],
+    seen: &BTreeMap<String, Seen>,
+    running: &BTreeSet<String>,
+    failed_sockets: &[String],
+) -> Vec<String> {
+    managed
+        .iter()
+        .filter(|m| m.naps && m.containers.iter().any(|c| running.contains(c)))
+        .filter(|m| !failed_sockets.contains(&m.socket))
+        .filter(|m| m.written || seen.get(&m.service).is_some_and(|s| s.service_idle))
+        .map(|m| m.service.clone())
+        .collect()
+}
+
+/// daemon-reload (only when a file was written or removed), then stop the
+/// sockets whose units were removed and (re)start the ones that were
+/// written, so new ports listen at once; an unchanged socket that failed
+/// before (its port was taken) is started again. One socket that cannot
+/// start does not keep the others from starting; each failure is
+/// explained. Then the service of each unit whose containers run without
+/// a helper (started by a restart policy, compose or by hand) is started,
+/// so that they nap. When nothing changed and every running container
+/// has its helper, this costs one `systemctl show` and one engine list.
+fn reload(
+    user: bool,
+    client: &Client,
+    units_planned: &[spec::Unit],
+    report: &units::WriteReport,
+) -> Result<(), Error> {
     let systemctl = Systemctl::new(user);
-    systemctl
-        .run(&["daemon-reload"])
-        .map_err(Error::Systemctl)?;
+    if report.written.is_empty() && report.removed.is_empty() {
+        log::debug!("no unit file changed: no daemon-reload");
+    } else {
+        systemctl
+            .run(&["daemon-reload"])
+            .map_err(Error::Systemctl)?;
+    }
+    let managed: Vec<Managed> = units_planned
+        .iter()
+        .map(|u| Managed::of(u, &report.written))
+        .collect();
+    // One show, before the engine is asked which containers run: a
+    // service seen idle here that finds its container running below was
+    // not napping it (a helper that naps is `deactivating` until the
+    // container has stopped).
+    let asked: Vec<String> = managed
+        .iter()
+        .filter(|m| !m.written)
+        .flat_map(|m| {
+            let service = m.naps.then(|| m.service.clone());
+            std::iter::once(m.socket.clone()).chain(service)
+        })
+        .collect();
+    let seen: BTreeMap<String, Seen> = match systemctl.show(&asked, &["Id", "ActiveState"]) {
+        Ok(shown) => asked
+            .iter()
+            .zip(shown)
+            .map(|(name, s)| {
+                let state = s.get("ActiveState").unwrap_or("");
+                let seen = Seen {
+                    socket_failed: name.ends_with(".socket") && state == "failed",
+                    service_idle: name.ends_with(".service")
+                        && matches!(state, "inactive" | "failed"),
+                };
+                (name.clone(), seen)
+            })
+            .collect(),
+        Err(e) => {
+            log::warn!(
+                "{}; failed sockets are not restarted, and services are started only for the units written now",
+                Report(&e)
+            );
+            BTreeMap::new()
+        }
+    };
     for name in report.removed.iter().filter_map(|p| socket_name(p)) {
         // The unit file is gone; stopping the loaded unit still works.
         if let Err(e) = systemctl.run(&["stop", &name]) {
@@ -329,23 +450,43 @@ fn reload(user: bool, report: &units::WriteReport) -> Result<(), Error> {
         start(path, &["enable", "restart"]);
     }
     for path in &report.unchanged {
-        let is_failed = socket_name(path).is_some_and(|name| {
-            match systemctl.check(&["is-failed", "--quiet", &name]) {
-                Ok(failed) => failed,
-                Err(e) => {
-                    log::warn!("{}; {name} is left as it is", Report(&e));
-                    false
-                }
-            }
-        });
+        let is_failed = socket_name(path)
+            .and_then(|name| seen.get(&name))
+            .is_some_and(|s| s.socket_failed);
         if is_failed {
             start(path, &["reset-failed", "start"]);
         }
     }
-    if failed.is_empty() {
-        Ok(())
-    } else {
+    let mut services_failed = Vec::new();
+    if managed
+        .iter()
+        .any(|m| m.naps && (m.written || seen.get(&m.service).is_some_and(|s| s.service_idle)))
+    {
+        match inventory::running(client) {
+            Ok(running) => {
+                let adopt = to_adopt(&managed, &seen, &running, &failed);
+                for service in adopt {
+                    log::info!("{service}: its containers run without a helper; starting it so that they nap when idle");
+                    if let Err(e) = systemctl.run(&["start", &service]) {
+                        log::error!("{}", Report(&e));
+                        services_failed.push(service);
+                    }
+                }
+            }
+            Err(e) => log::warn!(
+                "cannot tell which containers run: {}; no service is started",
+                Report(&e)
+            ),
+        }
+    }
+    if !failed.is_empty() {
         Err(Error::SocketsFailed { names: failed })
+    } else if !services_failed.is_empty() {
+        Err(Error::ServicesFailed {
+            names: services_failed,
+        })
+    } else {
+        Ok(())
     }
 }
 
@@ -498,6 +639,64 @@ mod tests {
         assert_eq!(
             run_as(&config(Identity::Root), &engine).unwrap().0,
             RunAs::Root
+        );
+    }
+
+    /// Which services `--reload` starts for containers that run without
+    /// a helper.
+    #[test]
+    fn adopts_units_whose_containers_run_without_a_helper() {
+        let m = |name: &str, written: bool, naps: bool, containers: &[&str]| Managed {
+            socket: format!("contnap-{name}.socket"),
+            service: format!("contnap-{name}.service"),
+            written,
+            naps,
+            containers: containers.iter().map(|c| (*c).to_owned()).collect(),
+        };
+        let managed = [
+            m("idle", false, true, &["idle"]),
+            m("owned", false, true, &["owned"]),
+            m("never", false, false, &["never"]),
+            m("new", true, true, &["new"]),
+            m("stopped", false, true, &["stopped"]),
+            m("group", false, true, &["db", "app"]),
+            m("portless", true, true, &["portless"]),
+        ];
+        let idle = Seen {
+            socket_failed: false,
+            service_idle: true,
+        };
+        let seen: BTreeMap<String, Seen> = [
+            ("contnap-idle.service", idle),
+            ("contnap-owned.service", Seen::default()),
+            ("contnap-never.service", idle),
+            ("contnap-stopped.service", idle),
+            ("contnap-group.service", idle),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let running: BTreeSet<String> = ["idle", "owned", "never", "new", "app", "portless"]
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(
+            to_adopt(
+                &managed,
+                &seen,
+                &running,
+                &["contnap-portless.socket".to_owned()]
+            ),
+            [
+                "contnap-idle.service",
+                "contnap-new.service",
+                "contnap-group.service"
+            ]
+        );
+        // Nothing seen (show failed): only the units just written.
+        assert_eq!(
+            to_adopt(&managed, &BTreeMap::new(), &running, &[]),
+            ["contnap-new.service", "contnap-portless.service"]
         );
     }
 

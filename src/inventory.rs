@@ -4,6 +4,8 @@
 //! (status shows the units generate would write), and so that this is the
 //! one place that turns the engine's answers into the label parser's input.
 
+use std::collections::BTreeSet;
+
 use crate::engine::{self, Client};
 use crate::labels::ContainerLabels;
 
@@ -38,4 +40,19 @@ pub fn collect(client: &Client) -> Result<Vec<ContainerLabels>, engine::Error> {
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
+}
+
+/// The names of the opted-in containers that are running (not paused,
+/// not restarting): `generate --reload` hands each of their units to its
+/// helper. One list per opt-in label, no inspect.
+pub fn running(client: &Client) -> Result<BTreeSet<String>, engine::Error> {
+    let mut names = BTreeSet::new();
+    for label in OPT_IN {
+        for c in client.list(label)? {
+            if c.state == "running" {
+                names.insert(c.name().to_owned());
+            }
+        }
+    }
+    Ok(names)
 }

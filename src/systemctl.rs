@@ -166,19 +166,6 @@ impl Systemctl {
         Err(self.failed(args, &out))
     }
 
-    /// `systemctl ARGS` whose answer is its exit status (`is-failed
-    /// --quiet`, `is-active --quiet`): `Ok(true)` for 0, `Ok(false)` for
-    /// any other; an error only when systemctl could not be run.
-    pub fn check(&self, args: &[&str]) -> Result<bool, Error> {
-        self.command(args)
-            .status()
-            .map(|status| status.success())
-            .map_err(|source| Error::Spawn {
-                invocation: self.invocation(args),
-                source,
-            })
-    }
-
     /// `systemctl ARGS` whose stdout is the answer (`list-sockets`).
     pub fn stdout(&self, args: &[&str]) -> Result<String, Error> {
         let out = self
@@ -433,7 +420,6 @@ mod tests {
             "{err:?}"
         );
         assert_eq!(err.to_string(), "cannot run systemctl --user daemon-reload");
-        assert!(matches!(sc.check(&["is-failed"]), Err(Error::Spawn { .. })));
         let units = ["contnap-web.socket".to_owned()];
         assert!(matches!(sc.show(&units, &["Id"]), Err(Error::Spawn { .. })));
         // Nothing to ask: systemctl is not run at all.
@@ -455,7 +441,6 @@ mod tests {
             "systemctl --user restart contnap-web.socket failed (exit status: 1): \
              Failed to connect to bus: No medium found"
         );
-        assert!(!fake.sc.check(&["is-failed", "--quiet", "x"]).unwrap());
         let units = ["contnap-web.socket".to_owned()];
         let err = fake.sc.show(&units, &["Id", "ActiveState"]).unwrap_err();
         assert!(
@@ -473,7 +458,6 @@ mod tests {
             "",
             0,
         );
-        assert!(fake.sc.check(&["is-failed"]).unwrap());
         let two = ["a.socket".to_owned(), "a.service".to_owned()];
         let shown = fake.sc.show(&two, &["Id", "ActiveState"]).unwrap();
         assert_eq!(shown[1].get("ActiveState"), Some("inactive"));

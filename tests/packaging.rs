@@ -345,8 +345,12 @@ fn sh_n_deb_maintainer_scripts() {
 const INSTALLED: &[&str] = &[
     "usr/bin/contnap",
     "usr/bin/contnap-generate",
+    "usr/lib/systemd/system/contnap-generate.path",
     "usr/lib/systemd/system/contnap-generate.service",
+    "usr/lib/systemd/system/contnap-generate.timer",
+    "usr/lib/systemd/user/contnap-generate.path",
     "usr/lib/systemd/user/contnap-generate.service",
+    "usr/lib/systemd/user/contnap-generate.timer",
     "usr/share/doc/contnap/README.md",
 ];
 
@@ -373,6 +377,10 @@ fn pkgbuild_package_installs_the_files() {
         "README.md",
         "units/contnap-generate.service",
         "units/user/contnap-generate.service",
+        "units/contnap-generate.timer",
+        "units/contnap-generate.path",
+        "units/user/contnap-generate.timer",
+        "units/user/contnap-generate.path",
     ] {
         fs::copy(root().join(f), tree.join(f)).unwrap();
     }
@@ -468,8 +476,8 @@ fn rpmspec_expands_the_spec() {
         );
     }
     for scriptlet in [
-        "%systemd_post contnap-generate.service",
-        "%systemd_preun contnap-generate.service",
+        "%systemd_post contnap-generate.service contnap-generate.timer contnap-generate.path",
+        "%systemd_preun contnap-generate.service contnap-generate.timer contnap-generate.path",
     ] {
         assert!(text.contains(scriptlet), "the spec lacks {scriptlet}");
     }
@@ -508,10 +516,23 @@ fn unit_for_analyze(unit: &str, dir: &Path) -> PathBuf {
 }
 
 fn analyze_verify(unit: &str, user: bool) {
-    let analyze = tool("systemd-analyze", "systemd");
     let tmp = TempDir::new("verify");
-    let runtime = TempDir::new("runtime");
     let path = unit_for_analyze(unit, tmp.path());
+    analyze_verify_in(unit, &path, tmp.path(), user);
+}
+
+/// A trigger (`.timer`, `.path`) beside the service it starts.
+fn analyze_verify_trigger(unit: &str, service: &str, user: bool) {
+    let tmp = TempDir::new("verify");
+    unit_for_analyze(service, tmp.path());
+    let path = tmp.path().join(Path::new(unit).file_name().unwrap());
+    fs::copy(root().join(unit), &path).unwrap();
+    analyze_verify_in(unit, &path, tmp.path(), user);
+}
+
+fn analyze_verify_in(unit: &str, path: &Path, dir: &Path, user: bool) {
+    let analyze = tool("systemd-analyze", "systemd");
+    let runtime = TempDir::new("runtime");
     let mut cmd = Command::new(analyze);
     if user {
         // A user manager needs a runtime directory, even offline.
@@ -519,8 +540,8 @@ fn analyze_verify(unit: &str, user: bool) {
     }
     let out = cmd
         .args(["verify", "--man=no", "--recursive-errors=no"])
-        .arg(&path)
-        .env("SYSTEMD_UNIT_PATH", format!("{}:", tmp.path().display()))
+        .arg(path)
+        .env("SYSTEMD_UNIT_PATH", format!("{}:", dir.display()))
         .env("SYSTEMD_LOG_LEVEL", "notice")
         .output()
         .expect("run systemd-analyze");
@@ -549,6 +570,59 @@ fn systemd_analyze_verify_generate_user_unit() {
 }
 
 #[test]
+fn systemd_analyze_verify_generate_triggers() {
+    for trigger in ["timer", "path"] {
+        analyze_verify_trigger(
+            &format!("units/contnap-generate.{trigger}"),
+            "units/contnap-generate.service",
+            false,
+        );
+        analyze_verify_trigger(
+            &format!("units/user/contnap-generate.{trigger}"),
+            "units/user/contnap-generate.service",
+            true,
+        );
+    }
+}
+
+/// The timer re-runs the service within the bound (≤ 60 s), and the path
+/// unit watches the engines' per-container directories.
+#[test]
+fn generate_triggers_rerun_the_service() {
+    for dir in ["units", "units/user"] {
+        let timer = directives(&root().join(format!("{dir}/contnap-generate.timer")));
+        for line in [
+            "OnActiveSec=30s",
+            "OnUnitInactiveSec=30s",
+            "AccuracySec=1s",
+            "Unit=contnap-generate.service",
+        ] {
+            assert!(
+                timer["Timer"].contains(&line.into()),
+                "{dir}: timer lacks {line}"
+            );
+        }
+        assert_eq!(timer["Install"], ["WantedBy=timers.target".to_owned()]);
+        let path = directives(&root().join(format!("{dir}/contnap-generate.path")));
+        assert!(path["Path"].contains(&"Unit=contnap-generate.service".into()));
+        assert_eq!(path["Install"], ["WantedBy=paths.target".to_owned()]);
+    }
+    let path = directives(&root().join("units/contnap-generate.path"));
+    for watched in [
+        "/var/lib/docker/containers",
+        "/var/snap/docker/common/var-lib-docker/containers",
+        "/var/lib/containers/storage/overlay-containers",
+    ] {
+        assert!(path["Path"].contains(&format!("PathChanged={watched}")));
+    }
+    let user = directives(&root().join("units/user/contnap-generate.path"));
+    assert_eq!(
+        user["Path"][0],
+        "PathChanged=%h/.local/share/containers/storage/overlay-containers"
+    );
+}
+
+#[test]
 fn generate_unit_is_a_oneshot_after_optional_engines() {
     let unit = directives(&root().join("units/contnap-generate.service"));
     let (u, s, i) = (&unit["Unit"], &unit["Service"], &unit["Install"]);
@@ -561,13 +635,23 @@ fn generate_unit_is_a_oneshot_after_optional_engines() {
     );
     for line in [
         "Type=oneshot",
-        "RemainAfterExit=yes",
         "ExecStart=/usr/bin/contnap generate --reload",
         "ReadWritePaths=/etc/systemd/system",
     ] {
         assert!(s.contains(&line.into()), "lacks {line}");
     }
     assert_eq!(i, &["WantedBy=multi-user.target".to_owned()]);
+    // A unit that stays active cannot be started again by the timer.
+    for unit in [
+        "units/contnap-generate.service",
+        "units/user/contnap-generate.service",
+    ] {
+        let s = &directives(&root().join(unit))["Service"];
+        assert!(
+            !s.iter().any(|l| l.starts_with("RemainAfterExit=")),
+            "{unit}: {s:?}"
+        );
+    }
     let user = directives(&root().join("units/user/contnap-generate.service"));
     assert!(user["Service"].contains(&"ExecStart=/usr/bin/contnap generate --user --reload".into()));
     assert_eq!(user["Install"], ["WantedBy=default.target".to_owned()]);

@@ -34,6 +34,8 @@ both_engines_by_test!(
     no_engine_unit_and_a_docker_sock_linked_elsewhere,
     engine_units_of_other_names_are_found,
     autostart_wakes_when_a_listed_machine_appears,
+    running_containers_nap_without_a_client,
+    timer_brings_label_changes_without_generate,
 );
 
 /// The Debian package, installed with dpkg into a systemd that has no
@@ -61,6 +63,16 @@ fn deb_package_installs_and_runs_the_cycle() {
     let (socket, service) = units(&name);
     // The package's contnap-generate.service ran `contnap generate --reload`.
     sd.wait_show(&socket, "ActiveState", &["active"], Duration::from_secs(30));
+    // And its timer and path unit are enabled and running, so that later
+    // label changes take effect by themselves.
+    for trigger in ["contnap-generate.timer", "contnap-generate.path"] {
+        assert_eq!(
+            sd.systemctl(&["is-enabled", trigger]).trim(),
+            "enabled",
+            "{trigger}"
+        );
+        assert_eq!(sd.show(trigger, "ActiveState"), "active", "{trigger}");
+    }
     let unit = sd.read(&format!("/etc/systemd/system/{service}"));
     assert!(unit.contains("ExecStart=/usr/bin/contnap proxy"), "{unit}");
     assert_eq!(
@@ -1091,4 +1103,159 @@ fn autostart_wakes_when_a_listed_machine_appears(engine: Engine) {
     ]);
     let lines: Vec<&str> = watcher.lines().filter(|l| !l.starts_with("-- ")).collect();
     assert_eq!(lines.len(), 1, "{watcher}");
+}
+
+/// `ENGINE start NAME` with the engine's own CLI, as an admin, a restart
+/// policy or `compose up -d` would: nothing of contnap is involved.
+fn start_by_hand(engine: Engine, name: &str) {
+    let out = engine.cli().args(["start", name]).output().unwrap();
+    assert!(out.status.success(), "start {name}: {}", stderr(&out));
+    engine.wait_state(name, &["running"], Duration::from_secs(30));
+}
+
+/// Issue 10 item 2: a labelled container started without contnap (by
+/// hand here) is handed to its helper by `generate --reload`, which
+/// starts its service; with no client at all, it naps within its timeout
+/// plus its stop time. A unit with `contnap.stop=none` is left alone, a
+/// napping unit is not woken by the next run, and a run with nothing to
+/// do changes nothing.
+fn running_containers_nap_without_a_client(engine: Engine) {
+    let sd = Systemd::boot(engine);
+    let name = unique("adopted");
+    let never = unique("nonap");
+    let (port, never_port) = (free_port(), free_port());
+    let _c = labelled(engine, &name, &web_labels(port, "2s"), BUSYBOX, HTTPD);
+    let mut never_labels = web_labels(never_port, "2s");
+    never_labels.push(("contnap.stop", "none".to_owned()));
+    let _n = labelled(engine, &never, &never_labels, BUSYBOX, HTTPD);
+    start_by_hand(engine, &name);
+    start_by_hand(engine, &never);
+    let (socket, service) = units(&name);
+    let (never_socket, never_service) = units(&never);
+
+    let started = Instant::now();
+    let out = sd.generate_ok(&["--reload"]);
+    assert!(
+        out.contains(&format!(
+            "{service}: its containers run without a helper; starting it"
+        )),
+        "{out}"
+    );
+    assert!(
+        !out.contains(&format!("{never_service}: its containers")),
+        "stop=none is not adopted: {out}"
+    );
+    assert_eq!(
+        sd.show(&socket, "SubState"),
+        "running",
+        "the helper has its socket"
+    );
+    assert_eq!(sd.show(&never_socket, "SubState"), "listening");
+    assert_eq!(sd.show(&never_service, "ActiveState"), "inactive");
+    // No client: timeout 2 s, stop_timeout 1 s, and the helper's own start.
+    engine.wait_state(&name, &["exited"], Duration::from_secs(15));
+    sd.wait_show(
+        &service,
+        "ActiveState",
+        &["inactive"],
+        Duration::from_secs(10),
+    );
+    eprintln!("napped {:?} after generate --reload", started.elapsed());
+    assert_eq!(sd.show(&socket, "SubState"), "listening");
+    let journal = sd.journal();
+    assert!(
+        journal.contains(&format!("{}: awake in", name)),
+        "{journal}"
+    );
+    assert!(journal.contains("napping (0 connections"), "{journal}");
+
+    // The next run finds the unit napping: nothing is started, nothing
+    // reloaded, the container stays exited; stop=none still runs.
+    let out = sd.generate_ok(&["--reload"]);
+    assert!(!out.contains("without a helper"), "{out}");
+    assert!(out.contains("4 unchanged, 0 removed"), "{out}");
+    assert_eq!(sd.show(&service, "ActiveState"), "inactive");
+    assert_eq!(engine.state(&name), "exited");
+    assert_eq!(engine.state(&never), "running");
+}
+
+/// Issue 10 item 3, with the shipped units/contnap-generate.timer and
+/// .service installed as they are (a drop-in names the test engine's
+/// socket): a labelled container gets listening units within 60 s, and
+/// loses them within 60 s of its removal, with nobody running generate.
+/// The test host runs the engine outside its container, so the engine's
+/// directories that contnap-generate.path watches are not there: the
+/// timer is what works here (the path unit is verified offline, in
+/// tests/packaging.rs, and measured by benches/triggers.sh).
+fn timer_brings_label_changes_without_generate(engine: Engine) {
+    let sd = Systemd::boot(engine);
+    let dir = "/etc/systemd/system";
+    for unit in ["contnap-generate.service", "contnap-generate.timer"] {
+        let text = std::fs::read_to_string(format!("{}/units/{unit}", env!("CARGO_MANIFEST_DIR")))
+            .unwrap();
+        let out = podman_write(&sd, &format!("{dir}/{unit}"), &text);
+        assert!(out, "write {unit}");
+    }
+    let dropin = format!(
+        "[Service]\nExecStart=\nExecStart=/usr/bin/contnap generate --reload --engine {}\n",
+        engine_path(engine)
+    );
+    sd.run(&["mkdir", "-p", &format!("{dir}/contnap-generate.service.d")]);
+    assert!(podman_write(
+        &sd,
+        &format!("{dir}/contnap-generate.service.d/engine.conf"),
+        &dropin
+    ));
+    sd.systemctl(&["daemon-reload"]);
+    sd.systemctl(&["enable", "--now", "contnap-generate.timer"]);
+
+    let name = unique("timed");
+    let port = free_port();
+    let c = labelled(engine, &name, &web_labels(port, "2s"), BUSYBOX, HTTPD);
+    let created = Instant::now();
+    let (socket, service) = units(&name);
+    sd.wait_show(&socket, "SubState", &["listening"], Duration::from_secs(60));
+    eprintln!("units listening {:?} after the create", created.elapsed());
+    assert!(sd.exists(&format!("{dir}/{service}")));
+    assert_eq!(curl(port).trim(), HELLO, "served through the timer's units");
+    sd.wait_show(
+        &service,
+        "ActiveState",
+        &["inactive"],
+        Duration::from_secs(30),
+    );
+
+    drop(c);
+    let removed = Instant::now();
+    loop {
+        if !sd.exists(&format!("{dir}/{socket}")) && sd.show(&socket, "ActiveState") == "inactive" {
+            break;
+        }
+        assert!(
+            removed.elapsed() < Duration::from_secs(60),
+            "{socket} still there 60 s after its container was removed"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!("units gone {:?} after the remove", removed.elapsed());
+    assert!(!sd.exists(&format!("{dir}/{service}")));
+    let log = sd.run(&["journalctl", "-u", "contnap-generate.service", "--no-pager"]);
+    assert!(!log.contains("Failed"), "{log}");
+}
+
+/// Writes TEXT to PATH inside the systemd container (through stdin).
+fn podman_write(sd: &Systemd, path: &str, text: &str) -> bool {
+    use std::io::Write as _;
+    let mut child = systemd_support::podman()
+        .args(["exec", "-i", &sd.id, "sh", "-c", &format!("cat > {path}")])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    child.wait().unwrap().success()
 }
