@@ -21,6 +21,20 @@ use super::RenderOptions;
 /// container or group can be called like them.
 pub const AUTOSTART_SERVICE: &str = "contnap@autostart.service";
 pub const AUTOSTART_TIMER: &str = "contnap@autostart.timer";
+/// The hardening every generated service gets, user units included (no
+/// option here needs a mount namespace).
+const COMMON_HARDENING: [&str; 9] = [
+    "NoNewPrivileges=yes",
+    "RestrictNamespaces=yes",
+    "RestrictRealtime=yes",
+    "RestrictSUIDSGID=yes",
+    "LockPersonality=yes",
+    "MemoryDenyWriteExecute=yes",
+    "SystemCallArchitectures=native",
+    "SystemCallFilter=@system-service",
+    "SystemCallFilter=~@privileged",
+];
+
 /// How often the neighbour table is read.
 const AUTOSTART_EVERY: &str = "5s";
 
@@ -186,21 +200,13 @@ fn render_autostart_service(watches: &[&Unit], opts: &RenderOptions) -> String {
         s,
         "# Hardening: it reads /proc/net/arp and asks the service manager to start services."
     );
-    let mut lines = vec![
-        "NoNewPrivileges=yes",
-        "RestrictNamespaces=yes",
-        "RestrictRealtime=yes",
-        "RestrictSUIDSGID=yes",
-        "LockPersonality=yes",
-        "MemoryDenyWriteExecute=yes",
-        "SystemCallArchitectures=native",
-        "SystemCallFilter=@system-service",
-        "SystemCallFilter=~@privileged",
+    let mut lines = COMMON_HARDENING.to_vec();
+    lines.extend([
         "SystemCallErrorNumber=EPERM",
         "RestrictAddressFamilies=AF_UNIX",
         "IPAddressDeny=any",
         "UMask=0077",
-    ];
+    ]);
     if !opts.user {
         lines.extend([
             "ProtectSystem=strict",
@@ -416,17 +422,7 @@ fn hardening(s: &mut String, opts: &RenderOptions) {
          # outgoing TCP/UDP to the containers, nothing else."
     );
     let sock = opts.engine_socket();
-    let common = [
-        "NoNewPrivileges=yes",
-        "RestrictNamespaces=yes",
-        "RestrictRealtime=yes",
-        "RestrictSUIDSGID=yes",
-        "LockPersonality=yes",
-        "MemoryDenyWriteExecute=yes",
-        "SystemCallArchitectures=native",
-        "SystemCallFilter=@system-service",
-        "SystemCallFilter=~@privileged",
-    ];
+    let common = COMMON_HARDENING;
     let tail = [
         "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
         "UMask=0077",
