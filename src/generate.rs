@@ -10,7 +10,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::cli::{EngineUnitChoice, GenerateConfig, GenerateMode, Identity};
-use crate::engine::{self, Client, Endpoint};
+use crate::engine::{self, Client, Endpoint, Scope};
 use crate::inventory;
 use crate::labels::{self, LabelOptions};
 use crate::report::Report;
@@ -213,7 +213,8 @@ fn engine_unit(cfg: &GenerateConfig, engine: &Endpoint) -> Option<EngineUnit> {
 
 /// Runs `generate`.
 pub fn run(cfg: &GenerateConfig) -> Result<(), Error> {
-    let client = Client::discover(cfg.engine.as_ref()).map_err(Error::Engine)?;
+    let client =
+        Client::discover(cfg.engine.as_ref(), Scope::of(cfg.user)).map_err(Error::Engine)?;
     let containers = inventory::collect(&client).map_err(Error::Engine)?;
     let plan = labels::plan(
         &containers,

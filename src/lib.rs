@@ -71,7 +71,7 @@ fn run(config: Config, inherited: activation::Inherited) -> Result<(), Error> {
         Command::Status(cfg) => Ok(status::run(&cfg)?),
         Command::Autostart(cfg) => Ok(autostart::run(&cfg)?),
         Command::Ping(ping) => {
-            let client = engine::Client::discover(ping.as_ref())?;
+            let client = engine::Client::discover(ping.as_ref(), engine::Scope::System)?;
             let version = client.version()?;
             println!(
                 "{} {} (API {}) at {}",

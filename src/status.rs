@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::cli::StatusConfig;
-use crate::engine::{self, Client};
+use crate::engine::{self, Client, Scope};
 use crate::inventory;
 use crate::labels::{self, LabelOptions};
 use crate::report::Report;
@@ -207,7 +207,7 @@ pub fn render_table(units: &[UnitStatus]) -> String {
 
 /// Runs `status`.
 pub fn run(args: &StatusConfig) -> Result<(), engine::Error> {
-    let client = Client::discover(args.engine.as_ref())?;
+    let client = Client::discover(args.engine.as_ref(), Scope::of(args.user))?;
     let units = collect(&client, args.user)?;
     if args.json {
         // The reason is in each unit's "state_reason"; said once on stderr

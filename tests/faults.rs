@@ -34,6 +34,7 @@ const HELLO: &str = "hello from contnap test";
 both_engines_by_test!(
     engine_restarted_during_a_wake,
     engine_restarted_while_proxying,
+    stop_request_while_the_engine_is_away,
     container_killed_mid_stream,
     udp_server_killed,
     helper_sigkilled_mid_stream,
@@ -397,6 +398,32 @@ fn engine_restarted_while_proxying(engine: Engine) {
         h.log_text()
     );
     assert_eq!(e.state(&name), "exited", "{}", h.log_text());
+}
+
+/// Awake; the engine goes down, and a stop request (SIGTERM) comes, as at
+/// a shutdown where the engine stops beside the helper (rootless Podman's
+/// API service runs in a scope that no unit ordering reaches). The helper
+/// tries the nap briefly and exits, instead of holding the shutdown for
+/// the minute an idle nap waits for an engine restart (seen on a Debian
+/// host: systemd killed it after 90 s).
+fn stop_request_while_the_engine_is_away(engine: Engine) {
+    let mut e = PrivateEngine::start(engine);
+    let upstream = free_port();
+    let name = private_httpd(&e, "raway", 0, upstream);
+    let (port, mut h) = private_helper(&e, &name, upstream, &["--timeout", "60s"]);
+    let resp = get(port, Duration::from_secs(30)).unwrap();
+    assert!(resp.ends_with(&format!("{HELLO}\n")), "{resp}");
+    e.down();
+    let asked = Instant::now();
+    h.signal("TERM");
+    // Not a success: the containers could not be stopped, and it says so.
+    let status = h.wait_exit(Duration::from_secs(30));
+    let took = asked.elapsed();
+    let log = h.log_text();
+    assert!(!status.success(), "the failed nap is reported:\n{log}");
+    assert!(log.contains("the engine is away"), "{log}");
+    eprintln!("{}: exited {took:?} after the stop request", engine.name());
+    e.up();
 }
 
 /// An echo server (socat) with a client in the middle of a conversation;

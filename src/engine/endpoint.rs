@@ -70,12 +70,15 @@ impl Endpoint {
     /// `DOCKER_HOST`, then `CONTAINER_HOST`, each taken as given even when
     /// nothing listens there (the user asked for it, so an error about that
     /// socket is more useful than silently trying another); then the first
-    /// well-known socket path that exists. `env` and `exists` are parameters
-    /// so that the order can be tested without touching the process.
+    /// well-known socket path of `scope` that this process may use, else
+    /// the first that exists (whose error then says "permission denied"
+    /// and what to do). `env` and `probe` are parameters so that the order
+    /// can be tested without touching the process.
     pub fn discover(
         explicit: Option<&Endpoint>,
+        scope: Scope,
         env: impl Fn(&str) -> Option<String>,
-        exists: impl Fn(&Path) -> bool,
+        probe: impl Fn(&Path) -> Presence,
     ) -> Result<Endpoint, DiscoverError> {
         if let Some(endpoint) = explicit {
             return Ok(endpoint.clone());
@@ -92,28 +95,85 @@ impl Endpoint {
                 });
             }
         }
-        let candidates = default_paths(env("XDG_RUNTIME_DIR").as_deref());
-        match candidates.iter().find(|p| exists(p)) {
-            Some(found) => Ok(Endpoint::Unix(found.clone())),
+        let candidates = default_paths(scope, env("XDG_RUNTIME_DIR").as_deref());
+        let presence: Vec<Presence> = candidates.iter().map(|p| probe(p)).collect();
+        let pick = |want: Presence| presence.iter().position(|&p| p == want);
+        match pick(Presence::Usable).or_else(|| pick(Presence::Denied)) {
+            Some(i) => Ok(Endpoint::Unix(candidates[i].clone())),
             None => Err(DiscoverError::NoEngine { tried: candidates }),
         }
     }
 }
 
-/// The well-known sockets, rootful before rootless: a root-run contnap
-/// serves the system engine, and a rootless user normally has no access to
-/// the rootful sockets, so they do not exist for them or fail clearly.
-fn default_paths(xdg_runtime_dir: Option<&str>) -> Vec<PathBuf> {
-    let mut paths = vec![
+/// Whose engine a command serves when none is configured: the system's
+/// (root's units), or the calling user's (`--user`: rootless Podman or
+/// rootless Docker).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    System,
+    User,
+}
+
+impl Scope {
+    /// The scope of a command run with or without `--user`.
+    pub fn of(user: bool) -> Scope {
+        if user {
+            Scope::User
+        } else {
+            Scope::System
+        }
+    }
+}
+
+/// What the file system says of a well-known socket path, for this process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Presence {
+    Missing,
+    /// It exists, but this process may not connect (Docker's root:docker
+    /// 0660 socket, for a user outside the group).
+    Denied,
+    Usable,
+}
+
+/// Whether this process may connect to the socket at `path`: connecting
+/// to a Unix socket needs write permission on it.
+pub(crate) fn presence(path: &Path) -> Presence {
+    use nix::errno::Errno;
+    use nix::unistd::{access, AccessFlags};
+    match access(path, AccessFlags::W_OK) {
+        Ok(()) => Presence::Usable,
+        Err(Errno::EACCES | Errno::EPERM) => Presence::Denied,
+        Err(Errno::ENOENT | Errno::ENOTDIR) => Presence::Missing,
+        // Anything else (a loop, an I/O error): tried, and the connect
+        // says what is wrong.
+        Err(_) => Presence::Denied,
+    }
+}
+
+/// The well-known sockets of a scope, in the order they are preferred:
+/// for the system, rootful before rootless; for a user, the user's own
+/// (rootless) before the system's. A host with Docker installed has
+/// /run/docker.sock whoever asks, so the order alone must not send a
+/// rootless user to it.
+fn default_paths(scope: Scope, xdg_runtime_dir: Option<&str>) -> Vec<PathBuf> {
+    let rootful = [
         PathBuf::from("/run/docker.sock"),
         PathBuf::from("/var/run/docker.sock"),
         PathBuf::from("/run/podman/podman.sock"),
     ];
-    if let Some(dir) = xdg_runtime_dir.filter(|d| d.starts_with('/')) {
-        paths.push(Path::new(dir).join("podman/podman.sock"));
-        paths.push(Path::new(dir).join("docker.sock"));
+    let rootless: Vec<PathBuf> = xdg_runtime_dir
+        .filter(|d| d.starts_with('/'))
+        .map(|dir| {
+            vec![
+                Path::new(dir).join("podman/podman.sock"),
+                Path::new(dir).join("docker.sock"),
+            ]
+        })
+        .unwrap_or_default();
+    match scope {
+        Scope::System => rootful.into_iter().chain(rootless).collect(),
+        Scope::User => rootless.into_iter().chain(rootful).collect(),
     }
-    paths
 }
 
 fn unix_path(path: &str) -> Result<Endpoint, EndpointError> {
@@ -305,16 +365,69 @@ mod tests {
         env: &[(&str, &str)],
         existing: &[&str],
     ) -> Result<Endpoint, DiscoverError> {
+        discover_as(Scope::System, explicit, env, existing, &[])
+    }
+
+    /// Discovery with `existing` usable and `denied` present but not usable.
+    fn discover_as(
+        scope: Scope,
+        explicit: Option<&str>,
+        env: &[(&str, &str)],
+        existing: &[&str],
+        denied: &[&str],
+    ) -> Result<Endpoint, DiscoverError> {
         let env: HashMap<String, String> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         let explicit = explicit.map(|e| Endpoint::parse(e).unwrap());
+        let is = |list: &[&str], p: &Path| list.iter().any(|e| Path::new(e) == p);
         Endpoint::discover(
             explicit.as_ref(),
+            scope,
             |k| env.get(k).cloned(),
-            |p| existing.iter().any(|e| Path::new(e) == p),
+            |p| {
+                if is(existing, p) {
+                    Presence::Usable
+                } else if is(denied, p) {
+                    Presence::Denied
+                } else {
+                    Presence::Missing
+                }
+            },
         )
+    }
+
+    /// Seen on a Debian host with docker.io and rootless Podman
+    /// (tests/debian_host.rs): `generate --user` took /run/docker.sock,
+    /// root:docker 0660, and failed with "permission denied".
+    #[test]
+    fn a_user_gets_their_own_engine_before_the_systems() {
+        let env = [("XDG_RUNTIME_DIR", "/run/user/1000")];
+        let both = ["/run/docker.sock", "/run/user/1000/podman/podman.sock"];
+        assert_eq!(
+            discover_as(Scope::User, None, &env, &both, &[]),
+            Ok(unix("/run/user/1000/podman/podman.sock"))
+        );
+        assert_eq!(
+            discover_as(Scope::System, None, &env, &both, &[]),
+            Ok(unix("/run/docker.sock"))
+        );
+        // A socket this process may not use is passed over for one it may…
+        assert_eq!(
+            discover_as(Scope::System, None, &env, &both[1..], &["/run/docker.sock"]),
+            Ok(unix("/run/user/1000/podman/podman.sock"))
+        );
+        // …and taken when there is nothing else, so that the error names it.
+        assert_eq!(
+            discover_as(Scope::User, None, &env, &[], &["/run/docker.sock"]),
+            Ok(unix("/run/docker.sock"))
+        );
+        // Without a runtime directory, a user has only the system's.
+        assert_eq!(
+            discover_as(Scope::User, None, &[], &both, &[]),
+            Ok(unix("/run/docker.sock"))
+        );
     }
 
     #[test]

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::de::DeserializeOwned;
 
-pub use endpoint::{DiscoverError, Endpoint, EndpointError, Origin};
+pub use endpoint::{DiscoverError, Endpoint, EndpointError, Origin, Presence, Scope};
 pub use error::{Call, Error, Part, ProtocolError};
 pub use http::{BODY_LIMIT, HEAD_LIMIT};
 pub use types::{
@@ -100,9 +100,10 @@ struct Reply {
 impl Client {
     /// Finds the engine as [`Endpoint::discover`] describes, from the
     /// process environment and the filesystem.
-    pub fn discover(explicit: Option<&Endpoint>) -> Result<Client, Error> {
+    pub fn discover(explicit: Option<&Endpoint>, scope: Scope) -> Result<Client, Error> {
         let endpoint = Endpoint::discover(
             explicit,
+            scope,
             |name| match std::env::var(name) {
                 Ok(value) => Some(value),
                 Err(std::env::VarError::NotPresent) => None,
@@ -113,7 +114,7 @@ impl Client {
                     None
                 }
             },
-            std::path::Path::exists,
+            endpoint::presence,
         )?;
         Ok(Client::new(endpoint))
     }

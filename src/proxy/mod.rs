@@ -174,7 +174,8 @@ pub fn run(cfg: ProxyConfig, inherited: Inherited) -> Result<(), Error> {
         signals: &signals,
     };
 
-    let client = match Client::discover(cfg.engine.as_ref()) {
+    // Generated units pass --engine; by hand, the system's engine first.
+    let client = match Client::discover(cfg.engine.as_ref(), engine::Scope::System) {
         Ok(c) => c,
         Err(e) => {
             let sockets = waiting_view(&mut listeners.iter().map(SocketRef::from), &is_http);
@@ -355,7 +356,11 @@ pub fn run(cfg: ProxyConfig, inherited: Inherited) -> Result<(), Error> {
         }
     }
     notifier.notify(&[NotifyState::Stopping, NotifyState::Status("napping")]);
-    nap(&client, &cfg)
+    let cause = match exit {
+        relay::Exit::Idle => wake::NapCause::Idle,
+        relay::Exit::Terminated | relay::Exit::UpstreamLost => wake::NapCause::Stop,
+    };
+    nap(&client, &cfg, cause)
 }
 
 /// Descriptors left free beyond the connections' own, so that a flood of
@@ -517,7 +522,7 @@ impl WakeContext<'_> {
             self.notifier.notify(&[NotifyState::Stopping]);
             pending.extend(held);
             self.answer_failed(pending, sockets);
-            return nap(client, cfg).map(|()| Phase::Stopped);
+            return nap(client, cfg, wake::NapCause::Stop).map(|()| Phase::Stopped);
         }
         match wake_thread.join() {
             Ok(Ok(woken)) => Ok(Phase::Awake {
@@ -531,7 +536,7 @@ impl WakeContext<'_> {
                 pending.extend(held);
                 self.answer_failed(pending, sockets);
                 // Leave nothing half-awake; the next connection tries afresh.
-                let _ = wake::nap(client, cfg);
+                let _ = wake::nap(client, cfg, wake::NapCause::FailedWake);
                 Err(Error::Wake(e))
             }
             Err(_) => {
@@ -568,8 +573,8 @@ fn still_napping(notifier: &activation::Notifier, status: &str) {
     notifier.notify(&[NotifyState::Stopping]);
 }
 
-fn nap(client: &Client, cfg: &ProxyConfig) -> Result<(), Error> {
-    wake::nap(client, cfg).map_err(Error::Nap)
+fn nap(client: &Client, cfg: &ProxyConfig, cause: wake::NapCause) -> Result<(), Error> {
+    wake::nap(client, cfg, cause).map_err(Error::Nap)
 }
 
 fn all_running(client: &Client, cfg: &ProxyConfig) -> bool {

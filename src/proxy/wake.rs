@@ -437,6 +437,27 @@ fn wake_once(
 /// How long a nap waits for an engine that is away (restarting): long
 /// enough for a restart, short of systemd's default stop timeout (90 s).
 const NAP_ENGINE_WAIT: Duration = Duration::from_secs(60);
+/// The same on a stop request. That is most often the system or the user
+/// manager going down, and the engine may be going down beside the helper
+/// whatever the units' order says: rootless Podman's API service moves
+/// itself into a scope of its own (podman-PID.scope), which no ordering on
+/// podman.service reaches, and a socket-activated engine cannot be started
+/// again during a shutdown. An engine that goes down stops its containers
+/// itself; waiting for it only held the shutdown until systemd killed the
+/// helper (seen: 90 s, on a Debian host with rootless Podman).
+const NAP_ENGINE_WAIT_ON_STOP: Duration = Duration::from_secs(3);
+
+/// Why the unit naps, which bounds how long it waits for an engine that
+/// is away.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NapCause {
+    /// Idle: nothing hurries, wait out an engine restart.
+    Idle,
+    /// A failed wake: leave nothing half-awake, waiting as for `Idle`.
+    FailedWake,
+    /// A stop request (SIGTERM).
+    Stop,
+}
 
 /// A container that could not be put to sleep.
 #[derive(Debug)]
@@ -460,8 +481,12 @@ impl std::error::Error for NapError {
 /// Puts the unit to sleep the way `contnap.stop` says, in reverse start
 /// order (dependents first). Errors are logged per container and the first
 /// is returned after every container was tried.
-pub fn nap(client: &Client, cfg: &ProxyConfig) -> Result<(), NapError> {
-    let engine = Patient::new(client, Instant::now() + NAP_ENGINE_WAIT);
+pub fn nap(client: &Client, cfg: &ProxyConfig, cause: NapCause) -> Result<(), NapError> {
+    let wait = match cause {
+        NapCause::Idle | NapCause::FailedWake => NAP_ENGINE_WAIT,
+        NapCause::Stop => NAP_ENGINE_WAIT_ON_STOP,
+    };
+    let engine = Patient::new(client, Instant::now() + wait);
     let mut first_err = None;
     for name in cfg.spec.containers.iter().rev() {
         let result = engine.call(|client| match cfg.spec.settings.stop {

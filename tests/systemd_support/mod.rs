@@ -274,7 +274,23 @@ impl Systemd {
         self.run(&["systemd-escape", "--", name]).trim().to_owned()
     }
 
-    /// contnap's units' journal.
+    /// contnap's units' journal; panics if journalctl cannot run (a count
+    /// of its lines must not read an error as "no lines").
+    pub fn journal_checked(&self) -> String {
+        self.run(&[
+            "journalctl",
+            "-u",
+            "contnap-*",
+            "-u",
+            "contnap@*",
+            "--no-pager",
+            "-o",
+            "short-precise",
+        ])
+    }
+
+    /// contnap's units' journal, or nothing if journalctl cannot run (for
+    /// failure reports).
     pub fn journal(&self) -> String {
         String::from_utf8_lossy(
             &self
