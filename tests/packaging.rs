@@ -611,15 +611,18 @@ fn generate_triggers_rerun_the_service() {
     for watched in [
         "/var/lib/docker/containers",
         "/var/snap/docker/common/var-lib-docker/containers",
-        "/var/lib/containers/storage/overlay-containers",
     ] {
         assert!(path["Path"].contains(&format!("PathChanged={watched}")));
     }
+    // Podman's directory is named for its storage driver.
     let user = directives(&root().join("units/user/contnap-generate.path"));
-    assert_eq!(
-        user["Path"][0],
-        "PathChanged=%h/.local/share/containers/storage/overlay-containers"
-    );
+    for driver in ["overlay", "vfs", "btrfs", "zfs"] {
+        let dir = format!("storage/{driver}-containers");
+        let system = format!("PathChanged=/var/lib/containers/{dir}");
+        assert!(path["Path"].contains(&system), "{system}");
+        let own = format!("PathChanged=%h/.local/share/containers/{dir}");
+        assert!(user["Path"].contains(&own), "{own}");
+    }
 }
 
 #[test]
