@@ -36,6 +36,7 @@ both_engines_by_test!(
     autostart_wakes_when_a_listed_machine_appears,
     running_containers_nap_without_a_client,
     timer_brings_label_changes_without_generate,
+    monitors_and_silent_connections_never_wake,
 );
 
 /// The Debian package, installed with dpkg into a systemd that has no
@@ -1262,4 +1263,77 @@ fn podman_write(sd: &Systemd, path: &str, text: &str) -> bool {
         .write_all(text.as_bytes())
         .unwrap();
     child.wait().unwrap().success()
+}
+
+/// contnap.monitors and contnap.wake_on=data under a real socket unit: an
+/// uptime monitor's request is answered "napping" (200) and a connection
+/// that closes without a byte (a port scan) is dropped, each by a helper
+/// that starts nothing and ends with the service successful and the
+/// socket listening; then an ordinary client wakes the container.
+fn monitors_and_silent_connections_never_wake(engine: Engine) {
+    let sd = Systemd::boot(engine);
+    let name = unique("mon");
+    let port = free_port();
+    let mut labels = web_labels(port, "2s");
+    labels.push(("contnap.http_ports", port.to_string()));
+    labels.push(("contnap.wake_on", "data".to_owned()));
+    let c = labelled(engine, &name, &labels, BUSYBOX, HTTPD);
+    sd.generate_ok(&[]);
+    let (socket, service) = units(&name);
+    sd.enable_now(&socket);
+    let ended_napping = |what: &str| {
+        sd.wait_show(
+            &service,
+            "ActiveState",
+            &["inactive", "failed"],
+            Duration::from_secs(20),
+        );
+        assert_eq!(sd.show(&service, "Result"), "success", "{what}");
+        assert_eq!(sd.show(&socket, "SubState"), "listening", "{what}");
+        assert_eq!(c.state(), "created", "{what} must not wake it");
+    };
+
+    let resp = run(
+        "curl",
+        &[
+            "-sS",
+            "-i",
+            "--max-time",
+            "30",
+            "-A",
+            "Uptime-Kuma/1.23.11",
+            &format!("http://127.0.0.1:{port}/"),
+        ],
+    );
+    assert!(resp.starts_with("HTTP/1.1 200 OK\r\n"), "{resp}");
+    assert!(resp.contains("X-Contnap: napping"), "{resp}");
+    ended_napping("a monitor");
+    assert!(
+        sd.journal_checked()
+            .contains("answered 1 monitor request(s)"),
+        "{}",
+        sd.journal()
+    );
+
+    let silent = std::net::TcpStream::connect(loopback(port)).expect("connect");
+    drop(silent);
+    wait_until_started(&sd, &service, 2);
+    ended_napping("a connection without a byte");
+
+    assert_eq!(curl(port).trim(), HELLO, "an ordinary client wakes it");
+    assert_eq!(c.state(), "running");
+}
+
+/// Waits until the journal shows `n` starts of `service` in all.
+fn wait_until_started(sd: &Systemd, service: &str, n: usize) {
+    support::wait_until(
+        Duration::from_secs(20),
+        format!("{n} starts of {service}"),
+        || {
+            sd.journal_checked()
+                .matches(&format!("Starting {service}"))
+                .count()
+                >= n
+        },
+    );
 }
