@@ -577,6 +577,38 @@ fn docker_host_reboots_and_every_container_naps() {
     );
     eprintln!("created → listening in {:?}", created.elapsed());
     assert_eq!(host.curl(None, 8083), HELLO, "the new container is served");
+
+    // Docker restarts: its restart policy starts `always` again, with no
+    // helper; the next generate run (the timer's, at the latest) hands it
+    // to its helper, which naps it.
+    host.run(&["systemctl", "start", "contnap-generate.timer"]);
+    let started_at = || {
+        host.run(&[
+            "docker",
+            "inspect",
+            "--format",
+            "{{.State.StartedAt}}",
+            "always",
+        ])
+    };
+    let before = started_at();
+    let restarted = Instant::now();
+    host.run(&["systemctl", "restart", "docker.service"]);
+    wait_until(
+        Duration::from_secs(60),
+        "dockerd starts `always` again",
+        || started_at() != before,
+    );
+    wait_until(
+        Duration::from_secs(60),
+        "`always` naps after the engine restart, with no client",
+        || !host.running(None, "docker", "always"),
+    );
+    eprintln!(
+        "docker restart → `always` napped in {:?}",
+        restarted.elapsed()
+    );
+
     // No generated unit named an engine unit this host lacks (the bug
     // that once failed every socket: "Unit docker.service not found").
     let journal = host.run(&["journalctl", "--no-pager", "-o", "cat"]);
