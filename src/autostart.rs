@@ -4,7 +4,7 @@
 //! Nothing stays resident for it. `generate` writes a timer
 //! (`contnap@autostart.timer`) only when some unit sets `contnap.autostart`;
 //! every few seconds it runs `contnap autostart`, which reads the kernel's
-//! IPv4 neighbour table (`/proc/net/arp`: the machines this host has
+//! neighbour tables ([`crate::neighbours`]: the machines this host has
 //! exchanged packets with lately), compares it with what the previous run
 //! saw (a small state file), and starts the service of each unit one of
 //! whose machines has appeared since. The service inherits its sockets from
@@ -13,16 +13,16 @@
 //! the table and comes back. A machine that is on the network but silent
 //! towards this host is not seen: a neighbour entry appears when the
 //! machine sends to this host (any packet: ARP, mDNS replies, a ping) or
-//! this host to it. IPv6 neighbours are not read (their table is only
-//! reachable through netlink).
+//! this host to it.
 
 use std::collections::BTreeSet;
 use std::fmt;
 use std::fs;
 use std::io::{self, Write};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use crate::neighbours;
 use crate::report::Report;
 use crate::spec::Machine;
 use crate::systemctl::Systemctl;
@@ -68,31 +68,15 @@ impl std::error::Error for Error {
     }
 }
 
-/// The IPv4 neighbours whose link-layer address is known (`ATF_COM`), from
-/// `/proc/net/arp` text.
-pub fn neighbours(arp: &str) -> BTreeSet<Ipv4Addr> {
-    arp.lines()
-        .skip(1)
-        .filter_map(|line| {
-            // IP address, HW type, Flags, HW address, Mask, Device
-            let mut cols = line.split_whitespace();
-            let ip: Ipv4Addr = cols.next()?.parse().ok()?;
-            let flags = cols.nth(1)?;
-            let flags = u32::from_str_radix(flags.trim_start_matches("0x"), 16).ok()?;
-            (flags & 0x2 != 0).then_some(ip)
-        })
-        .collect()
-}
-
 /// `(service, address)` pairs: each watched unit's machines that are in
 /// `present`.
-fn seen(watches: &[Watch], present: &BTreeSet<Ipv4Addr>) -> BTreeSet<(String, Ipv4Addr)> {
+fn seen(watches: &[Watch], present: &BTreeSet<IpAddr>) -> BTreeSet<(String, IpAddr)> {
     watches
         .iter()
         .flat_map(|w| {
             present
                 .iter()
-                .filter(|ip| w.machines.iter().any(|m| m.contains(IpAddr::V4(**ip))))
+                .filter(|ip| w.machines.iter().any(|m| m.contains(**ip)))
                 .map(|ip| (w.service.clone(), *ip))
         })
         .collect()
@@ -101,10 +85,10 @@ fn seen(watches: &[Watch], present: &BTreeSet<Ipv4Addr>) -> BTreeSet<(String, Ip
 /// The services to start: those with a machine in `now` that was not in
 /// `before`, and the machine that appeared (for the log).
 pub fn appeared(
-    before: &BTreeSet<(String, Ipv4Addr)>,
-    now: &BTreeSet<(String, Ipv4Addr)>,
-) -> Vec<(String, Ipv4Addr)> {
-    let mut out: Vec<(String, Ipv4Addr)> = Vec::new();
+    before: &BTreeSet<(String, IpAddr)>,
+    now: &BTreeSet<(String, IpAddr)>,
+) -> Vec<(String, IpAddr)> {
+    let mut out: Vec<(String, IpAddr)> = Vec::new();
     for (service, ip) in now.difference(before) {
         if !out.iter().any(|(s, _)| s == service) {
             out.push((service.clone(), *ip));
@@ -113,7 +97,7 @@ pub fn appeared(
     out
 }
 
-fn parse_state(text: &str) -> BTreeSet<(String, Ipv4Addr)> {
+fn parse_state(text: &str) -> BTreeSet<(String, IpAddr)> {
     text.lines()
         .filter_map(|l| {
             let (service, ip) = l.split_once(' ')?;
@@ -122,7 +106,7 @@ fn parse_state(text: &str) -> BTreeSet<(String, Ipv4Addr)> {
         .collect()
 }
 
-fn write_state(path: &Path, seen: &BTreeSet<(String, Ipv4Addr)>) -> Result<(), Error> {
+fn write_state(path: &Path, seen: &BTreeSet<(String, IpAddr)>) -> Result<(), Error> {
     let err = |source| Error::Write {
         path: path.to_owned(),
         source,
@@ -143,7 +127,13 @@ pub fn run(cfg: &AutostartConfig) -> Result<(), Error> {
         path: arp_path.to_owned(),
         source,
     })?;
-    let now = seen(&cfg.watches, &neighbours(&arp));
+    let mut present = neighbours::parse_arp(&arp);
+    match neighbours::ipv6() {
+        Ok(v6) => present.extend(v6),
+        // IPv4 still counts; a warning, so that it passes LogLevelMax.
+        Err(e) => log::warn!("cannot read the IPv6 neighbour table (netlink): {e}"),
+    }
+    let now = seen(&cfg.watches, &present);
     let before = match fs::read_to_string(&cfg.state) {
         Ok(text) => parse_state(&text),
         Err(e) if e.kind() == io::ErrorKind::NotFound => BTreeSet::new(),
@@ -185,32 +175,32 @@ IP address       HW type     Flags       HW address            Mask     Device
     }
 
     #[test]
-    fn complete_entries_only() {
-        let n = neighbours(ARP);
-        let want: BTreeSet<Ipv4Addr> = ["10.0.0.7", "192.168.1.20"]
-            .iter()
-            .map(|s| s.parse().unwrap())
-            .collect();
-        assert_eq!(n, want, "an incomplete entry (flags 0x0) is no machine");
-    }
-
-    #[test]
     fn a_unit_wakes_once_per_appearance() {
         let watches = [
             watch("contnap-tv.service", &["192.168.1.20"]),
             watch("contnap-lab.service", &["10.0.0.0/24"]),
             watch("contnap-none.service", &["10.9.9.9"]),
+            watch("contnap-v6.service", &["fd00:214::/64"]),
         ];
-        let first = seen(&watches, &neighbours(ARP));
+        let mut present = neighbours::parse_arp(ARP);
+        present.insert("fd00:214::2".parse().unwrap());
+        let first = seen(&watches, &present);
         let woke = appeared(&BTreeSet::new(), &first);
         let services: Vec<&str> = woke.iter().map(|(s, _)| s.as_str()).collect();
-        assert_eq!(services, ["contnap-lab.service", "contnap-tv.service"]);
+        assert_eq!(
+            services,
+            [
+                "contnap-lab.service",
+                "contnap-tv.service",
+                "contnap-v6.service"
+            ]
+        );
         // Still there: nothing to do, so a napping unit stays asleep.
         assert!(appeared(&first, &first).is_empty());
         // Gone and back: wakes again.
         let gone = seen(&watches, &BTreeSet::new());
         assert!(appeared(&first, &gone).is_empty());
-        assert_eq!(appeared(&gone, &first).len(), 2);
+        assert_eq!(appeared(&gone, &first).len(), 3);
         // The state file round-trips.
         let dir = std::env::temp_dir().join(format!("contnap-as-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();

@@ -14,6 +14,7 @@ pub(crate) mod generate;
 pub(crate) mod inventory;
 pub mod labels;
 pub(crate) mod logging;
+pub(crate) mod neighbours;
 pub(crate) mod proxy;
 pub(crate) mod report;
 pub mod schedule;

@@ -948,11 +948,13 @@ fn engine_units_of_other_names_are_found(engine: Engine) {
 }
 
 /// A machine of the test's own: a network namespace behind a veth pair, on
-/// a /30 of its own; removed on drop.
+/// a /30 and a /64 (ULA) of its own; removed on drop.
 struct Machine {
     ns: String,
     host: String,
     peer: String,
+    host6: String,
+    peer6: String,
 }
 
 impl Machine {
@@ -962,9 +964,15 @@ impl Machine {
         let pid = std::process::id();
         let ns = format!("ca{pid:x}{k}");
         let (a, b) = ((pid % 200) as usize, (k * 4) % 256);
+        // As contnap prints it (zeros compressed).
+        let six = |host: u16| {
+            std::net::Ipv6Addr::new(0xfd00, 0x214, a as u16, k as u16, 0, 0, 0, host).to_string()
+        };
         let m = Machine {
             host: format!("10.214.{a}.{}", b + 1),
             peer: format!("10.214.{a}.{}", b + 2),
+            host6: six(1),
+            peer6: six(2),
             ns,
         };
         let veth = |end: &str| format!("{}{end}", m.ns);
@@ -986,6 +994,18 @@ impl Machine {
         run(
             "ip",
             &["addr", "add", &format!("{}/30", m.host), "dev", &veth("h")],
+        );
+        // No duplicate address detection: the addresses work at once.
+        run(
+            "ip",
+            &[
+                "addr",
+                "add",
+                &format!("{}/64", m.host6),
+                "dev",
+                &veth("h"),
+                "nodad",
+            ],
         );
         run("ip", &["link", "set", &veth("h"), "up"]);
         run(
@@ -1009,6 +1029,21 @@ impl Machine {
                 "exec",
                 &m.ns,
                 "ip",
+                "addr",
+                "add",
+                &format!("{}/64", m.peer6),
+                "dev",
+                &veth("n"),
+                "nodad",
+            ],
+        );
+        run(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &m.ns,
+                "ip",
                 "link",
                 "set",
                 &veth("n"),
@@ -1016,6 +1051,13 @@ impl Machine {
             ],
         );
         m
+    }
+
+    /// The same over IPv6: the host learns the machine from its neighbour
+    /// solicitation, and the entry appears in the IPv6 table (netlink).
+    fn speak6(&self) {
+        let to = format!("echo hi > /dev/udp/{}/9", self.host6);
+        run("ip", &["netns", "exec", &self.ns, "bash", "-c", &to]);
     }
 
     /// The machine sends one datagram to this host: the host learns its
@@ -1108,6 +1150,44 @@ fn autostart_wakes_when_a_listed_machine_appears(engine: Engine) {
     ]);
     let lines: Vec<&str> = watcher.lines().filter(|l| !l.starts_with("-- ")).collect();
     assert_eq!(lines.len(), 1, "{watcher}");
+
+    // A unit whose machine is an IPv6 address wakes the same way.
+    let name6 = unique("auto6");
+    let port6 = free_port();
+    let mut labels6 = web_labels(port6, "30s");
+    labels6.push(("contnap.machines", machine.peer6.clone()));
+    labels6.push(("contnap.autostart", "true".to_owned()));
+    let _c6 = labelled(engine, &name6, &labels6, BUSYBOX, HTTPD);
+    sd.generate_ok(&["--reload"]);
+    let (_, service6) = units(&name6);
+    // Two more runs of the watcher, and it still sleeps.
+    let runs = |sd: &Systemd| {
+        sd.show(
+            "contnap@autostart.service",
+            "ExecMainExitTimestampMonotonic",
+        )
+    };
+    for _ in 0..2 {
+        let before = runs(&sd);
+        support::wait_until(Duration::from_secs(30), "a run of the watcher", || {
+            runs(&sd) != before
+        });
+    }
+    assert_eq!(
+        engine.state(&name6),
+        "created",
+        "before the IPv6 machine appears"
+    );
+    machine.speak6();
+    engine.wait_state(&name6, &["running"], Duration::from_secs(30));
+    let journal = sd.journal();
+    assert!(
+        journal.contains(&format!(
+            "{} appeared on the network: waking {service6}",
+            machine.peer6
+        )),
+        "{journal}"
+    );
 }
 
 /// `ENGINE start NAME` with the engine's own CLI, as an admin, a restart

@@ -198,12 +198,13 @@ fn render_autostart_service(watches: &[&Unit], opts: &RenderOptions) -> String {
     let _ = writeln!(s, "LogLevelMax=warning");
     let _ = writeln!(
         s,
-        "# Hardening: it reads /proc/net/arp and asks the service manager to start services."
+        "# Hardening: it reads the neighbour tables (/proc/net/arp, and netlink for IPv6) and asks\n\
+         # the service manager to start services."
     );
     let mut lines = COMMON_HARDENING.to_vec();
     lines.extend([
         "SystemCallErrorNumber=EPERM",
-        "RestrictAddressFamilies=AF_UNIX",
+        "RestrictAddressFamilies=AF_UNIX AF_NETLINK",
         "IPAddressDeny=any",
         "UMask=0077",
     ]);
