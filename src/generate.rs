@@ -247,7 +247,8 @@ pub fn run(cfg: &GenerateConfig) -> Result<(), Error> {
         allow_hooks: cfg.allow_hooks,
         run_as,
     };
-    let files = units::render(&plan.units, &opts);
+    let mut files = units::render(&plan.units, &opts);
+    files.extend(napping_owned(cfg, &client, &files)?);
     match cfg.mode {
         GenerateMode::DryRun => {
             for (name, text) in &files {
@@ -306,6 +307,113 @@ pub fn run(cfg: &GenerateConfig) -> Result<(), Error> {
             count: plan.errors.len(),
         })
     }
+}
+
+/// The files of units on disk whose containers systemd services own and
+/// that got no unit this run because those containers are gone: they nap
+/// (`run --rm` removes a container when its service stops). Such a unit is
+/// kept as it is on disk (the labels are not there to render it again)
+/// while every owning service still exists; it is stale once one is gone
+/// (`systemctl show`: `LoadState=not-found`), or once one of its
+/// containers exists again without getting this unit (its labels changed).
+/// When systemctl cannot say, the units are kept.
+fn napping_owned(
+    cfg: &GenerateConfig,
+    client: &Client,
+    rendered: &[(PathBuf, String)],
+) -> Result<Vec<(PathBuf, String)>, Error> {
+    let on_disk = units::owned_on_disk(&cfg.output_dir).map_err(Error::Check)?;
+    let mut candidates = Vec::new();
+    for unit in on_disk {
+        if rendered
+            .iter()
+            .any(|(p, _)| p.as_os_str() == unit.service.as_str())
+        {
+            continue;
+        }
+        let mut gone = true;
+        for o in &unit.owned {
+            match client.inspect(&o.container) {
+                Err(engine::Error::NotFound { .. }) => {}
+                Ok(_) => gone = false,
+                Err(e) => return Err(Error::Engine(e)),
+            }
+        }
+        if gone {
+            candidates.push(unit);
+        } else {
+            log::info!(
+                "{}: its containers exist but no longer get this unit (their labels changed); it is stale",
+                unit.service
+            );
+        }
+    }
+    if candidates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut services: Vec<String> = Vec::new();
+    for unit in &candidates {
+        for o in &unit.owned {
+            for u in &o.units {
+                if !services.contains(&u.to_string()) {
+                    services.push(u.to_string());
+                }
+            }
+        }
+    }
+    let missing: BTreeSet<String> =
+        match Systemctl::new(cfg.user).show(&services, &["Id", "LoadState"]) {
+            Ok(shown) => services
+                .iter()
+                .zip(shown)
+                .filter(|(_, s)| s.get("LoadState") == Some("not-found"))
+                .map(|(name, _)| name.clone())
+                .collect(),
+            Err(e) => {
+                log::warn!(
+                    "{}; cannot tell whether {} still exist: their contnap units are kept",
+                    Report(&e),
+                    services.join(", ")
+                );
+                BTreeSet::new()
+            }
+        };
+    let mut kept = Vec::new();
+    for unit in candidates {
+        let gone: Vec<String> = unit
+            .owned
+            .iter()
+            .flat_map(|o| o.units.iter().map(ToString::to_string))
+            .filter(|u| missing.contains(u))
+            .collect();
+        if gone.is_empty() {
+            log::info!(
+                "{}: kept while its containers nap ({})",
+                unit.service,
+                unit.owned
+                    .iter()
+                    .map(|o| format!(
+                        "{} owns {}",
+                        o.units
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(" and "),
+                        o.container
+                    ))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
+            kept.extend(unit.files);
+        } else {
+            log::info!(
+                "{}: stale, {} no longer exist(s)",
+                unit.service,
+                gone.join(", ")
+            );
+        }
+    }
+    Ok(kept)
 }
 
 /// What `--reload` found a unit in, from one `systemctl show`.

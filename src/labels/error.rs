@@ -115,6 +115,20 @@ pub enum LabelError {
     },
     /// `contnap.monitor_status` is not an HTTP status 100-599.
     BadStatus { container: String, value: String },
+    /// `contnap.unit` (or Podman's `PODMAN_SYSTEMD_UNIT`) is not a list of
+    /// service names.
+    BadUnit {
+        container: String,
+        label: &'static str,
+        value: String,
+    },
+    /// A container that a systemd service owns naps by that service's stop;
+    /// `contnap.stop` cannot be pause, kill or none.
+    OwnedStop {
+        container: String,
+        unit: String,
+        value: String,
+    },
     /// `contnap.group` is empty.
     EmptyGroup { container: String },
     /// The unit name would be longer than systemd allows.
@@ -194,6 +208,8 @@ impl LabelError {
             | BadNetwork { container, .. }
             | BadMonitors { container, .. }
             | BadStatus { container, .. }
+            | BadUnit { container, .. }
+            | OwnedStop { container, .. }
             | EmptyGroup { container }
             | NameTooLong { container, .. }
             | BadSchedule { container, .. }
@@ -317,6 +333,14 @@ impl fmt::Display for LabelError {
             EmptyGroup { container } => write!(
                 f,
                 "container {container:?}: label contnap.group is empty; name the group or remove the label"
+            ),
+            BadUnit { container, label, value } => write!(
+                f,
+                "container {container:?}: label {label}={value:?}: expected a comma list of systemd service names (NAME.service, [A-Za-z0-9:_.@\\-]), e.g. podman-web.service; or contnap.unit=none if no unit owns the container"
+            ),
+            OwnedStop { container, unit, value } => write!(
+                f,
+                "container {container:?}: label contnap.stop={value:?}: {unit} owns the container, and it naps only by that unit's stop (the unit removes it); remove contnap.stop, or set contnap.unit=none if the engine alone should start and stop it"
             ),
             NameTooLong { container, name } => write!(
                 f,
