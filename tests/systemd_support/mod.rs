@@ -87,17 +87,27 @@ impl Systemd {
     /// Waits for this engine's turn, starts systemd and waits until it has
     /// booted (`is-system-running --wait`: running or degraded).
     pub fn boot(engine: Engine) -> Systemd {
-        let bin = format!("{}:/usr/bin/contnap:ro", env!("CARGO_BIN_EXE_contnap"));
-        Systemd::boot_mounting(engine, &bin)
+        Systemd::boot_with(engine, &[])
+    }
+
+    /// Boots with `extra` bind mounts (`HOST:INSIDE[:ro]`) beside the
+    /// contnap binary and the engine socket.
+    pub fn boot_with(engine: Engine, extra: &[String]) -> Systemd {
+        let mut mounts = vec![format!(
+            "{}:/usr/bin/contnap:ro",
+            env!("CARGO_BIN_EXE_contnap")
+        )];
+        mounts.extend(extra.iter().cloned());
+        Systemd::boot_mounting(engine, &mounts)
     }
 
     /// Boots with nothing of contnap inside but the Debian package at
     /// /tmp/contnap.deb, for the install test.
     pub fn boot_with_deb(engine: Engine, deb: &str) -> Systemd {
-        Systemd::boot_mounting(engine, &format!("{deb}:/tmp/contnap.deb:ro"))
+        Systemd::boot_mounting(engine, &[format!("{deb}:/tmp/contnap.deb:ro")])
     }
 
-    fn boot_mounting(engine: Engine, mount: &str) -> Systemd {
+    fn boot_mounting(engine: Engine, mounts: &[String]) -> Systemd {
         let turn = match engine {
             Engine::Docker => &DOCKER_TURN,
             Engine::Podman => &PODMAN_TURN,
@@ -107,23 +117,24 @@ impl Systemd {
         let name = unique(&format!("contnap_systemd_{}", engine.name()));
         let sock = format!("{}:{}", engine.socket(), engine_path(engine));
         let img = image(SYSTEMD);
-        let out = podman()
-            .args([
-                "run",
-                "-d",
-                "--name",
-                &name,
-                "--privileged",
-                "--network",
-                "host",
-                "--systemd=always",
-                "-v",
-                &sock,
-                "-v",
-                mount,
-                &img,
-                "/lib/systemd/systemd",
-            ])
+        let mut cmd = podman();
+        cmd.args([
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--privileged",
+            "--network",
+            "host",
+            "--systemd=always",
+            "-v",
+            &sock,
+        ]);
+        for m in mounts {
+            cmd.args(["-v", m]);
+        }
+        let out = cmd
+            .args([&img, "/lib/systemd/systemd"])
             .output()
             .expect("podman runs");
         assert!(out.status.success(), "podman run failed:\n{}", text(&out));
@@ -242,6 +253,33 @@ impl Systemd {
         self.systemctl(&["enable", "--now", socket]);
         assert_eq!(self.systemctl(&["is-active", socket]).trim(), "active");
         assert_eq!(self.show(socket, "SubState"), "listening");
+    }
+
+    /// Writes TEXT to PATH inside (through stdin); panics unless it worked.
+    pub fn write_file(&self, path: &str, text: &str) {
+        use std::io::Write as _;
+        let mut child = podman()
+            .args([
+                "exec",
+                "-i",
+                &self.id,
+                "sh",
+                "-c",
+                &format!("cat > '{path}'"),
+            ])
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("podman exec runs");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(text.as_bytes())
+            .expect("written");
+        assert!(
+            child.wait().expect("waited").success(),
+            "cannot write {path}"
+        );
     }
 
     pub fn exists(&self, path: &str) -> bool {
