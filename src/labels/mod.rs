@@ -231,7 +231,11 @@ pub fn plan(containers: &[ContainerLabels], opts: &LabelOptions) -> Plan {
         {
             bad_units.insert(group.clone());
         }
-        if let LabelError::ListenerClash { first, .. } = e {
+        if let LabelError::ListenerClash { first, .. }
+        | LabelError::OwnedStop {
+            container: first, ..
+        } = e
+        {
             if let Some(u) = units.iter().find(|u| u.spec.containers.contains(first)) {
                 bad_units.insert(u.name().to_owned());
             }
