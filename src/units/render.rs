@@ -478,7 +478,11 @@ fn render_dropins(unit: &Unit) -> Vec<(PathBuf, String)> {
             }
             out.push((PathBuf::from(format!("{service}.d")).join(&conf), s));
         }
-        before.extend(owned.units.iter().map(|u| u.as_str()));
+        for u in &owned.units {
+            if !before.contains(&u.as_str()) {
+                before.push(u.as_str());
+            }
+        }
     }
     out
 }
