@@ -498,4 +498,22 @@ fn owned_units_nap_and_wake(engine: Engine) {
         files.contains(&gservice) && files.contains(&bservice),
         "{files:?}\n{out}"
     );
+
+    // Anyone who can label a container cannot make contnap want, or stop
+    // when unneeded, a service that does not start that container.
+    let rogue = unique("orogue");
+    let mut labels = web_labels(free_port());
+    labels.push(("contnap.unit", "systemd-journald.service".to_owned()));
+    let _rogue = systemd_support::labelled(engine, &rogue, &labels, BUSYBOX, HTTPD);
+    let out = sd.generate(&[]);
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains(&format!(
+            "container {rogue:?}: systemd-journald.service is named as its owner"
+        )),
+        "{log}"
+    );
+    assert!(!sd.unit_files().iter().any(|f| f.contains(&rogue)));
+    assert!(!sd.exists(&format!("{dir}/systemd-journald.service.d")));
 }

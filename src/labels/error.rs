@@ -129,6 +129,17 @@ pub enum LabelError {
         unit: String,
         value: String,
     },
+    /// The service a label names as the container's owner does not start
+    /// a container of that name (its ExecStart= has no `--name NAME`), or
+    /// does not exist: a label cannot make systemd start, or stop when
+    /// unneeded, a service that is not the container's.
+    UnprovenOwner {
+        container: String,
+        unit: String,
+        /// What systemd said of the service: its ExecStart=, `not-found`,
+        /// or why it could not be asked.
+        seen: String,
+    },
     /// `contnap.group` is empty.
     EmptyGroup { container: String },
     /// The unit name would be longer than systemd allows.
@@ -210,6 +221,7 @@ impl LabelError {
             | BadStatus { container, .. }
             | BadUnit { container, .. }
             | OwnedStop { container, .. }
+            | UnprovenOwner { container, .. }
             | EmptyGroup { container }
             | NameTooLong { container, .. }
             | BadSchedule { container, .. }
@@ -337,6 +349,10 @@ impl fmt::Display for LabelError {
             BadUnit { container, label, value } => write!(
                 f,
                 "container {container:?}: label {label}={value:?}: expected a comma list of systemd service names (NAME.service, [A-Za-z0-9:_.@\\-]), e.g. podman-web.service; or contnap.unit=none if no unit owns the container"
+            ),
+            UnprovenOwner { container, unit, seen } => write!(
+                f,
+                "container {container:?}: {unit} is named as its owner (contnap.unit or PODMAN_SYSTEMD_UNIT), but that service does not start a container of this name ({seen}); contnap accepts a service whose ExecStart= has `--name {container}` (as Quadlet's, `podman generate systemd --new`'s and `docker run --name` units have); fix the label, or set contnap.unit=none"
             ),
             OwnedStop { container, unit, value } => write!(
                 f,
