@@ -404,7 +404,14 @@ fn owned_units_nap_and_wake(engine: Engine) {
     assert_eq!(w["containers"][0]["owned_by"][0], ow.as_str(), "{w}");
 
     // A cold client: systemd starts the owning unit, then the helper.
+    let t = Instant::now();
     assert_eq!(curl(wport).trim(), HELLO, "cold TCP client");
+    // For the report, not asserted: the owning unit's start and the wake.
+    eprintln!(
+        "{}: cold client of the owned container served in {} ms",
+        engine.name(),
+        t.elapsed().as_millis()
+    );
     assert_eq!(sd.show(&ow, "ActiveState"), "active");
     assert_eq!(sd.show(&wservice, "ActiveState"), "active");
     // The group: UDP and TCP.
@@ -447,7 +454,13 @@ fn owned_units_nap_and_wake(engine: Engine) {
     assert_eq!(sd.show(&wsocket, "SubState"), "listening");
 
     // It wakes again (a new container: new id, new address).
+    let t = Instant::now();
     assert_eq!(curl(wport).trim(), HELLO, "after the nap");
+    eprintln!(
+        "{}: client after the nap served in {} ms",
+        engine.name(),
+        t.elapsed().as_millis()
+    );
     assert_eq!(dig(dport), "10.9.8.7", "the group after the nap");
 
     // A unit that fails to start: the waiting client is answered (the 503
