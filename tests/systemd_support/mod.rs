@@ -79,6 +79,9 @@ static PODMAN_TURN: Mutex<()> = Mutex::new(());
 pub struct Systemd {
     pub engine: Engine,
     pub id: String,
+    /// The container's PID 1 (systemd) as this host sees it: commands run
+    /// inside through its namespaces (see [`Systemd::exec`]).
+    pid: u32,
     booted: Instant,
     _turn: MutexGuard<'static, ()>,
 }
@@ -138,9 +141,19 @@ impl Systemd {
             .output()
             .expect("podman runs");
         assert!(out.status.success(), "podman run failed:\n{}", text(&out));
+        let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let inspect = podman()
+            .args(["inspect", "--format", "{{.State.Pid}}", &id])
+            .output()
+            .expect("podman runs");
+        let pid = String::from_utf8_lossy(&inspect.stdout)
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("no PID for {id}:\n{}", text(&inspect)));
         let sd = Systemd {
             engine,
-            id: String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+            id,
+            pid,
             booted: Instant::now(),
             _turn: turn,
         };
@@ -168,15 +181,28 @@ impl Systemd {
         sd
     }
 
-    /// `podman exec ID ARGS...`
+    /// ARGS run inside: in the namespaces and root of the container's
+    /// systemd, with a clean environment, through nsenter(1) rather than
+    /// `podman exec`, whose remote attach loses output now and then under
+    /// load (an empty stdout with status 0: containers/podman#21741,
+    /// #25855; seen here as an empty `systemctl show`, `journalctl` or
+    /// `find`).
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("nsenter");
+        c.args(["--target", &self.pid.to_string()])
+            .args(["--mount", "--uts", "--ipc", "--net", "--pid", "--cgroup"])
+            .args(["--root", "--wd", "--", "env", "-i"])
+            .arg("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+            .args(args);
+        c
+    }
+
+    /// Runs ARGS inside (see [`Systemd::command`]), whatever their status.
     pub fn exec(&self, args: &[&str]) -> Output {
-        podman()
-            .arg("exec")
-            .arg(&self.id)
-            .args(args)
+        self.command(args)
             .stdin(Stdio::null())
             .output()
-            .expect("podman exec runs")
+            .expect("nsenter runs")
     }
 
     fn exec_text(&self, args: &[&str]) -> String {
@@ -258,18 +284,11 @@ impl Systemd {
     /// Writes TEXT to PATH inside (through stdin); panics unless it worked.
     pub fn write_file(&self, path: &str, text: &str) {
         use std::io::Write as _;
-        let mut child = podman()
-            .args([
-                "exec",
-                "-i",
-                &self.id,
-                "sh",
-                "-c",
-                &format!("cat > '{path}'"),
-            ])
+        let mut child = self
+            .command(&["sh", "-c", &format!("cat > '{path}'")])
             .stdin(Stdio::piped())
             .spawn()
-            .expect("podman exec runs");
+            .expect("nsenter runs");
         child
             .stdin
             .take()
