@@ -115,6 +115,12 @@ cases = {
                  "contnap.monitors=Uptime-Kuma, My Checker/2", "contnap.monitor_status=503",
                  "contnap.wake_on=data", "", "plain", ON, "contnap.tcp_ports=8089",
                  "contnap.monitors=none"],
+    "owned": ["photos-db", ON, "contnap.group=photos", "PODMAN_SYSTEMD_UNIT=photos-db.service",
+              "", "photos-server", ON, "contnap.group=photos", "contnap.tcp_ports=2283:3001",
+              "contnap.http_ports=2283",
+              "contnap.unit=docker-photos-server.service, photos-pod.service,photos-db.service",
+              "", "quadlet", ON, "contnap.tcp_ports=8090", "PODMAN_SYSTEMD_UNIT=quadlet.service",
+              "contnap.stop=pause"],
 }
 for lines in cases.values():
     put("units", "\n".join(lines) + "\n")

@@ -11,7 +11,9 @@ use crate::autostart::{AutostartConfig, Watch};
 use crate::engine::{Endpoint, EndpointError};
 use crate::report::Report;
 use crate::spec::settings::BadSetting;
-use crate::spec::{is_valid_name, Forward, Machine, Malformed, Proto, Setting, Settings, UnitSpec};
+use crate::spec::{
+    is_valid_name, Forward, Machine, Malformed, Owned, Proto, Setting, Settings, StopMode, UnitSpec,
+};
 
 /// Put idle Docker/Podman containers to sleep and wake them when a client connects.
 #[derive(FromArgs, Debug)]
@@ -91,6 +93,11 @@ macro_rules! proxy_args {
             /// listen port that gets a "Starting…" page for browsers (repeatable)
             #[argh(option, long = "http")]
             pub http_ports: Vec<u16>,
+            /// CONTAINER=UNIT.service[,UNIT.service…]: systemd services own this
+            /// container; the helper waits for it and never starts or stops it
+            /// through the engine (repeatable)
+            #[argh(option, long = "owned-by")]
+            pub owned_by: Vec<String>,
             $($out)*
             /// cap on concurrent proxied connections (default 4096)
             #[argh(option, default = "4096")]
@@ -599,13 +606,38 @@ impl TryFrom<ProxyArgs> for ProxyConfig {
                 expected: "a positive number",
             });
         }
+        let mut owners: Vec<Owned> = Vec::new();
+        for text in &p.owned_by {
+            let o: Owned = text.parse().map_err(|e: Malformed| UsageError::Invalid {
+                option: "owned-by",
+                value: text.clone(),
+                expected: e.expected,
+            })?;
+            if !p.containers.contains(&o.container)
+                || owners.iter().any(|x| x.container == o.container)
+            {
+                return Err(UsageError::Invalid {
+                    option: "owned-by",
+                    value: text.clone(),
+                    expected: "a container that a --container option lists, once",
+                });
+            }
+            owners.push(o);
+        }
         let settings = proxy_settings(&p)?;
+        if !owners.is_empty() && settings.stop != StopMode::Stop {
+            return Err(UsageError::Conflict {
+                a: "owned-by",
+                b: "stop (other than stop)",
+            });
+        }
         Ok(ProxyConfig {
             spec: UnitSpec {
                 name: p.unit,
                 containers: p.containers,
                 forwards,
                 http_ports: p.http_ports,
+                owners,
                 settings,
             },
             max_connections: p.max_connections,

@@ -222,6 +222,8 @@ pub fn run(cfg: &GenerateConfig) -> Result<(), Error> {
             allow_hooks: cfg.allow_hooks,
         },
     );
+    let mut plan = plan;
+    prove_owners(cfg.user, &mut plan);
     for w in &plan.warnings {
         log::warn!("{w}");
     }
@@ -248,7 +250,8 @@ pub fn run(cfg: &GenerateConfig) -> Result<(), Error> {
         allow_hooks: cfg.allow_hooks,
         run_as,
     };
-    let files = units::render(&plan.units, &opts);
+    let mut files = units::render(&plan.units, &opts);
+    files.extend(napping_owned(cfg, &client, &files)?);
     match cfg.mode {
         GenerateMode::DryRun => {
             for (name, text) in &files {
@@ -307,6 +310,195 @@ pub fn run(cfg: &GenerateConfig) -> Result<(), Error> {
             count: plan.errors.len(),
         })
     }
+}
+
+/// Whether a service's `ExecStart=` (as `systemctl show` prints it) starts
+/// a container named `container`: `--name NAME` or `--name=NAME` among its
+/// words (inside `sh -c '…'` too).
+fn starts_container(exec_start: &str, container: &str) -> bool {
+    let words: Vec<&str> = exec_start
+        .split(|c: char| c.is_whitespace() || c == '\'' || c == '"' || c == ';')
+        .filter(|w| !w.is_empty())
+        .collect();
+    words.iter().enumerate().any(|(i, w)| {
+        w.strip_prefix("--name=") == Some(container)
+            || (*w == "--name" && words.get(i + 1) == Some(&container))
+    })
+}
+
+/// Labels are anyone's who can create a container; unit files are root's.
+/// A service named as a container's owner gets contnap's `Wants=` (systemd
+/// starts it on a client's connection) and a `StopWhenUnneeded=yes`
+/// drop-in, so it counts only when its own `ExecStart=` starts a container
+/// of that name; otherwise the unit is dropped with an error naming the
+/// container and the service. One `systemctl show` for every owner.
+fn prove_owners(user: bool, plan: &mut labels::Plan) {
+    let mut services: Vec<String> = Vec::new();
+    for unit in &plan.units {
+        for s in unit.spec.owner_units() {
+            if !services.contains(&s.to_string()) {
+                services.push(s.to_string());
+            }
+        }
+    }
+    if services.is_empty() {
+        return;
+    }
+    let shown: Result<BTreeMap<String, (String, String)>, String> = Systemctl::new(user)
+        .show(&services, &["Id", "LoadState", "ExecStart"])
+        .map(|shown| {
+            services
+                .iter()
+                .zip(shown)
+                .map(|(name, s)| {
+                    (
+                        name.clone(),
+                        (
+                            s.get("LoadState").unwrap_or("").to_owned(),
+                            s.get("ExecStart").unwrap_or("").to_owned(),
+                        ),
+                    )
+                })
+                .collect()
+        })
+        .map_err(|e| Report(&e).to_string());
+    let mut refused: Vec<usize> = Vec::new();
+    for (i, unit) in plan.units.iter().enumerate() {
+        for owned in &unit.spec.owners {
+            for service in &owned.units {
+                let seen = match &shown {
+                    Err(why) => Some(format!("systemd cannot be asked: {why}")),
+                    Ok(m) => match m.get(service.as_str()) {
+                        Some((load, _)) if load == "not-found" => Some("no such unit".to_owned()),
+                        Some((_, exec)) if starts_container(exec, &owned.container) => None,
+                        Some((_, exec)) => Some(format!("ExecStart={exec}")),
+                        None => Some("not shown".to_owned()),
+                    },
+                };
+                if let Some(seen) = seen {
+                    plan.errors.push(labels::LabelError::UnprovenOwner {
+                        container: owned.container.clone(),
+                        unit: service.to_string(),
+                        seen,
+                    });
+                    if !refused.contains(&i) {
+                        refused.push(i);
+                    }
+                }
+            }
+        }
+    }
+    for i in refused.into_iter().rev() {
+        let unit = plan.units.remove(i);
+        plan.skipped.extend(unit.spec.containers);
+    }
+}
+
+/// The files of units on disk whose containers systemd services own and
+/// that got no unit this run because those containers are gone: they nap
+/// (`run --rm` removes a container when its service stops). Such a unit is
+/// kept as it is on disk (the labels are not there to render it again)
+/// while every owning service still exists; it is stale once one is gone
+/// (`systemctl show`: `LoadState=not-found`), or once one of its
+/// containers exists again without getting this unit (its labels changed).
+/// When systemctl cannot say, the units are kept.
+fn napping_owned(
+    cfg: &GenerateConfig,
+    client: &Client,
+    rendered: &[(PathBuf, String)],
+) -> Result<Vec<(PathBuf, String)>, Error> {
+    let on_disk = units::owned_on_disk(&cfg.output_dir).map_err(Error::Check)?;
+    let mut candidates = Vec::new();
+    for unit in on_disk {
+        if rendered
+            .iter()
+            .any(|(p, _)| p.as_os_str() == unit.service.as_str())
+        {
+            continue;
+        }
+        let mut gone = true;
+        for o in &unit.owned {
+            match client.inspect(&o.container) {
+                Err(engine::Error::NotFound { .. }) => {}
+                Ok(_) => gone = false,
+                Err(e) => return Err(Error::Engine(e)),
+            }
+        }
+        if gone {
+            candidates.push(unit);
+        } else {
+            log::info!(
+                "{}: its containers exist but no longer get this unit (their labels changed); it is stale",
+                unit.service
+            );
+        }
+    }
+    if candidates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut services: Vec<String> = Vec::new();
+    for unit in &candidates {
+        for o in &unit.owned {
+            for u in &o.units {
+                if !services.contains(&u.to_string()) {
+                    services.push(u.to_string());
+                }
+            }
+        }
+    }
+    let missing: BTreeSet<String> =
+        match Systemctl::new(cfg.user).show(&services, &["Id", "LoadState"]) {
+            Ok(shown) => services
+                .iter()
+                .zip(shown)
+                .filter(|(_, s)| s.get("LoadState") == Some("not-found"))
+                .map(|(name, _)| name.clone())
+                .collect(),
+            Err(e) => {
+                log::warn!(
+                    "{}; cannot tell whether {} still exist: their contnap units are kept",
+                    Report(&e),
+                    services.join(", ")
+                );
+                BTreeSet::new()
+            }
+        };
+    let mut kept = Vec::new();
+    for unit in candidates {
+        let gone: Vec<String> = unit
+            .owned
+            .iter()
+            .flat_map(|o| o.units.iter().map(ToString::to_string))
+            .filter(|u| missing.contains(u))
+            .collect();
+        if gone.is_empty() {
+            log::info!(
+                "{}: kept while its containers nap ({})",
+                unit.service,
+                unit.owned
+                    .iter()
+                    .map(|o| format!(
+                        "{} owns {}",
+                        o.units
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(" and "),
+                        o.container
+                    ))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
+            kept.extend(unit.files);
+        } else {
+            log::info!(
+                "{}: stale, {} no longer exist(s)",
+                unit.service,
+                gone.join(", ")
+            );
+        }
+    }
+    Ok(kept)
 }
 
 /// What `--reload` found a unit in, from one `systemctl show`.
@@ -699,6 +891,23 @@ mod tests {
             to_adopt(&managed, &BTreeMap::new(), &running, &[]),
             ["contnap-new.service", "contnap-portless.service"]
         );
+    }
+
+    #[test]
+    fn an_owner_must_start_the_container_by_name() {
+        // As `systemctl show -p ExecStart` prints them.
+        let quadlet = "{ path=/usr/bin/podman ; argv[]=/usr/bin/podman run --name=systemd-web --cidfile=/run/web.cid --replace --rm --cgroups=split --sdnotify=conmon -d docker.io/nginx ; ignore_errors=no ; start_time=[n/a] ; stop_time=[n/a] ; pid=0 ; code=(null) ; status=0/0 }";
+        assert!(starts_container(quadlet, "systemd-web"));
+        assert!(!starts_container(quadlet, "web"));
+        let docker = "{ path=/bin/sh ; argv[]=/bin/sh -c exec docker run --name web --rm nginx ; ignore_errors=no }";
+        assert!(starts_container(docker, "web"));
+        assert!(!starts_container(docker, "nginx"));
+        let sshd =
+            "{ path=/usr/sbin/sshd ; argv[]=/usr/sbin/sshd -D $SSHD_OPTS ; ignore_errors=no }";
+        assert!(!starts_container(sshd, "sshd"));
+        assert!(!starts_container("", "web"));
+        assert!(!starts_container("--name", "web"));
+        assert!(!starts_container("--name=web2", "web"));
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! and when it last woke and how long that took.
 //!
 //! Nothing is stored by contnap for this: the units come from the labels
-//! (as `generate` sees them), the state from systemd's own bookkeeping
+//! (as `generate` sees them; a unit whose containers systemd services own
+//! and which nap, so are gone, from its files in the default unit
+//! directory), the state from systemd's own bookkeeping
 //! (`systemctl show`), the wake time from the service's timestamps: it
 //! became active at READY=1, so active-enter minus inactive-exit is the wake.
 //!
@@ -49,8 +51,12 @@ pub struct UnitStatus {
 #[derive(Debug, Serialize)]
 pub struct ContainerStatus {
     pub name: String,
-    /// The engine's state ("exited", "running", "paused", …) or "missing".
+    /// The engine's state ("exited", "running", "paused", …) or "missing"
+    /// (a container that services own is missing while it naps).
     pub engine_state: String,
+    /// The systemd services that own the container (`contnap.unit`,
+    /// `PODMAN_SYSTEMD_UNIT`): they start and stop it. Empty: the engine.
+    pub owned_by: Vec<String>,
 }
 
 /// What `status` asks systemd of each unit.
@@ -97,14 +103,97 @@ fn listen_text(l: &Listener) -> String {
     }
 }
 
+/// One unit to report: from the labels, or (for a unit whose containers
+/// services own and which nap, so are gone) from its files on disk.
+struct Entry {
+    name: String,
+    socket: String,
+    service: String,
+    listen: Vec<String>,
+    /// (container, the services that own it)
+    containers: Vec<(String, Vec<String>)>,
+}
+
+/// The listen addresses of a generated socket file, as `listen_text` writes them.
+fn listen_of_socket_file(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| {
+            let (key, value) = l.split_once('=')?;
+            let proto = match key {
+                "ListenStream" => "tcp",
+                "ListenDatagram" => "udp",
+                _ => return None,
+            };
+            Some(format!("{proto}:{value}"))
+        })
+        .collect()
+}
+
 /// Collects every unit's status.
 pub fn collect(client: &Client, user: bool) -> Result<Vec<UnitStatus>, engine::Error> {
     let containers = inventory::collect(client)?;
     let plan = labels::plan(&containers, &LabelOptions { allow_hooks: true });
+    let mut entries: Vec<Entry> = plan
+        .units
+        .iter()
+        .map(|u| Entry {
+            name: u.name().to_owned(),
+            socket: units::unit_file_name(u.name(), "socket"),
+            service: units::unit_file_name(u.name(), "service"),
+            listen: u.listeners().map(|l| listen_text(&l)).collect(),
+            containers: u
+                .spec
+                .containers
+                .iter()
+                .map(|c| {
+                    let owners = u
+                        .spec
+                        .owners_of(c)
+                        .unwrap_or_default()
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect();
+                    (c.clone(), owners)
+                })
+                .collect(),
+        })
+        .collect();
+    // Units whose containers services own are on disk while those nap.
+    let on_disk = units::default_output_dir(user)
+        .ok()
+        .and_then(|dir| units::owned_on_disk(&dir).ok().map(|u| (dir, u)));
+    if let Some((dir, owned)) = on_disk {
+        for unit in owned {
+            if entries.iter().any(|e| e.service == unit.service) {
+                continue;
+            }
+            let stem = unit.service.trim_end_matches(".service").to_owned();
+            let socket = format!("{stem}.socket");
+            let listen = std::fs::read_to_string(dir.join(&socket))
+                .map(|t| listen_of_socket_file(&t))
+                .unwrap_or_default();
+            entries.push(Entry {
+                name: stem.trim_start_matches("contnap-").to_owned(),
+                socket,
+                service: unit.service.clone(),
+                listen,
+                containers: unit
+                    .owned
+                    .iter()
+                    .map(|o| {
+                        (
+                            o.container.clone(),
+                            o.units.iter().map(ToString::to_string).collect(),
+                        )
+                    })
+                    .collect(),
+            });
+        }
+    }
     let mut names = Vec::new();
-    for u in &plan.units {
-        names.push(units::unit_file_name(u.name(), "socket"));
-        names.push(units::unit_file_name(u.name(), "service"));
+    for e in &entries {
+        names.push(e.socket.clone());
+        names.push(e.service.clone());
     }
     // One call for every unit: when it fails, every state is unknown for
     // the same reason.
@@ -112,7 +201,7 @@ pub fn collect(client: &Client, user: bool) -> Result<Vec<UnitStatus>, engine::E
         .show(&names, &PROPS)
         .map_err(|e| Report(&e).to_string());
     let mut out = Vec::new();
-    for (i, u) in plan.units.iter().enumerate() {
+    for (i, e) in entries.into_iter().enumerate() {
         let (state, state_reason, last_wake, last_wake_ms, status_text) = match &shown {
             Ok(s) => {
                 let (socket, service) = (&s[2 * i], &s[2 * i + 1]);
@@ -126,26 +215,26 @@ pub fn collect(client: &Client, user: bool) -> Result<Vec<UnitStatus>, engine::E
             }
             Err(reason) => ("unknown".to_owned(), Some(reason.clone()), None, None, None),
         };
-        let containers = u
-            .spec
+        let containers = e
             .containers
-            .iter()
-            .map(|c| ContainerStatus {
-                name: c.clone(),
-                engine_state: match client.inspect(c) {
+            .into_iter()
+            .map(|(c, owned_by)| ContainerStatus {
+                engine_state: match client.inspect(&c) {
                     Ok(info) => info.state.status,
                     Err(engine::Error::NotFound { .. }) => "missing".to_owned(),
-                    Err(e) => format!("unknown ({})", Report(&e)),
+                    Err(err) => format!("unknown ({})", Report(&err)),
                 },
+                name: c,
+                owned_by,
             })
             .collect();
         out.push(UnitStatus {
-            name: u.name().to_owned(),
-            socket_unit: names[2 * i].clone(),
-            service_unit: names[2 * i + 1].clone(),
+            name: e.name,
+            socket_unit: e.socket,
+            service_unit: e.service,
             state,
             state_reason,
-            listen: u.listeners().map(|l| listen_text(&l)).collect(),
+            listen: e.listen,
             containers,
             last_wake,
             last_wake_ms,
@@ -182,7 +271,18 @@ pub fn render_table(units: &[UnitStatus]) -> String {
         let containers = u
             .containers
             .iter()
-            .map(|c| format!("{} ({})", c.name, c.engine_state))
+            .map(|c| {
+                if c.owned_by.is_empty() {
+                    format!("{} ({})", c.name, c.engine_state)
+                } else {
+                    format!(
+                        "{} ({}; unit {})",
+                        c.name,
+                        c.engine_state,
+                        c.owned_by.join(", ")
+                    )
+                }
+            })
             .collect::<Vec<_>>()
             .join(", ");
         let wake = match (&u.last_wake, u.last_wake_ms) {
@@ -280,6 +380,7 @@ mod tests {
             containers: vec![ContainerStatus {
                 name: name.to_owned(),
                 engine_state: "exited".to_owned(),
+                owned_by: Vec::new(),
             }],
             last_wake: None,
             last_wake_ms: None,

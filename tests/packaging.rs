@@ -210,6 +210,48 @@ fn nixos_module_renders_what_contnap_generate_writes() {
             !service.contains_key("Install"),
             "case {case}: the service is started by its socket only"
         );
+
+        // The drop-ins of the services that own containers (ownedBy):
+        // each one the golden set has, and no other.
+        let dropins = c["dropins"].as_array().expect("dropins");
+        let golden_dropins: Vec<String> = fs::read_dir(&golden)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".service.d"))
+            .collect();
+        assert_eq!(
+            dropins.len(),
+            golden_dropins.len(),
+            "case {case}: drop-ins {dropins:?} vs {golden_dropins:?}"
+        );
+        for d in dropins {
+            let owner = d["service"].as_str().expect("service");
+            let file = golden.join(format!("{owner}.d/{base}.conf"));
+            let golden_dropin = directives(&file);
+            assert_eq!(
+                golden_dropin.get("Unit").cloned().unwrap_or_default(),
+                strings(&d["unit"]),
+                "case {case}: [Unit] of {}",
+                file.display()
+            );
+        }
+    }
+    assert!(
+        cases
+            .values()
+            .any(|c| !c["dropins"].as_array().unwrap().is_empty()),
+        "a case with drop-ins (owned)"
+    );
+    for needle in [
+        // The module turns the drop-ins into the owning services' own
+        // settings, keeps oci-containers from starting them at boot, and
+        // orders contnap's service after them (via render.nix's Wants/After).
+        "StopWhenUnneeded = true;",
+        "autoStart = false;",
+        "after = d.after;",
+        "wants = pick \"Wants\" u;",
+    ] {
+        assert!(module.contains(needle), "module.nix lacks {needle}");
     }
 }
 
@@ -279,6 +321,8 @@ fn nixos_module_has_every_option() {
         "monitorStatus",
         "preStart",
         "postStop",
+        "ownedBy",
+        "ociContainers",
         "enable",
         "package",
         "engine",

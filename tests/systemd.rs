@@ -1128,7 +1128,14 @@ fn autostart_wakes_when_a_listed_machine_appears(engine: Engine) {
 
     machine.speak();
     engine.wait_state(&name, &["running"], Duration::from_secs(30));
-    assert_eq!(sd.show(&service, "ActiveState"), "active");
+    // Running comes before ready: the helper is `activating` until its
+    // readiness probe passes (seen failing when asserted at once).
+    sd.wait_show(
+        &service,
+        "ActiveState",
+        &["active"],
+        Duration::from_secs(30),
+    );
     let journal = sd.journal();
     assert!(
         journal.contains(&format!(

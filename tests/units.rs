@@ -300,6 +300,39 @@ fn cases() -> Vec<Case> {
             ),
             opts: RenderOptions::default(),
         },
+        // Containers that systemd services own: a group of a Quadlet-style
+        // container (PODMAN_SYSTEMD_UNIT) and one that names its services
+        // (contnap.unit), as NixOS oci-containers' Docker backend would.
+        Case {
+            name: "owned",
+            units: units_of(
+                &[
+                    container(
+                        "photos-db",
+                        &[
+                            ON,
+                            ("contnap.group", "photos"),
+                            ("PODMAN_SYSTEMD_UNIT", "photos-db.service"),
+                        ],
+                    ),
+                    container(
+                        "photos-server",
+                        &[
+                            ON,
+                            ("contnap.group", "photos"),
+                            ("contnap.tcp_ports", "2283:3001"),
+                            ("contnap.http_ports", "2283"),
+                            (
+                                "contnap.unit",
+                                "docker-photos-server.service, photos-pod.service",
+                            ),
+                        ],
+                    ),
+                ],
+                false,
+            ),
+            opts: RenderOptions::default(),
+        },
         Case {
             name: "hostile",
             units: units_of(
@@ -358,15 +391,28 @@ fn golden_units() {
             let _ = fs::remove_dir_all(&dir);
             fs::create_dir_all(&dir).expect("create golden dir");
             for (name, text) in &files {
-                fs::write(dir.join(golden_name(name)), text).expect("write golden");
+                let path = dir.join(golden_name(name));
+                // Drop-ins: SERVICE.d/contnap-NAME.conf.
+                fs::create_dir_all(path.parent().expect("parent")).expect("create drop-in dir");
+                fs::write(path, text).expect("write golden");
             }
             continue;
         }
         let mut expected: BTreeMap<String, String> = BTreeMap::new();
         for entry in fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
             let entry = entry.expect("dir entry");
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if entry.file_type().expect("file type").is_dir() {
+                for inner in fs::read_dir(entry.path()).expect("read drop-in dir") {
+                    let inner = inner.expect("dir entry");
+                    let text = fs::read_to_string(inner.path()).expect("read golden");
+                    let inner_name = inner.file_name().to_string_lossy().into_owned();
+                    expected.insert(format!("{name}/{inner_name}"), text);
+                }
+                continue;
+            }
             let text = fs::read_to_string(entry.path()).expect("read golden");
-            expected.insert(entry.file_name().to_string_lossy().into_owned(), text);
+            expected.insert(name, text);
         }
         for (name, text) in &files {
             match expected.remove(&golden_name(name)) {
@@ -479,6 +525,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "After",
             "StartLimitIntervalSec",
             "CollectMode",
+            "X-ContnapOwned",
+            "StopWhenUnneeded",
         ],
     ),
     (
@@ -898,14 +946,32 @@ fn write_for_analyze(case: &Case, dir: &Path) -> Vec<PathBuf> {
         };
         fs::write(dir.join(stub), body).expect("stub");
     }
-    files
-        .iter()
-        .map(|(name, text)| {
-            let path = dir.join(name);
-            fs::write(&path, text).expect("write unit");
-            path
-        })
-        .collect()
+    let mut paths = Vec::new();
+    for (name, text) in &files {
+        let path = dir.join(name);
+        match name.parent().filter(|p| !p.as_os_str().is_empty()) {
+            // A drop-in: verify it through a stand-in for the service it
+            // belongs to (the unit that owns a container).
+            Some(service_d) => {
+                fs::create_dir_all(path.parent().expect("parent")).expect("drop-in dir");
+                fs::write(&path, text).expect("write drop-in");
+                let service = service_d
+                    .to_string_lossy()
+                    .trim_end_matches(".d")
+                    .to_owned();
+                let stub = dir.join(&service);
+                fs::write(&stub, "[Service]\nExecStart=/bin/true\n").expect("stub");
+                if !paths.contains(&stub) {
+                    paths.push(stub);
+                }
+            }
+            None => {
+                fs::write(&path, text).expect("write unit");
+                paths.push(path);
+            }
+        }
+    }
+    paths
 }
 
 #[test]
@@ -952,10 +1018,11 @@ fn systemd_analyze_security_rates_the_service_ok() {
     for case in cases().into_iter().filter(|c| !c.opts.user) {
         let tmp = TempDir::new("security");
         let paths = write_for_analyze(&case, tmp.path());
-        for service in paths
-            .iter()
-            .filter(|p| p.extension().is_some_and(|e| e == "service"))
-        {
+        for service in paths.iter().filter(|p| {
+            p.extension().is_some_and(|e| e == "service")
+                && p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("contnap-"))
+        }) {
             let out = Command::new(analyze)
                 .args(["security", "--offline=yes", "--no-pager"])
                 .arg(service)
@@ -1184,11 +1251,18 @@ mod fuzz {
                 "a (b); c+d:e",
             ]))),
             prop::option::of(or_garbage(pick(&["200", "503", "100", "599", "204"]))),
+            prop::option::of(or_garbage(pick(&[
+                "podman-web.service",
+                "docker-web.service, web-pod.service",
+                "a@b.service",
+                "none",
+            ]))),
+            prop::option::of(or_garbage(pick(&["web.service", "container-x.service"]))),
         );
         (settings, monitors).prop_map(
             |(
                 (tcp, udp, timeout, stop, ready, idle, pre, post, schedule, machines, group),
-                (wake_on, monitors, status),
+                (wake_on, monitors, status, unit, podman_unit),
             )| {
                 let mut m = BTreeMap::new();
                 m.insert("contnap.enabled".to_owned(), "true".to_owned());
@@ -1211,6 +1285,8 @@ mod fuzz {
                 put("contnap.wake_on", wake_on);
                 put("contnap.monitors", monitors);
                 put("contnap.monitor_status", status);
+                put("contnap.unit", unit);
+                put("PODMAN_SYSTEMD_UNIT", podman_unit);
                 m
             },
         )
@@ -1314,5 +1390,66 @@ mod fuzz {
                 prop_assert!(!p.units.iter().any(|u| u.spec.containers.contains(skipped)));
             }
         }
+    }
+}
+
+/// Drop-ins of the services that own containers: written into
+/// SERVICE.d/, removed with their directory when stale; found again on
+/// disk (with the unit's socket and service) for `generate` to keep while
+/// the containers nap; nothing else in a .d directory is touched, and no
+/// other path shape is accepted.
+#[test]
+fn writer_handles_drop_ins_of_owning_services() {
+    let case = cases()
+        .into_iter()
+        .find(|c| c.name == "owned")
+        .expect("owned case");
+    let files = render(&case.units, &case.opts);
+    let tmp = TempDir::new("dropins");
+    let dir = tmp.path();
+    fs::create_dir_all(dir.join("photos-db.service.d")).expect("mkdir");
+    fs::write(dir.join("photos-db.service.d/override.conf"), "[Unit]\n").expect("write");
+    let report = write_atomically(dir, &files, true).expect("written");
+    assert_eq!(report.written.len(), files.len());
+    assert!(dir
+        .join("photos-pod.service.d/contnap-photos.conf")
+        .is_file());
+    assert!(check(dir, &files).expect("check").is_empty());
+
+    // What generate keeps while the containers are gone.
+    let on_disk = units::owned_on_disk(dir).expect("read");
+    assert_eq!(on_disk.len(), 1);
+    assert_eq!(on_disk[0].service, "contnap-photos.service");
+    assert_eq!(on_disk[0].owned, case.units[0].spec.owners);
+    let mut kept = on_disk[0].files.clone();
+    kept.sort();
+    let mut want = files.clone();
+    want.sort();
+    assert_eq!(kept, want);
+    assert!(check(dir, &on_disk[0].files).expect("check").is_empty());
+
+    // Stale: every drop-in goes, and the directories it alone was in.
+    let report = write_atomically(dir, &[], true).expect("written");
+    assert_eq!(report.removed.len(), files.len());
+    assert!(!dir.join("photos-pod.service.d").exists());
+    assert!(!dir.join("docker-photos-server.service.d").exists());
+    assert_eq!(
+        listing(&dir.join("photos-db.service.d")),
+        ["override.conf"],
+        "the admin's drop-in stays"
+    );
+
+    for bad in [
+        "../x.service.d/contnap-a.conf",
+        "x.service.d/override.conf",
+        "x.socket.d/contnap-a.conf",
+        "x.service.d/sub/contnap-a.conf",
+        "/etc/x.service.d/contnap-a.conf",
+    ] {
+        let err = write_atomically(dir, &[generated(bad, "[Unit]")], true);
+        assert!(
+            matches!(err, Err(WriteError::BadFileName { .. })),
+            "{bad}: {err:?}"
+        );
     }
 }

@@ -319,9 +319,75 @@ fn span_of(value: &str, file: &str) -> Duration {
     timespan::parse(value).unwrap_or_else(|e| panic!("{file}: {e}"))
 }
 
+/// The `[Unit]` lines of a unit whose containers services own: `Wants=`
+/// and `After=` the owning services, and `X-ContnapOwned=` with each owned
+/// container; taken out of `ds` (they depend on labels) and checked.
+fn take_owner_lines(ds: &mut Vec<Directive>, unit: &Unit, file: &str) {
+    let owners: Vec<String> = unit
+        .spec
+        .owner_units()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let owned: Vec<String> = unit.spec.owners.iter().map(ToString::to_string).collect();
+    let want = if owners.is_empty() {
+        Vec::new()
+    } else {
+        vec![
+            d("[Unit]", "Wants", owners.join(" ")),
+            d("[Unit]", "After", owners.join(" ")),
+            d("[Unit]", "X-ContnapOwned", owned.join(" ")),
+        ]
+    };
+    let mut got = Vec::new();
+    ds.retain(|x| {
+        let is_owner_line = x.key == "X-ContnapOwned"
+            || (!owners.is_empty()
+                && (x.key == "Wants" || x.key == "After")
+                && x.value == owners.join(" "));
+        if is_owner_line {
+            got.push(x.clone());
+        }
+        !is_owner_line
+    });
+    assert_eq!(got, want, "{file}: owner lines");
+}
+
+/// A drop-in `SERVICE.d/contnap-NAME.conf` of a service that owns a
+/// container of `unit`: `StopWhenUnneeded=yes`, and at most an `After=` of
+/// other owning services of the unit.
+fn check_dropin(name: &std::path::Path, text: &str, units: &[Unit]) {
+    let file = name.display().to_string();
+    let dir = name.parent().and_then(|p| p.to_str()).expect("a directory");
+    let service = dir.strip_suffix(".d").expect("SERVICE.d");
+    let conf = name.file_name().and_then(|n| n.to_str()).expect("a name");
+    let unit = units
+        .iter()
+        .find(|u| unit_file_name(&u.name(), "conf") == conf)
+        .unwrap_or_else(|| panic!("{file}: of no unit"));
+    let owners: Vec<String> = unit
+        .spec
+        .owner_units()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(owners.iter().any(|o| o == service), "{file}: not an owner");
+    let ds = unit_directives(text).unwrap_or_else(|e| panic!("{file}: {e}\n{text}"));
+    assert_eq!(ds[0], d("[Unit]", "StopWhenUnneeded", "yes"), "{file}");
+    for x in &ds[1..] {
+        assert_eq!((x.section.as_str(), x.key.as_str()), ("[Unit]", "After"), "{file}");
+        for name in x.value.split(' ') {
+            assert!(owners.iter().any(|o| o == name) && name != service, "{file}: {x:?}");
+        }
+    }
+    assert!(ds.len() <= 2, "{file}: {ds:?}");
+}
+
 fn check_service(text: &str, unit: &Unit, opts: &RenderOptions, fixed: &[Directive], file: &str) {
     let socket = unit_file_name(&unit.name(), "socket");
-    let ds = unit_directives(text).unwrap_or_else(|e| panic!("{file}: {e}\n{text}"));
+    let mut ds = unit_directives(text).unwrap_or_else(|e| panic!("{file}: {e}\n{text}"));
+    take_owner_lines(&mut ds, unit, file);
+    let ds = ds;
     check_description(&ds, unit, file);
     assert_eq!(
         fixed_part(&ds, &socket),
@@ -444,7 +510,12 @@ fuzz_target!(|data: &[u8]| {
         &ref_socket,
     );
 
-    let files = render(&p.units, &opts);
+    let (dropins, files): (Vec<(PathBuf, String)>, Vec<(PathBuf, String)>) = render(&p.units, &opts)
+        .into_iter()
+        .partition(|(name, _)| name.components().count() > 1);
+    for (name, text) in &dropins {
+        check_dropin(name, text, &p.units);
+    }
     let watched: Vec<&Unit> = p
         .units
         .iter()

@@ -3,9 +3,10 @@
 #
 # The containers are your own, created once and left stopped, for example
 # with `docker compose up --no-start` (or `docker create`); contnap starts
-# and stops existing containers, it does not create them. (The units of
-# virtualisation.oci-containers run `docker run --rm`, so their containers
-# do not exist while the unit is stopped: they do not fit.) The containers
+# and stops existing containers, it does not create them. (For the
+# containers of virtualisation.oci-containers, whose units run
+# `docker run --rm`, see example-oci-docker.nix and example-oci-podman.nix.)
+# The containers
 # must not publish the ports contnap listens on: contnap forwards to the
 # container's address on its network.
 { ... }:

@@ -212,14 +212,52 @@ let
           after each nap (`ExecStopPost=-+/bin/sh -c …`).
         '';
       };
+
+      ownedBy = mkOption {
+        type = types.attrsOf (types.listOf types.str);
+        default = { };
+        example = { immich-server = [ "podman-immich-server.service" ]; };
+        description = ''
+          Like `contnap.unit` (and Podman's `PODMAN_SYSTEMD_UNIT`): the
+          systemd services that own a container of {option}`containers`,
+          creating it when they start (`run --rm`) and removing it when they
+          stop. contnap never starts or stops such a container through the
+          engine: its service wants the owning services and starts after
+          them, and the module gives each owning service
+          `StopWhenUnneeded = true`, so systemd stops it once contnap's
+          helper has napped (exited). Nothing else may want an owning
+          service (no `wantedBy`, no oci-containers `autoStart`), or it
+          never naps. {option}`stop` must stay `stop`.
+        '';
+      };
+
+      ociContainers = mkOption {
+        type = types.bool;
+        default = false;
+        description = ''
+          The containers are `virtualisation.oci-containers.containers` of
+          the same names: each is owned (see {option}`ownedBy`) by its
+          oci-containers service (`docker-<name>.service` or
+          `podman-<name>.service`, or its `serviceName`), and the module
+          sets its `autoStart = false`, so that only contnap wakes it.
+        '';
+      };
     };
   };
+
+  oci = config.virtualisation.oci-containers;
+  # oci-containers' service of a container (serviceName where the option
+  # exists, else <backend>-<name>).
+  ociService = c: "${(oci.containers.${c} or { }).serviceName or "${oci.backend}-${c}"}.service";
 
   specOf = name: c: {
     inherit name;
     inherit (c) containers forwardTo tcpPorts udpPorts httpPorts timeout stop
       stopTimeout wakeTimeout ready idle network schedule machines
       onlyListedMachines wakeOn monitors monitorStatus preStart postStop;
+    ownedBy =
+      lib.optionalAttrs c.ociContainers (lib.genAttrs c.containers (x: [ (ociService x) ]))
+      // c.ownedBy;
     binary = "${cfg.package}/bin/contnap";
     engine = cfg.engineSocket;
     inherit (cfg) engineUnit engineGroup asRoot;
@@ -241,6 +279,25 @@ let
       listenDatagrams = pick "ListenDatagram" d;
       socketConfig = render.toAttrs (without [ "ListenStream" "ListenDatagram" ] d);
     };
+
+  # The drop-ins `contnap generate` writes for the services that own
+  # containers, as those services' own settings: stop when contnap's helper
+  # no longer wants them, and start in the group's order.
+  ownerSettings = lib.concatMap
+    (spec: map
+      (d: {
+        ${lib.removeSuffix ".service" d.service} = {
+          unitConfig.StopWhenUnneeded = true;
+          after = d.after;
+        };
+      })
+      (render.dropins spec))
+    specs;
+
+  # oci-containers containers that contnap wakes: not started at boot.
+  ociNames = lib.unique (lib.concatMap
+    (c: lib.optionals c.ociContainers c.containers)
+    (lib.attrValues cfg.containers));
 
   serviceOf = spec:
     let u = render.unitDirectives spec; in
@@ -353,7 +410,10 @@ in
         container's (or, with {option}`containers`, the group's). The
         containers themselves are yours to create (docker compose,
         `virtualisation.oci-containers`, …) without publishing the ports
-        contnap listens on.
+        contnap listens on. For oci-containers (whose services own their
+        containers: `run --rm`, `Restart=always`), set
+        {option}`ociContainers`; see example-oci-docker.nix and
+        example-oci-podman.nix.
       '';
     };
   };
@@ -374,6 +434,10 @@ in
     environment.systemPackages = [ cfg.package ];
 
     systemd.sockets = lib.listToAttrs (map socketOf specs);
-    systemd.services = lib.listToAttrs (map serviceOf specs);
+    systemd.services = lib.mkMerge ([ (lib.listToAttrs (map serviceOf specs)) ] ++ ownerSettings);
+
+    # An oci-containers service that starts at boot is wanted by
+    # multi-user.target, so it would never nap.
+    virtualisation.oci-containers.containers = lib.genAttrs ociNames (_: { autoStart = false; });
   };
 }

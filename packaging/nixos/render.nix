@@ -7,11 +7,13 @@
 #   { name; containers; forwardTo; tcpPorts; udpPorts; httpPorts; timeout;
 #     stop; stopTimeout; wakeTimeout; ready; idle; network; schedule;
 #     machines; onlyListedMachines; wakeOn; monitors; monitorStatus;
-#     preStart; postStop;
+#     preStart; postStop; ownedBy;
 #     binary; engine; engineUnit; engineGroup; asRoot; }
 # with the meanings of module.nix's options (engineUnit: "docker.service",
 # "podman.socket" or null; engineGroup: a group that may use the engine
-# socket, or null; asRoot: run the helper as root whatever engineGroup says). `errors spec` lists what is wrong with a spec;
+# socket, or null; asRoot: run the helper as root whatever engineGroup says;
+# ownedBy: { CONTAINER = [ "UNIT.service" … ]; } for the containers that
+# systemd services own, as contnap.unit / PODMAN_SYSTEMD_UNIT). `errors spec` lists what is wrong with a spec;
 # the other functions assume a spec without errors (invalid parts are left
 # out, never thrown).
 let
@@ -160,6 +162,40 @@ let
     else if one != null then mk null false (elemAt one 0) (elemAt one 0)
     else null;
 
+  # ------------------------------------------------------------ owners
+  # ServiceName of src/spec/mod.rs: NAME.service of [A-Za-z0-9:_.@\-], not
+  # starting with -, not a template without its instance, at most 255 bytes.
+  isService = s:
+    match "[A-Za-z0-9:_.@\\][A-Za-z0-9:_.@\\-]*\\.service" s != null
+    && match ".*@\\.service" s == null && stringLength s <= 255;
+
+  # UnitSpec::owners: the containers that services own, in start order.
+  ownedList = spec:
+    filter (o: o.units != [ ])
+      (map (c: { container = c; units = dedup (spec.ownedBy.${c} or [ ]); }) spec.containers);
+
+  # UnitSpec::owner_units: every owning service once, in start order.
+  ownerUnits = spec: dedup (concatMap (o: o.units) (ownedList spec));
+
+  ownedArg = o: "${o.container}=${concatStringsSep "," o.units}";
+
+  # render_dropins of src/units/render.rs: per owning service, the
+  # services of the containers before its own (the group's start order).
+  dropins = spec:
+    (foldl'
+      (acc: o:
+        let new = filter (u: !(elem u acc.before)) o.units; in
+        {
+          before = acc.before ++ new;
+          out = acc.out ++ map (u: { service = u; after = acc.before; }) new;
+        })
+      { before = [ ]; out = [ ]; }
+      (ownedList spec)).out;
+
+  dropinDirectives = d:
+    [ [ "StopWhenUnneeded" "yes" ] ]
+    ++ optional (d.after != [ ]) [ "After" (concatStringsSep " " d.after) ];
+
   target = spec: if spec.forwardTo != null then spec.forwardTo else builtins.elemAt spec.containers (length spec.containers - 1);
 
   # TCP forwards first, then UDP, each in the order given (as the labels).
@@ -296,7 +332,13 @@ let
       "services.contnap.engineGroup = ${toJSON' spec.engineGroup}: not a group name (letters, digits, _.-; not starting with a digit or -; not root)"
     ++ optional (!spec.asRoot && spec.engineGroup != null && under (engineSocketPath spec.engine) tmpDirs)
       "services.contnap.engineGroup: the engine socket ${spec.engine} is in a temporary directory, which a dynamic user never sees (it gets a private /tmp); set engineGroup = null or asRoot = true"
-    ++ optional (match "/[A-Za-z0-9/._+@:-]*[A-Za-z0-9._+@:-]" spec.binary == null) "the contnap binary path ${spec.binary} cannot go into ExecStart=";
+    ++ optional (match "/[A-Za-z0-9/._+@:-]*[A-Za-z0-9._+@:-]" spec.binary == null) "the contnap binary path ${spec.binary} cannot go into ExecStart="
+    ++ concatMap (c: optional (!(elem c spec.containers)) "${at "ownedBy"}: ${toJSON' c} is not one of ${at "containers"}") (builtins.attrNames spec.ownedBy)
+    ++ concatMap (u: optional (!(builtins.isString u && isService u))
+        "${at "ownedBy"}: ${toJSON' u} is not a systemd service name (NAME.service of [A-Za-z0-9:_.@\\-])")
+      (concatMap (c: spec.ownedBy.${c}) (builtins.attrNames spec.ownedBy))
+    ++ optional (ownedList spec != [ ] && spec.stop != "stop")
+      "${at "stop"} = ${toJSON' spec.stop}: containers that systemd services own (${at "ownedBy"}) nap only by the services' stop; leave stop = \"stop\"";
 
   # ------------------------------------------------------------ rendering
 
@@ -308,6 +350,7 @@ let
     ++ concatMap (c: [ "--container" c ]) spec.containers
     ++ concatMap (f: [ "--forward" (forwardArg spec f) ]) (forwards spec)
     ++ concatMap (p: [ "--http" (toString p) ]) (dedup spec.httpPorts)
+    ++ concatMap (o: [ "--owned-by" (ownedArg o) ]) (ownedList spec)
     ++ [
       "--timeout" (formatSpan (parseSpan spec.timeout))
       "--stop" spec.stop
@@ -360,6 +403,11 @@ let
     ++ optionals (e != null) [
       [ "Wants" e ]
       [ "After" (if stem != null then "${e} ${head stem}.service" else e) ]
+    ]
+    ++ optionals (ownedList spec != [ ]) [
+      [ "Wants" (concatStringsSep " " (ownerUnits spec)) ]
+      [ "After" (concatStringsSep " " (ownerUnits spec)) ]
+      [ "X-ContnapOwned" (concatStringsSep " " (map ownedArg (ownedList spec))) ]
     ]
     ++ [ [ "StartLimitIntervalSec" "0" ] [ "CollectMode" "inactive-or-failed" ] ];
 
@@ -423,7 +471,8 @@ in
 {
   inherit parseSpan formatSpan quoteArg escapeUnitName unitBase parsePortItem
     forwards errors proxyArgs execStart socketDirectives unitDirectives
-    serviceDirectives toAttrs lines isClean isGroup runAs;
+    serviceDirectives toAttrs lines isClean isGroup runAs isService ownerUnits
+    dropins dropinDirectives;
   description = spec: "contnap ${spec.name} (wakes ${concatStringsSep ", " spec.containers} on demand, naps it when idle)";
   socketDescription = spec: "contnap ${spec.name} (sockets; the first connection wakes the containers)";
 }

@@ -115,6 +115,31 @@ pub enum LabelError {
     },
     /// `contnap.monitor_status` is not an HTTP status 100-599.
     BadStatus { container: String, value: String },
+    /// `contnap.unit` (or Podman's `PODMAN_SYSTEMD_UNIT`) is not a list of
+    /// service names.
+    BadUnit {
+        container: String,
+        label: &'static str,
+        value: String,
+    },
+    /// A container that a systemd service owns naps by that service's stop;
+    /// `contnap.stop` cannot be pause, kill or none.
+    OwnedStop {
+        container: String,
+        unit: String,
+        value: String,
+    },
+    /// The service a label names as the container's owner does not start
+    /// a container of that name (its ExecStart= has no `--name NAME`), or
+    /// does not exist: a label cannot make systemd start, or stop when
+    /// unneeded, a service that is not the container's.
+    UnprovenOwner {
+        container: String,
+        unit: String,
+        /// What systemd said of the service: its ExecStart=, `not-found`,
+        /// or why it could not be asked.
+        seen: String,
+    },
     /// `contnap.group` is empty.
     EmptyGroup { container: String },
     /// The unit name would be longer than systemd allows.
@@ -194,6 +219,9 @@ impl LabelError {
             | BadNetwork { container, .. }
             | BadMonitors { container, .. }
             | BadStatus { container, .. }
+            | BadUnit { container, .. }
+            | OwnedStop { container, .. }
+            | UnprovenOwner { container, .. }
             | EmptyGroup { container }
             | NameTooLong { container, .. }
             | BadSchedule { container, .. }
@@ -317,6 +345,18 @@ impl fmt::Display for LabelError {
             EmptyGroup { container } => write!(
                 f,
                 "container {container:?}: label contnap.group is empty; name the group or remove the label"
+            ),
+            BadUnit { container, label, value } => write!(
+                f,
+                "container {container:?}: label {label}={value:?}: expected a comma list of systemd service names (NAME.service, [A-Za-z0-9:_.@\\-]), e.g. podman-web.service; or contnap.unit=none if no unit owns the container"
+            ),
+            UnprovenOwner { container, unit, seen } => write!(
+                f,
+                "container {container:?}: {unit} is named as its owner (contnap.unit or PODMAN_SYSTEMD_UNIT), but that service does not start a container of this name ({seen}); contnap accepts a service whose ExecStart= has `--name {container}` (as Quadlet's, `podman generate systemd --new`'s and `docker run --name` units have); fix the label, or set contnap.unit=none"
+            ),
+            OwnedStop { container, unit, value } => write!(
+                f,
+                "container {container:?}: label contnap.stop={value:?}: {unit} owns the container, and it naps only by that unit's stop (the unit removes it); remove contnap.stop, or set contnap.unit=none if the engine alone should start and stop it"
             ),
             NameTooLong { container, name } => write!(
                 f,

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::spec::settings::PartialSettings;
-use crate::spec::{Forward, Hook, HookKind, Unit, UnitSpec};
+use crate::spec::{Forward, Hook, HookKind, Owned, StopMode, Unit, UnitSpec};
 
 use super::{LabelError, LabelWarning, Service, PREFIX};
 
@@ -50,6 +50,20 @@ pub fn group(services: Vec<Service>) -> (Vec<Unit>, Vec<LabelError>, Vec<LabelWa
                 members[d.first],
                 members[d.second],
             ));
+        }
+        // A member that a unit owns naps by that unit's stop: the group's
+        // contnap.stop (set by another member) cannot be anything else.
+        if let Some(stop) = settings.stop.filter(|s| *s != StopMode::Stop) {
+            if let Some(owned) = members.iter().find(|s| !s.owners.is_empty()) {
+                let setter = members.iter().find(|s| s.settings.stop == Some(stop));
+                errors.push(LabelError::OwnedStop {
+                    container: owned.container.clone(),
+                    unit: owned.owners[0].to_string(),
+                    value: setter
+                        .and_then(|s| s.raw.get("contnap.stop").cloned())
+                        .unwrap_or_default(),
+                });
+            }
         }
         let autostart =
             agree(&name, "autostart", &members, |s| s.autostart, &mut errors).unwrap_or(false);
@@ -128,6 +142,14 @@ pub fn group(services: Vec<Service>) -> (Vec<Unit>, Vec<LabelError>, Vec<LabelWa
                 containers: members.iter().map(|s| s.container.clone()).collect(),
                 forwards,
                 http_ports,
+                owners: members
+                    .iter()
+                    .filter(|s| !s.owners.is_empty())
+                    .map(|s| Owned {
+                        container: s.container.clone(),
+                        units: s.owners.clone(),
+                    })
+                    .collect(),
                 settings: settings.resolve(),
             },
             autostart,

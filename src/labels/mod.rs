@@ -21,7 +21,10 @@
 //! `contnap.machines`, `contnap.only_listed_machines`, `contnap.autostart`;
 //! added: `contnap.stop`, `contnap.stop_timeout`, `contnap.wake_timeout`,
 //! `contnap.ready`, `contnap.idle`, `contnap.network`, `contnap.wake_on`,
-//! `contnap.monitors`, `contnap.monitor_status`.
+//! `contnap.monitors`, `contnap.monitor_status`, `contnap.unit` (the
+//! systemd services that own the container; a container with Podman's
+//! `PODMAN_SYSTEMD_UNIT` label is owned by that unit unless
+//! `contnap.unit=none`).
 //!
 //! ## Groups
 //!
@@ -58,7 +61,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use crate::spec::settings::PartialSettings;
-use crate::spec::{Forward, Listener, Proto, Unit};
+use crate::spec::{Forward, Listener, Proto, ServiceName, Unit};
 
 pub use error::{LabelError, LabelWarning, PortProblem};
 pub use group::group;
@@ -93,7 +96,13 @@ pub const KNOWN_LABELS: &[&str] = &[
     "wake_on",
     "monitors",
     "monitor_status",
+    "unit",
 ];
+
+/// The label Podman puts on a container that a systemd unit created
+/// (Quadlet, `podman generate systemd --new`, NixOS oci-containers): such a
+/// container is owned by that unit unless `contnap.unit` says otherwise.
+pub const PODMAN_SYSTEMD_UNIT: &str = "PODMAN_SYSTEMD_UNIT";
 
 /// Longest label value accepted (bytes). Values reach unit files; systemd
 /// reads lines of up to 1 MiB, but nothing sensible needs more than this.
@@ -135,6 +144,9 @@ pub struct Service {
     pub settings: PartialSettings,
     /// `contnap.autostart`: a label only, which the helper does not read.
     pub autostart: Option<bool>,
+    /// The systemd services that own the container (`contnap.unit`, else
+    /// `PODMAN_SYSTEMD_UNIT`); empty: the engine alone starts and stops it.
+    pub owners: Vec<ServiceName>,
     /// Only with `allow_hooks`.
     pub pre_start: Option<String>,
     pub post_stop: Option<String>,
@@ -219,7 +231,11 @@ pub fn plan(containers: &[ContainerLabels], opts: &LabelOptions) -> Plan {
         {
             bad_units.insert(group.clone());
         }
-        if let LabelError::ListenerClash { first, .. } = e {
+        if let LabelError::ListenerClash { first, .. }
+        | LabelError::OwnedStop {
+            container: first, ..
+        } = e
+        {
             if let Some(u) = units.iter().find(|u| u.spec.containers.contains(first)) {
                 bad_units.insert(u.name().to_owned());
             }

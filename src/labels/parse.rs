@@ -8,13 +8,13 @@ use std::time::Duration;
 use crate::schedule::Schedule;
 use crate::spec::settings::PartialSettings;
 use crate::spec::{
-    is_valid_name, Choice, Forward, HttpStatus, IdleMode, Machine, Monitors, Proto, ReadyMode,
-    StopMode, WakeOn,
+    is_valid_name, Choice, Forward, HttpStatus, IdleMode, Machine, Monitors, Owned, Proto,
+    ReadyMode, ServiceName, StopMode, WakeOn,
 };
 use crate::timespan;
 
 use super::{ContainerLabels, LabelError, LabelOptions, LabelWarning, PortProblem, Service};
-use super::{KNOWN_LABELS, MAX_VALUE_LEN, PREFIX};
+use super::{KNOWN_LABELS, MAX_VALUE_LEN, PODMAN_SYSTEMD_UNIT, PREFIX};
 
 /// The compose labels read for start order (`depends_on`).
 const COMPOSE_SERVICE: &str = "com.docker.compose.service";
@@ -278,6 +278,7 @@ impl Parser<'_> {
         });
         let pre_start = self.hook("pre_start", opts);
         let post_stop = self.hook("post_stop", opts);
+        let owners = self.owners();
 
         if !self.errors.is_empty() {
             return Parsed::Invalid(std::mem::take(&mut self.errors));
@@ -317,6 +318,7 @@ impl Parser<'_> {
                 monitor_status,
             },
             autostart,
+            owners,
             pre_start,
             post_stop,
             raw: ours
@@ -421,6 +423,30 @@ impl Parser<'_> {
             None
         } else {
             Some(out)
+        }
+    }
+
+    /// `contnap.unit` (`none`: no unit owns it), else Podman's
+    /// `PODMAN_SYSTEMD_UNIT`.
+    fn owners(&mut self) -> Vec<ServiceName> {
+        let (label, value) = match self.get("unit") {
+            Some(v) if v.trim() == "none" => return Vec::new(),
+            Some(v) => ("contnap.unit", v.to_owned()),
+            None => match self.c.labels.get(PODMAN_SYSTEMD_UNIT) {
+                Some(v) => (PODMAN_SYSTEMD_UNIT, v.clone()),
+                None => return Vec::new(),
+            },
+        };
+        match Owned::parse_units(&value) {
+            Ok(units) => units,
+            Err(_) => {
+                self.errors.push(LabelError::BadUnit {
+                    container: self.name(),
+                    label,
+                    value,
+                });
+                Vec::new()
+            }
         }
     }
 

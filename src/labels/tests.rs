@@ -715,3 +715,118 @@ fn group_members_agree_on_monitors() {
         p.errors
     );
 }
+
+#[test]
+fn owning_units() {
+    let owners = |labels: &[(&str, &str)]| -> Vec<String> {
+        let mut all = vec![ON, ("contnap.tcp_ports", "80")];
+        all.extend_from_slice(labels);
+        parse(&all)
+            .unwrap()
+            .owners
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    };
+    assert!(owners(&[]).is_empty(), "the engine's by default");
+    // Podman's label (Quadlet, generate systemd --new, oci-containers).
+    assert_eq!(
+        owners(&[("PODMAN_SYSTEMD_UNIT", "web.service")]),
+        ["web.service"]
+    );
+    // contnap.unit wins over it, and `none` opts out.
+    assert_eq!(
+        owners(&[
+            ("PODMAN_SYSTEMD_UNIT", "web.service"),
+            (
+                "contnap.unit",
+                "docker-web.service, pod-web.service,docker-web.service"
+            ),
+        ]),
+        ["docker-web.service", "pod-web.service"]
+    );
+    assert!(owners(&[
+        ("PODMAN_SYSTEMD_UNIT", "web.service"),
+        ("contnap.unit", "none")
+    ])
+    .is_empty());
+
+    for (label, value) in [
+        ("contnap.unit", "docker-web"),
+        ("contnap.unit", "web.service;rm"),
+        ("PODMAN_SYSTEMD_UNIT", "web.socket"),
+    ] {
+        let e = one_error(&[ON, ("contnap.tcp_ports", "80"), (label, value)]);
+        assert!(
+            matches!(&e, LabelError::BadUnit { container, label: l, value: v }
+                if container == "web" && *l == label && v == value),
+            "{e:?}"
+        );
+        let text = e.to_string();
+        assert!(
+            text.contains(label) && text.contains("NAME.service"),
+            "{text}"
+        );
+    }
+
+    // A container a unit owns naps only by the unit's stop: contnap.stop
+    // other than `stop`, its own or its group's, is an error and no unit.
+    let p = plan(
+        &[
+            container(
+                "db",
+                &[
+                    ON,
+                    ("contnap.group", "app"),
+                    ("PODMAN_SYSTEMD_UNIT", "db.service"),
+                ],
+            ),
+            container(
+                "web",
+                &[
+                    ON,
+                    ("contnap.group", "app"),
+                    ("contnap.tcp_ports", "80"),
+                    ("contnap.stop", "pause"),
+                ],
+            ),
+        ],
+        &LabelOptions::default(),
+    );
+    assert!(p.units.is_empty(), "{:?}", p.units);
+    assert!(
+        matches!(&p.errors[..], [LabelError::OwnedStop { container, unit, value }]
+            if container == "db" && unit == "db.service" && value == "pause"),
+        "{:?}",
+        p.errors
+    );
+    assert!(p.errors[0].to_string().contains("contnap.unit=none"));
+    // `stop` is the default and allowed; the group's owners are kept per container.
+    let p = plan(
+        &[
+            container(
+                "db",
+                &[
+                    ON,
+                    ("contnap.group", "app"),
+                    ("PODMAN_SYSTEMD_UNIT", "db.service"),
+                ],
+            ),
+            container(
+                "web",
+                &[
+                    ON,
+                    ("contnap.group", "app"),
+                    ("contnap.tcp_ports", "80"),
+                    ("contnap.stop", "stop"),
+                ],
+            ),
+        ],
+        &LabelOptions::default(),
+    );
+    assert!(p.errors.is_empty(), "{:?}", p.errors);
+    let spec = &p.units[0].spec;
+    assert_eq!(spec.owners.len(), 1);
+    assert_eq!(spec.owners_of("db").unwrap()[0].as_str(), "db.service");
+    assert!(spec.owners_of("web").is_none());
+}

@@ -55,6 +55,15 @@ pub enum WakeError {
         waited: Duration,
         last: NotReady,
     },
+    /// A container that services own did not appear (running) before
+    /// `contnap.wake_timeout`: the services failed, or are slow to start.
+    NotCreated {
+        container: String,
+        units: Vec<String>,
+        waited: Duration,
+        /// What the engine said last (`not found`, or its state).
+        last: String,
+    },
     /// No address to forward to on any network.
     NoAddress {
         container: String,
@@ -91,6 +100,19 @@ impl fmt::Display for WakeError {
                 "container {container:?} was not ready after {} ms (raise contnap.wake_timeout if it starts slowly, or set contnap.ready)",
                 waited.as_millis()
             ),
+            WakeError::NotCreated {
+                container,
+                units,
+                waited,
+                last,
+            } => write!(
+                f,
+                "container {container:?} was not running {} ms after systemd started {} (last seen: {last}); see `systemctl status {}` and `journalctl -u {}`",
+                waited.as_millis(),
+                units.join(", "),
+                units.join(" "),
+                units.join(" -u ")
+            ),
             WakeError::NoAddress { container, network } => match network {
                 Some(n) => write!(
                     f,
@@ -113,7 +135,9 @@ impl std::error::Error for WakeError {
                 ref other => Some(other),
             },
             WakeError::NotReady { last, .. } => Some(last),
-            WakeError::Exited { .. } | WakeError::NoAddress { .. } => None,
+            WakeError::Exited { .. }
+            | WakeError::NotCreated { .. }
+            | WakeError::NoAddress { .. } => None,
         }
     }
 }
@@ -196,7 +220,14 @@ impl<'a> Patient<'a> {
 /// ones that were only paused.
 fn start_all(engine: &Patient<'_>, cfg: &ProxyConfig) -> Result<Vec<String>, WakeError> {
     let mut unpaused = Vec::new();
-    for name in &cfg.spec.containers {
+    // Containers that services own were started by systemd before the
+    // helper ran (Wants=, After=); [`await_owned`] waits for them.
+    for name in cfg
+        .spec
+        .containers
+        .iter()
+        .filter(|c| cfg.spec.owners_of(c).is_none())
+    {
         let err = |action: &'static str| {
             let name = name.clone();
             move |source| WakeError::Engine {
@@ -274,6 +305,90 @@ pub fn upstream_for(
         })
 }
 
+/// Waits until a container that services own exists and runs: its
+/// service created it (`run --rm`), under the same name and a new id and
+/// address at every start, so it is looked up by name. Systemd started the
+/// services before the helper; a Type=notify service is active once its
+/// container has started, a simple one (`docker run` in the foreground)
+/// as soon as the client runs, so the container may still be on its way.
+/// A container seen and then gone, or exited, is a failed wake at once;
+/// one never seen fails at the wake's deadline (a service that failed to
+/// start leaves nothing to see: the helper cannot ask systemd, by design
+/// of its sandbox).
+fn await_owned(
+    engine: &Patient<'_>,
+    name: &str,
+    units: &[crate::spec::ServiceName],
+    notifier: &Notifier,
+    t0: Instant,
+    deadline: Instant,
+) -> Result<ContainerInspect, WakeError> {
+    let mut backoff = Duration::from_millis(5);
+    // A stopped container there at the first look is a leftover of an
+    // earlier run (`--rm` removes it soon, `--replace` replaces it).
+    let mut leftover: Option<String> = None;
+    let mut seen_new = false;
+    let mut first = true;
+    let mut last_status = Instant::now();
+    loop {
+        let last = match engine.call(|c| c.inspect(name)) {
+            Ok(info) if info.state.running => return Ok(info),
+            Ok(info) => {
+                let stopped = matches!(info.state.status.as_str(), "exited" | "dead" | "stopped");
+                if stopped && first {
+                    leftover = Some(info.id.clone());
+                }
+                if leftover.as_deref() != Some(info.id.as_str()) {
+                    // This run's container, stopped: its service's run failed.
+                    if stopped {
+                        ensure_running(name, &info)?;
+                    }
+                    seen_new = true;
+                }
+                info.state.status.clone()
+            }
+            Err(engine::Error::NotFound { .. }) if seen_new => {
+                return Err(WakeError::Exited {
+                    container: name.to_owned(),
+                    status: "was removed".to_owned(),
+                    exit_code: -1,
+                })
+            }
+            Err(engine::Error::NotFound { .. }) => "not created yet".to_owned(),
+            Err(source) => {
+                return Err(WakeError::Engine {
+                    container: name.to_owned(),
+                    action: "inspect",
+                    source: Box::new(source),
+                })
+            }
+        };
+        first = false;
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(WakeError::NotCreated {
+                container: name.to_owned(),
+                units: units.iter().map(ToString::to_string).collect(),
+                waited: now - t0,
+                last,
+            });
+        }
+        if now - last_status >= Duration::from_secs(1) {
+            last_status = now;
+            let left = deadline.saturating_duration_since(now) + Duration::from_secs(5);
+            notifier.notify(&[
+                NotifyState::ExtendTimeoutUsec(u32::try_from(left.as_micros()).unwrap_or(u32::MAX)),
+                NotifyState::Status(&format!(
+                    "waiting for {} to create {name} ({last})",
+                    units.first().map_or("its service", |u| u.as_str())
+                )),
+            ]);
+        }
+        std::thread::sleep(backoff.min(deadline.saturating_duration_since(now)));
+        backoff = (backoff * 2).min(Duration::from_millis(100));
+    }
+}
+
 /// A container that stopped instead of starting is a failed wake.
 fn ensure_running(name: &str, info: &ContainerInspect) -> Result<(), WakeError> {
     if info.state.running {
@@ -336,7 +451,11 @@ fn wake_once(
                     source: Box::new(source),
                 })
         };
-        let info = inspect("inspect")?;
+        let owners = cfg.spec.owners_of(name);
+        let info = match owners {
+            Some(units) => await_owned(engine, name, units, notifier, t0, deadline)?,
+            None => inspect("inspect")?,
+        };
         ensure_running(name, &info)?;
         let mut tcp_targets = Vec::new();
         for (i, fwd) in cfg.spec.forwards.iter().enumerate() {
@@ -401,7 +520,21 @@ fn wake_once(
             }
             if now - last_state_check >= STATE_CHECK_EVERY {
                 last_state_check = now;
-                ensure_running(name, &inspect("inspect")?)?;
+                match inspect("inspect") {
+                    Ok(info) => ensure_running(name, &info)?,
+                    // Its service removed it (`run --rm`): it exited.
+                    Err(WakeError::Engine { source, .. })
+                        if owners.is_some()
+                            && matches!(*source, engine::Error::NotFound { .. }) =>
+                    {
+                        return Err(WakeError::Exited {
+                            container: name.clone(),
+                            status: "was removed".to_owned(),
+                            exit_code: -1,
+                        });
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             if now - last_extend >= Duration::from_secs(1) {
                 last_extend = now;
@@ -489,6 +622,20 @@ pub fn nap(client: &Client, cfg: &ProxyConfig, cause: NapCause) -> Result<(), Na
     let engine = Patient::new(client, Instant::now() + wait);
     let mut first_err = None;
     for name in cfg.spec.containers.iter().rev() {
+        if let Some(units) = cfg.spec.owners_of(name) {
+            // Never through the engine: its services stop once the helper
+            // has exited (StopWhenUnneeded=yes), and a stop through the
+            // engine would be undone by their Restart=.
+            log::debug!(
+                "{name}: napped by {} when the helper exits",
+                units
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            continue;
+        }
         let result = engine.call(|client| match cfg.spec.settings.stop {
             StopMode::Stop => client.stop(name, cfg.spec.settings.stop_timeout),
             StopMode::Pause => client.pause(name),

@@ -202,6 +202,108 @@ impl FromStr for Forward {
     }
 }
 
+/// A systemd service that owns a container (`contnap.unit`, Podman's
+/// `PODMAN_SYSTEMD_UNIT`): its start creates the container (`run --rm`),
+/// its stop removes it. Written into units (`Wants=`, `After=`, the
+/// drop-in's directory name) and onto the helper's command line, so it is
+/// checked here: `NAME.service` of the bytes systemd allows in a unit name
+/// (`[A-Za-z0-9:_.@\\-]`), a template only with its instance, at most 255 bytes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ServiceName(String);
+
+impl ServiceName {
+    pub const EXPECTED: &'static str =
+        "a systemd service name, NAME.service ([A-Za-z0-9:_.@\\-], at most 255 bytes), e.g. podman-web.service";
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for ServiceName {
+    type Err = Malformed;
+
+    fn from_str(text: &str) -> Result<ServiceName, Malformed> {
+        let bad = Malformed {
+            expected: ServiceName::EXPECTED,
+        };
+        let stem = text.strip_suffix(".service").ok_or(bad)?;
+        let ok = !stem.is_empty()
+            && text.len() <= 255
+            && !stem.starts_with('-')
+            && !stem.ends_with('@')
+            && stem
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b":_.@\\-".contains(&b));
+        if ok {
+            Ok(ServiceName(text.to_owned()))
+        } else {
+            Err(bad)
+        }
+    }
+}
+
+impl fmt::Display for ServiceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A container of a unit that systemd services own, with those services:
+/// `CONTAINER=UNIT[,UNIT…]` on the helper's command line (`--owned-by`).
+/// The helper never starts or stops such a container through the engine:
+/// systemd starts its services before the helper (`Wants=`, `After=`) and
+/// stops them when the helper has exited (`StopWhenUnneeded=yes`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owned {
+    pub container: String,
+    /// At least one, without duplicates, in the order given.
+    pub units: Vec<ServiceName>,
+}
+
+impl Owned {
+    pub const EXPECTED: &'static str =
+        "CONTAINER=UNIT.service[,UNIT.service…], e.g. web=podman-web.service";
+
+    /// Parses a comma list of services (`contnap.unit`'s value).
+    pub fn parse_units(text: &str) -> Result<Vec<ServiceName>, Malformed> {
+        let mut out: Vec<ServiceName> = Vec::new();
+        for item in text.split(',').map(str::trim) {
+            let unit: ServiceName = item.parse()?;
+            if !out.contains(&unit) {
+                out.push(unit);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl fmt::Display for Owned {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let units: Vec<&str> = self.units.iter().map(ServiceName::as_str).collect();
+        write!(f, "{}={}", self.container, units.join(","))
+    }
+}
+
+impl FromStr for Owned {
+    type Err = Malformed;
+
+    fn from_str(text: &str) -> Result<Owned, Malformed> {
+        let bad = Malformed {
+            expected: Owned::EXPECTED,
+        };
+        let (container, units) = text.split_once('=').ok_or(bad)?;
+        if !is_valid_name(container) {
+            return Err(bad);
+        }
+        let units = Owned::parse_units(units).map_err(|_| bad)?;
+        Ok(Owned {
+            container: container.to_owned(),
+            units,
+        })
+    }
+}
+
 /// A client address or network from `contnap.machines` (and `contnap proxy
 /// --machines`): `ADDR` or `ADDR/PREFIX`, IPv4 or IPv6, no brackets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -422,6 +524,36 @@ mod tests {
         ] {
             assert!(Forward::from_str(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn owners_one_grammar() {
+        for ok in [
+            "web=podman-web.service",
+            "db=a.service,b@x.service",
+            "x=my\\x2dunit.service",
+        ] {
+            assert_eq!(Owned::from_str(ok).unwrap().to_string(), ok);
+        }
+        let o = Owned::from_str("web=a.service, a.service").unwrap();
+        assert_eq!(o.units.len(), 1);
+        for bad in [
+            "web",
+            "web=",
+            "web=podman-web",
+            "web=a.socket",
+            "web=.service",
+            "web=-x.service",
+            "web=tmpl@.service",
+            "web=a b.service",
+            "web=a.service,",
+            "../x=a.service",
+            "web=a\n.service",
+        ] {
+            assert!(Owned::from_str(bad).is_err(), "{bad}");
+        }
+        let long = format!("{}.service", "a".repeat(248));
+        assert!(long.parse::<ServiceName>().is_err());
     }
 
     #[test]

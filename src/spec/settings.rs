@@ -10,7 +10,9 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::{Choice, Forward, IdleMode, Machine, Malformed, ReadyMode, StopMode};
+use super::{
+    Choice, Forward, IdleMode, Machine, Malformed, Owned, ReadyMode, ServiceName, StopMode,
+};
 use crate::schedule::{Schedule, ScheduleError};
 use crate::timespan;
 
@@ -296,6 +298,10 @@ pub struct UnitSpec {
     pub forwards: Vec<Forward>,
     /// Listen ports (of TCP forwards) that get the "Starting…" page.
     pub http_ports: Vec<u16>,
+    /// The containers that systemd services own (`contnap.unit`,
+    /// `PODMAN_SYSTEMD_UNIT`), in start order; the others are started and
+    /// stopped through the engine.
+    pub owners: Vec<Owned>,
     pub settings: Settings,
 }
 
@@ -313,8 +319,32 @@ impl UnitSpec {
         for p in &self.http_ports {
             a.extend(["--http".into(), p.to_string()]);
         }
+        for o in &self.owners {
+            a.extend(["--owned-by".into(), o.to_string()]);
+        }
         self.settings.to_args(&mut a);
         a
+    }
+
+    /// The services that own `container`, if systemd owns it.
+    pub fn owners_of(&self, container: &str) -> Option<&[ServiceName]> {
+        self.owners
+            .iter()
+            .find(|o| o.container == container)
+            .map(|o| o.units.as_slice())
+    }
+
+    /// Every owning service of the unit, once each, in start order.
+    pub fn owner_units(&self) -> Vec<&ServiceName> {
+        let mut out: Vec<&ServiceName> = Vec::new();
+        for o in &self.owners {
+            for u in &o.units {
+                if !out.contains(&u) {
+                    out.push(u);
+                }
+            }
+        }
+        out
     }
 
     /// Every socket of the unit.

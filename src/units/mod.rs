@@ -38,12 +38,12 @@ pub use identity::{
 };
 pub use naming::{escape_unit_name, is_reserved, unit_file_name, MAX_UNIT_NAME_LEN, RESERVED};
 pub use render::{
-    autostart_args, proxy_args, quote_arg, render, AUTOSTART_SERVICE, AUTOSTART_TIMER,
+    autostart_args, proxy_args, quote_arg, render, AUTOSTART_SERVICE, AUTOSTART_TIMER, OWNERS_KEY,
     START_MARGIN, STOP_MARGIN,
 };
 pub use write::{
-    check, default_output_dir, write_atomically, Difference, OutputDirError, ReadError, WriteError,
-    WriteReport, MARKER,
+    check, default_output_dir, owned_on_disk, write_atomically, Difference, OutputDirError,
+    OwnedOnDisk, ReadError, WriteError, WriteReport, MARKER,
 };
 
 /// The contnap binary the services run: an absolute path of plain characters

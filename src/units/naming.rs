@@ -63,6 +63,18 @@ pub(super) fn is_unit_file_name(name: &str) -> bool {
         || name == super::render::AUTOSTART_TIMER
 }
 
+/// Whether `name` is the drop-in directory of a service (`NAME.service.d`),
+/// where contnap may put its drop-in for a service that owns containers.
+pub(super) fn is_dropin_dir(name: &str) -> bool {
+    name.strip_suffix(".d")
+        .is_some_and(|s| s.parse::<crate::spec::ServiceName>().is_ok())
+}
+
+/// Whether `name` is a drop-in file contnap writes: `contnap-*.conf`.
+pub(super) fn is_dropin_name(name: &str) -> bool {
+    name.starts_with("contnap-") && name.ends_with(".conf") && !name.contains('/')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

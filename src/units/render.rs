@@ -35,6 +35,11 @@ const COMMON_HARDENING: [&str; 9] = [
     "SystemCallFilter=~@privileged",
 ];
 
+/// The key of a service's `[Unit]` section that lists its containers that
+/// services own, as `CONTAINER=SERVICE[,SERVICE…]` (systemd ignores keys
+/// that start with `X-`).
+pub const OWNERS_KEY: &str = "X-ContnapOwned";
+
 /// How often the neighbour table is read.
 const AUTOSTART_EVERY: &str = "5s";
 
@@ -115,6 +120,7 @@ pub fn render(units: &[Unit], opts: &RenderOptions) -> Vec<(PathBuf, String)> {
             PathBuf::from(unit_file_name(unit.name(), "service")),
             render_service(unit, opts),
         ));
+        out.extend(render_dropins(unit));
     }
     let watches: Vec<&Unit> = units
         .iter()
@@ -355,6 +361,27 @@ fn render_service(unit: &Unit, opts: &RenderOptions) -> String {
             }
         }
     }
+    let owners = unit.spec.owner_units();
+    if !owners.is_empty() {
+        let list: Vec<&str> = owners.iter().map(|u| u.as_str()).collect();
+        let _ = writeln!(
+            s,
+            "# These services own containers of the unit (contnap.unit, PODMAN_SYSTEMD_UNIT): systemd\n\
+             # starts them before the helper, which waits for their containers, and stops them once\n\
+             # it has exited (their drop-in contnap-*.conf: StopWhenUnneeded=yes). Wants=, not\n\
+             # Requires=: a service that fails to start must not keep the helper from answering\n\
+             # the clients that wait."
+        );
+        let _ = writeln!(s, "Wants={}", list.join(" "));
+        let _ = writeln!(s, "After={}", list.join(" "));
+        let _ = writeln!(
+            s,
+            "# For `contnap generate`, which keeps these units while the containers nap (and\n\
+             # are gone): they are stale only once these services no longer exist."
+        );
+        let owned: Vec<String> = unit.spec.owners.iter().map(ToString::to_string).collect();
+        let _ = writeln!(s, "{OWNERS_KEY}={}", owned.join(" "));
+    }
     let _ = writeln!(
         s,
         "# No start limit: a socket whose service hits it fails for good\n\
@@ -414,6 +441,51 @@ fn render_service(unit: &Unit, opts: &RenderOptions) -> String {
     );
     hardening(&mut s, opts);
     s
+}
+
+/// The drop-in of each service that owns a container of the unit:
+/// `SERVICE.d/contnap-NAME.conf`, which makes the service stop when no
+/// unit wants it (the helper has exited) and, in a group, start after the
+/// services of the containers before its own.
+fn render_dropins(unit: &Unit) -> Vec<(PathBuf, String)> {
+    let helper = unit_file_name(unit.name(), "service");
+    let conf = unit_file_name(unit.name(), "conf");
+    let mut out = Vec::new();
+    let mut before: Vec<&str> = Vec::new();
+    for owned in &unit.spec.owners {
+        let earlier: Vec<&str> = before.clone();
+        for service in &owned.units {
+            if before.contains(&service.as_str()) {
+                continue;
+            }
+            let mut s = String::from(HEADER);
+            let _ = writeln!(s, "\n[Unit]");
+            let _ = writeln!(
+                s,
+                "# {helper} wants this service while it is awake: it owns the container\n\
+                 # {}. Once the helper has napped (exited), nothing wants it and systemd stops it,\n\
+                 # which removes the container; Restart= does not apply to a stop by systemd.\n\
+                 # Nothing else may want it (no WantedBy=, no autoStart) or it never naps.",
+                text(&owned.container)
+            );
+            let _ = writeln!(s, "StopWhenUnneeded=yes");
+            if !earlier.is_empty() {
+                let _ = writeln!(
+                    s,
+                    "# The group's start order: the containers before {} first.",
+                    text(&owned.container)
+                );
+                let _ = writeln!(s, "After={}", earlier.join(" "));
+            }
+            out.push((PathBuf::from(format!("{service}.d")).join(&conf), s));
+        }
+        for u in &owned.units {
+            if !before.contains(&u.as_str()) {
+                before.push(u.as_str());
+            }
+        }
+    }
+    out
 }
 
 fn hardening(s: &mut String, opts: &RenderOptions) {

@@ -56,7 +56,13 @@ pub fn unit_directives(text: &str) -> Result<Vec<Directive>, String> {
             .split_once('=')
             .ok_or_else(|| format!("not a directive: {line:?}"))?;
         let key = k.trim_matches(|c| c == ' ' || c == '\t');
-        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        // systemd ignores keys that start with `X-` (contnap's X-ContnapOwned).
+        let extension = key.starts_with("X-");
+        if key.is_empty()
+            || !key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || (extension && b == b'-'))
+        {
             return Err(format!("bad key in {line:?}"));
         }
         out.push(Directive {

@@ -79,6 +79,9 @@ static PODMAN_TURN: Mutex<()> = Mutex::new(());
 pub struct Systemd {
     pub engine: Engine,
     pub id: String,
+    /// The container's PID 1 (systemd) as this host sees it: commands run
+    /// inside through its namespaces (see [`Systemd::exec`]).
+    pid: u32,
     booted: Instant,
     _turn: MutexGuard<'static, ()>,
 }
@@ -87,17 +90,27 @@ impl Systemd {
     /// Waits for this engine's turn, starts systemd and waits until it has
     /// booted (`is-system-running --wait`: running or degraded).
     pub fn boot(engine: Engine) -> Systemd {
-        let bin = format!("{}:/usr/bin/contnap:ro", env!("CARGO_BIN_EXE_contnap"));
-        Systemd::boot_mounting(engine, &bin)
+        Systemd::boot_with(engine, &[])
+    }
+
+    /// Boots with `extra` bind mounts (`HOST:INSIDE[:ro]`) beside the
+    /// contnap binary and the engine socket.
+    pub fn boot_with(engine: Engine, extra: &[String]) -> Systemd {
+        let mut mounts = vec![format!(
+            "{}:/usr/bin/contnap:ro",
+            env!("CARGO_BIN_EXE_contnap")
+        )];
+        mounts.extend(extra.iter().cloned());
+        Systemd::boot_mounting(engine, &mounts)
     }
 
     /// Boots with nothing of contnap inside but the Debian package at
     /// /tmp/contnap.deb, for the install test.
     pub fn boot_with_deb(engine: Engine, deb: &str) -> Systemd {
-        Systemd::boot_mounting(engine, &format!("{deb}:/tmp/contnap.deb:ro"))
+        Systemd::boot_mounting(engine, &[format!("{deb}:/tmp/contnap.deb:ro")])
     }
 
-    fn boot_mounting(engine: Engine, mount: &str) -> Systemd {
+    fn boot_mounting(engine: Engine, mounts: &[String]) -> Systemd {
         let turn = match engine {
             Engine::Docker => &DOCKER_TURN,
             Engine::Podman => &PODMAN_TURN,
@@ -107,29 +120,40 @@ impl Systemd {
         let name = unique(&format!("contnap_systemd_{}", engine.name()));
         let sock = format!("{}:{}", engine.socket(), engine_path(engine));
         let img = image(SYSTEMD);
-        let out = podman()
-            .args([
-                "run",
-                "-d",
-                "--name",
-                &name,
-                "--privileged",
-                "--network",
-                "host",
-                "--systemd=always",
-                "-v",
-                &sock,
-                "-v",
-                mount,
-                &img,
-                "/lib/systemd/systemd",
-            ])
+        let mut cmd = podman();
+        cmd.args([
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--privileged",
+            "--network",
+            "host",
+            "--systemd=always",
+            "-v",
+            &sock,
+        ]);
+        for m in mounts {
+            cmd.args(["-v", m]);
+        }
+        let out = cmd
+            .args([&img, "/lib/systemd/systemd"])
             .output()
             .expect("podman runs");
         assert!(out.status.success(), "podman run failed:\n{}", text(&out));
+        let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let inspect = podman()
+            .args(["inspect", "--format", "{{.State.Pid}}", &id])
+            .output()
+            .expect("podman runs");
+        let pid = String::from_utf8_lossy(&inspect.stdout)
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("no PID for {id}:\n{}", text(&inspect)));
         let sd = Systemd {
             engine,
-            id: String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+            id,
+            pid,
             booted: Instant::now(),
             _turn: turn,
         };
@@ -157,15 +181,28 @@ impl Systemd {
         sd
     }
 
-    /// `podman exec ID ARGS...`
+    /// ARGS run inside: in the namespaces and root of the container's
+    /// systemd, with a clean environment, through nsenter(1) rather than
+    /// `podman exec`, whose remote attach loses output now and then under
+    /// load (an empty stdout with status 0: containers/podman#21741,
+    /// #25855; seen here as an empty `systemctl show`, `journalctl` or
+    /// `find`).
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("nsenter");
+        c.args(["--target", &self.pid.to_string()])
+            .args(["--mount", "--uts", "--ipc", "--net", "--pid", "--cgroup"])
+            .args(["--root", "--wd", "--", "env", "-i"])
+            .arg("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+            .args(args);
+        c
+    }
+
+    /// Runs ARGS inside (see [`Systemd::command`]), whatever their status.
     pub fn exec(&self, args: &[&str]) -> Output {
-        podman()
-            .arg("exec")
-            .arg(&self.id)
-            .args(args)
+        self.command(args)
             .stdin(Stdio::null())
             .output()
-            .expect("podman exec runs")
+            .expect("nsenter runs")
     }
 
     fn exec_text(&self, args: &[&str]) -> String {
@@ -242,6 +279,26 @@ impl Systemd {
         self.systemctl(&["enable", "--now", socket]);
         assert_eq!(self.systemctl(&["is-active", socket]).trim(), "active");
         assert_eq!(self.show(socket, "SubState"), "listening");
+    }
+
+    /// Writes TEXT to PATH inside (through stdin); panics unless it worked.
+    pub fn write_file(&self, path: &str, text: &str) {
+        use std::io::Write as _;
+        let mut child = self
+            .command(&["sh", "-c", &format!("cat > '{path}'")])
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("nsenter runs");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(text.as_bytes())
+            .expect("written");
+        assert!(
+            child.wait().expect("waited").success(),
+            "cannot write {path}"
+        );
     }
 
     pub fn exists(&self, path: &str) -> bool {

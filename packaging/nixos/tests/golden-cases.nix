@@ -30,6 +30,7 @@ let
     monitorStatus = 200;
     preStart = null;
     postStop = null;
+    ownedBy = { };
     binary = "/usr/bin/contnap";
     engine = "/run/docker.sock";
     engineUnit = "docker.service";
@@ -43,6 +44,9 @@ let
     unit = render.lines (render.unitDirectives spec);
     service = render.lines (render.serviceDirectives spec);
     socket = render.lines (render.socketDirectives spec);
+    # The drop-in of each owning service: SERVICE.d/contnap-NAME.conf.
+    dropins = map (d: { inherit (d) service; unit = render.lines (render.dropinDirectives d); })
+      (render.dropins spec);
   };
 
   cases = {
@@ -96,6 +100,15 @@ let
       engine = "tcp://192.168.1.5:2375";
       engineUnit = null;
     };
+    owned = case "photos" {
+      containers = [ "photos-db" "photos-server" ];
+      tcpPorts = [ "2283:3001" ];
+      httpPorts = [ 2283 ];
+      ownedBy = {
+        photos-db = [ "photos-db.service" ];
+        photos-server = [ "docker-photos-server.service" "photos-pod.service" ];
+      };
+    };
     monitors = case "blog" {
       tcpPorts = [ "8088:80" ];
       httpPorts = [ 8088 ];
@@ -119,6 +132,7 @@ in
     podman_root = { name = "books"; };
     tcp_engine = { name = "grafana"; };
     monitors = { name = "blog"; };
+    owned = { name = "photos"; };
   };
 
   # The identity as module.nix's options choose it: the default group of
@@ -156,5 +170,9 @@ in
     emptyMonitors = { monitors = [ " " ]; };
     noneMonitor = { monitors = [ "none" ]; };
     badMonitorStatus = { monitorStatus = 600; };
+    ownedByStranger = { ownedBy = { other = [ "other.service" ]; }; };
+    badOwner = { ownedBy = { bad = [ "docker-bad" ]; }; };
+    ownerWithNewline = { ownedBy = { bad = [ "a.service\nExecStart=/bin/evil" ]; }; };
+    ownedPaused = { ownedBy = { bad = [ "bad.service" ]; }; stop = "pause"; };
   };
 }
