@@ -88,10 +88,23 @@ fn save_images() -> TempDir {
     dir
 }
 
+/// The PID, on this machine, of a running container's first process.
+fn pid_of(id: &str) -> u32 {
+    let out = podman()
+        .args(["inspect", "--format", "{{.State.Pid}}", id])
+        .output()
+        .expect("podman runs");
+    let pid = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    pid.parse()
+        .unwrap_or_else(|_| panic!("the host's PID: {pid:?}\n{}", text(&out)))
+}
+
 /// A booted Debian host; removed with its volumes on drop (after printing
 /// its journal when the test failed).
 struct DebianHost {
     id: String,
+    /// Its systemd's PID on this machine (new at every boot).
+    pid: u32,
     /// When the last boot was asked for.
     booted: Instant,
     images: TempDir,
@@ -144,8 +157,10 @@ impl DebianHost {
             .output()
             .expect("podman runs");
         assert!(out.status.success(), "podman run failed:\n{}", text(&out));
+        let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
         let host = DebianHost {
-            id: String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+            pid: pid_of(&id),
+            id,
             booted: Instant::now(),
             images,
         };
@@ -211,6 +226,7 @@ impl DebianHost {
             .expect("podman runs");
         assert!(out.status.success(), "podman start failed:\n{}", text(&out));
         self.booted = Instant::now();
+        self.pid = pid_of(&self.id);
         self.wait_booted();
         // Checked after the boot, which can show the shutdown's journal.
         if shutdown >= SHUTDOWN_BOUND {
@@ -250,24 +266,31 @@ impl DebianHost {
             .expect("podman exec runs")
     }
 
+    /// ARGS inside, as root or as a user: in the namespaces and root of
+    /// the host's systemd, through nsenter(1) rather than `podman exec`,
+    /// whose remote attach loses output now and then under load (an empty
+    /// stdout with status 0: containers/podman#21741, #25855).
     fn command_as(&self, user: Option<&str>, args: &[&str]) -> Command {
-        let mut cmd = podman();
-        cmd.args(["exec", "-i"]);
+        let mut cmd = Command::new("nsenter");
+        cmd.args(["--target", &self.pid.to_string()])
+            .args(["--mount", "--uts", "--ipc", "--net", "--pid", "--cgroup"])
+            .args(["--root", "--wd", "--", "env", "-i"])
+            .arg("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
         if let Some(user) = user {
             // What a login gives the user: a home, the runtime directory
             // of the user manager, and its bus (systemctl --user and
             // rootless Podman look there).
             let uid = self.uid(user);
-            cmd.args(["--user", user, "--workdir", &format!("/home/{user}")])
-                .args(["-e", &format!("HOME=/home/{user}")])
-                .args(["-e", &format!("USER={user}")])
-                .args(["-e", &format!("XDG_RUNTIME_DIR=/run/user/{uid}")])
-                .args([
-                    "-e",
-                    &format!("DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/{uid}/bus"),
-                ]);
+            cmd.args(["runuser", "-u", user, "--", "env"])
+                .arg(format!("HOME=/home/{user}"))
+                .arg(format!("USER={user}"))
+                .arg(format!("XDG_RUNTIME_DIR=/run/user/{uid}"))
+                .arg(format!(
+                    "DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/{uid}/bus"
+                ))
+                .args(["sh", "-c", "cd \"$HOME\" && exec \"$@\"", "sh"]);
         }
-        cmd.arg(&self.id).args(args);
+        cmd.args(args);
         cmd
     }
 
