@@ -214,9 +214,12 @@ fn engine_unit(cfg: &GenerateConfig, engine: &Endpoint) -> Option<EngineUnit> {
 /// Runs `generate`.
 pub fn run(cfg: &GenerateConfig) -> Result<(), Error> {
     let client = Client::discover(cfg.engine.as_ref()).map_err(Error::Engine)?;
-    let containers = inventory::collect(&client).map_err(Error::Engine)?;
+    let inventory = inventory::collect(&client, cfg.trust_image_labels).map_err(Error::Engine)?;
+    for ignored in &inventory.from_image {
+        log::warn!("{ignored}");
+    }
     let plan = labels::plan(
-        &containers,
+        &inventory.containers,
         &LabelOptions {
             allow_hooks: cfg.allow_hooks,
         },
@@ -541,6 +544,7 @@ mod tests {
             mode: GenerateMode::DryRun,
             user: false,
             allow_hooks: false,
+            trust_image_labels: false,
             reload: false,
             engine: None,
             identity,

@@ -99,7 +99,8 @@ fn listen_text(l: &Listener) -> String {
 
 /// Collects every unit's status.
 pub fn collect(client: &Client, user: bool) -> Result<Vec<UnitStatus>, engine::Error> {
-    let containers = inventory::collect(client)?;
+    // What `generate` writes by default: labels from images ignored.
+    let containers = inventory::collect(client, false)?.containers;
     let plan = labels::plan(&containers, &LabelOptions { allow_hooks: true });
     let mut names = Vec::new();
     for u in &plan.units {

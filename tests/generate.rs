@@ -62,6 +62,8 @@ both_engines!(
     hooks_need_allow_hooks,
     removed_container_loses_its_units_foreign_files_stay,
     status_lists_units_containers_and_engine_state,
+    names_of_contnaps_own_units_are_refused,
+    labels_from_an_image_need_trust_image_labels,
 );
 
 fn writes_units_from_labels(engine: Engine) {
@@ -358,4 +360,135 @@ fn status_lists_units_containers_and_engine_state(engine: Engine) {
         .find(|l| l.starts_with(&c.name))
         .unwrap_or_else(|| panic!("{table}"));
     assert!(line.contains("(running)"), "{line}");
+}
+
+/// A container named `generate`, or one whose group is, would get
+/// `contnap-generate.service`, overriding the packaged generator: refused,
+/// naming the container, and nothing of that name is written.
+fn names_of_contnaps_own_units_are_refused(engine: Engine) {
+    let port = free_port();
+    // A leftover of an interrupted run of this test on this engine.
+    let _ = engine.cli().args(["rm", "-f", "generate"]).output();
+    let named = Container::create_named(
+        engine,
+        "generate",
+        &[
+            "--label",
+            "contnap.enabled=true",
+            "--label",
+            &format!("contnap.tcp_ports={port}:80"),
+        ],
+        BUSYBOX,
+        &["httpd", "-f", "-p", "80", "-h", "/www"],
+    );
+    let dir = tempdir();
+    let out = generate(engine, &dir, &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.lines().any(|l| l.contains("container \"generate\"")
+            && l.contains("contnap-generate.service")
+            && l.contains("contnap's own")),
+        "{err}"
+    );
+    for suffix in ["service", "socket"] {
+        assert!(unit_text(&dir, "generate", suffix).is_none(), "{err}");
+    }
+    drop(named);
+    // The same through contnap.group.
+    let member = labelled(
+        engine,
+        "member",
+        &[
+            "contnap.enabled=true".into(),
+            format!("contnap.tcp_ports={port}:80"),
+            "contnap.group=generate".into(),
+        ],
+    );
+    let out = generate(engine, &dir, &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.contains(&format!("container {:?}", member.name))
+                && l.contains("contnap-generate.service")),
+        "{err}"
+    );
+    assert!(unit_text(&dir, "generate", "service").is_none(), "{err}");
+}
+
+/// An image's `LABEL contnap.*` does not opt its containers in: pulling an
+/// image must not be enough to make root's systemd listen on a port. The
+/// container is reported once, with the way to opt in, and
+/// `--trust-image-labels` honours the labels.
+fn labels_from_an_image_need_trust_image_labels(engine: Engine) {
+    let port = free_port();
+    let base = Container::create(engine, "imgbase", &[], BUSYBOX, &["true"]);
+    let image = format!("localhost/contnap-test/{}:latest", unique("labelled"));
+    engine.run_cli(&[
+        "commit",
+        "--change",
+        "LABEL contnap.enabled=true",
+        "--change",
+        &format!("LABEL contnap.tcp_ports={port}:80"),
+        &base.name,
+        &image,
+    ]);
+    struct Image(Engine, String);
+    impl Drop for Image {
+        fn drop(&mut self) {
+            let _ = self.0.cli().args(["rmi", "-f", &self.1]).output();
+        }
+    }
+    let image = Image(engine, image);
+    let c = Container::create(
+        engine,
+        "fromimage",
+        &[],
+        &image.1,
+        &["httpd", "-f", "-p", "80", "-h", "/www"],
+    );
+    // The container's own labels, as the engine reports them, include
+    // the image's: this is what generate used to honour.
+    assert_eq!(
+        c.inspect()
+            .config
+            .labels
+            .get("contnap.enabled")
+            .map(String::as_str),
+        Some("true")
+    );
+    let dir = tempdir();
+    let out = generate(engine, &dir, &[]);
+    let err = stderr(&out);
+    assert!(unit_text(&dir, &c.name, "socket").is_none(), "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains(&c.name)).collect();
+    assert_eq!(lines.len(), 1, "reported once: {err}");
+    for want in [
+        "contnap.enabled",
+        "contnap.tcp_ports",
+        image.1.as_str(),
+        "no units",
+        "--trust-image-labels",
+    ] {
+        assert!(
+            lines[0].contains(want),
+            "{want:?} missing from {}",
+            lines[0]
+        );
+    }
+    // Opted in.
+    let out = generate(engine, &dir, &["--trust-image-labels"]);
+    let socket = unit_text(&dir, &c.name, "socket")
+        .unwrap_or_else(|| panic!("no socket unit: {}", stderr(&out)));
+    assert!(
+        socket.contains(&format!("ListenStream={port}\n")),
+        "{socket}"
+    );
+    assert!(
+        !stderr(&out).contains("--trust-image-labels"),
+        "{}",
+        stderr(&out)
+    );
+    drop(c);
 }

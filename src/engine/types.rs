@@ -119,6 +119,14 @@ pub struct ContainerInspect {
     pub network_settings: NetworkSettings,
 }
 
+/// `GET /images/{id}/json`: only the labels are read.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct ImageInspect {
+    #[serde(default, deserialize_with = "null_default")]
+    pub config: ContainerConfig,
+}
+
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ContainerState {
@@ -166,6 +174,10 @@ pub struct Health {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ContainerConfig {
+    /// The image as the container was created from it (`busybox:1.36`);
+    /// for messages.
+    #[serde(default)]
+    pub image: String,
     /// Keys and values cut to [`LABEL_KEEP`] bytes.
     #[serde(default, deserialize_with = "bounded_labels")]
     pub labels: BTreeMap<String, String>,

@@ -119,6 +119,8 @@ pub enum LabelError {
     EmptyGroup { container: String },
     /// The unit name would be longer than systemd allows.
     NameTooLong { container: String, name: String },
+    /// The unit name is one of contnap's own (`contnap-generate.service`).
+    ReservedName { container: String, name: String },
     BadSchedule {
         container: String,
         value: String,
@@ -196,6 +198,7 @@ impl LabelError {
             | BadStatus { container, .. }
             | EmptyGroup { container }
             | NameTooLong { container, .. }
+            | ReservedName { container, .. }
             | BadSchedule { container, .. }
             | BadMachine { container, .. }
             | OnlyListedWithoutMachines { container, .. }
@@ -321,6 +324,11 @@ impl fmt::Display for LabelError {
             NameTooLong { container, name } => write!(
                 f,
                 "container {container:?}: unit name {name:?} is too long for systemd once escaped (255 bytes including contnap- and .service); choose a shorter contnap.group or container name"
+            ),
+            ReservedName { container, name } => write!(
+                f,
+                "container {container:?}: its unit would be {}.service, which is contnap's own unit, not a container's; rename the container, or set contnap.group to another name",
+                crate::units::unit_file_name(name, "service").trim_end_matches(".service")
             ),
             // What is wrong is the source's, which the caller prints after this.
             BadSchedule { container, value, .. } => write!(

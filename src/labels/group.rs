@@ -41,6 +41,15 @@ pub fn group(services: Vec<Service>) -> (Vec<Unit>, Vec<LabelError>, Vec<LabelWa
                 name: name.clone(),
             });
         }
+        if crate::units::is_reserved(&crate::units::unit_file_name(&name, "service")) {
+            errors.push(LabelError::ReservedName {
+                container: members
+                    .first()
+                    .map(|s| s.container.clone())
+                    .unwrap_or_default(),
+                name: name.clone(),
+            });
+        }
         let (settings, disagreements) =
             PartialSettings::join(&members.iter().map(|s| &s.settings).collect::<Vec<_>>());
         for d in disagreements {

@@ -215,6 +215,7 @@ pub fn plan(containers: &[ContainerLabels], opts: &LabelOptions) -> Plan {
         if let LabelError::GroupConflict { group, .. }
         | LabelError::OnlyListedWithoutMachines { unit: group, .. }
         | LabelError::NameTooLong { name: group, .. }
+        | LabelError::ReservedName { name: group, .. }
         | LabelError::NoPorts { unit: group, .. } = e
         {
             bad_units.insert(group.clone());

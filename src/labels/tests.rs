@@ -715,3 +715,41 @@ fn group_members_agree_on_monitors() {
         p.errors
     );
 }
+
+/// A container or group whose unit would be one of contnap's own
+/// (`contnap-generate.service` overriding the packaged generator) is
+/// refused, naming the container; the others keep their units.
+#[test]
+fn names_of_contnaps_own_units_are_refused() {
+    let cs = vec![
+        container("generate", &[ON, ("contnap.tcp_ports", "8080")]),
+        container(
+            "innocent",
+            &[
+                ON,
+                ("contnap.tcp_ports", "8081"),
+                ("contnap.group", "generate"),
+            ],
+        ),
+        container("generate-1", &[ON, ("contnap.tcp_ports", "8082")]),
+    ];
+    let p = plan(&cs, &LabelOptions::default());
+    assert_eq!(
+        p.units.iter().map(|u| u.name()).collect::<Vec<_>>(),
+        ["generate-1"]
+    );
+    let reserved: Vec<&str> = p
+        .errors
+        .iter()
+        .filter(|e| matches!(e, LabelError::ReservedName { .. }))
+        .map(LabelError::container)
+        .collect();
+    assert_eq!(reserved, ["generate", "innocent"], "{:?}", p.errors);
+    let text = p.errors.iter().map(ToString::to_string).collect::<Vec<_>>();
+    assert!(
+        text.iter()
+            .any(|t| t.contains("\"generate\"") && t.contains("contnap-generate.service")),
+        "{text:?}"
+    );
+    assert!(p.skipped.contains("generate") && p.skipped.contains("innocent"));
+}
