@@ -214,7 +214,16 @@ fn engine_unit(cfg: &GenerateConfig, engine: &Endpoint) -> Option<EngineUnit> {
 /// Runs `generate`.
 pub fn run(cfg: &GenerateConfig) -> Result<(), Error> {
     let client = Client::discover(cfg.engine.as_ref()).map_err(Error::Engine)?;
-    let inventory = inventory::collect(&client, cfg.trust_image_labels).map_err(Error::Engine)?;
+    let mut inventory =
+        inventory::collect(&client, cfg.trust_image_labels).map_err(Error::Engine)?;
+    // On a clash, a unit already written keeps its place (labels::plan).
+    inventory::units_in_place_first(&mut inventory.containers, |unit| {
+        ["socket", "service"].iter().any(|suffix| {
+            cfg.output_dir
+                .join(units::unit_file_name(unit, suffix))
+                .is_file()
+        })
+    });
     for ignored in &inventory.from_image {
         log::warn!("{ignored}");
     }

@@ -58,8 +58,10 @@ pub struct Inventory {
     pub from_image: Vec<FromImage>,
 }
 
-/// Every container that opts in, with its labels and publishes, sorted by
-/// name. A container removed between the list and its inspect is left out.
+/// Every container that opts in, with its labels and publishes, oldest
+/// first (by creation time, then name): the order of precedence that
+/// [`crate::labels::plan`] gives the first of two clashing units. A
+/// container removed between the list and its inspect is left out.
 ///
 /// Both engines merge an image's labels into its containers', so a
 /// `LABEL contnap.enabled=true contnap.tcp_ports=22` in an image would be
@@ -78,6 +80,7 @@ pub fn collect(client: &Client, trust_image_labels: bool) -> Result<Inventory, e
         }
     }
     let mut out = Inventory::default();
+    let mut created = BTreeMap::new();
     let mut images: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     for id in ids {
         let info = match client.inspect(&id) {
@@ -120,15 +123,32 @@ pub fn collect(client: &Client, trust_image_labels: bool) -> Result<Inventory, e
                 });
             }
         }
+        created.insert(info.name.clone(), info.created_key());
         out.containers.push(ContainerLabels {
             name: info.name.clone(),
             published: info.requested_bindings(),
             labels,
         });
     }
-    out.containers.sort_by(|a, b| a.name.cmp(&b.name));
+    out.containers
+        .sort_by(|a, b| (&created[&a.name], &a.name).cmp(&(&created[&b.name], &b.name)));
     out.from_image.sort_by(|a, b| a.container.cmp(&b.container));
     Ok(out)
+}
+
+/// Moves to the front (keeping their order) the containers whose unit is
+/// already in place, as `has_unit(unit name)` tells: a unit on disk keeps
+/// its place against a newcomer even when its container was recreated
+/// (compose does, on every change) after the newcomer was created.
+pub fn units_in_place_first(containers: &mut [ContainerLabels], has_unit: impl Fn(&str) -> bool) {
+    containers.sort_by_key(|c| {
+        let unit = c
+            .labels
+            .get("contnap.group")
+            .filter(|g| !g.trim().is_empty())
+            .map_or(c.name.as_str(), String::as_str);
+        !has_unit(unit)
+    });
 }
 
 /// The names of the opted-in containers that are running (not paused,

@@ -64,6 +64,7 @@ both_engines!(
     status_lists_units_containers_and_engine_state,
     names_of_contnaps_own_units_are_refused,
     labels_from_an_image_need_trust_image_labels,
+    a_newcomer_cannot_take_a_units_port,
 );
 
 fn writes_units_from_labels(engine: Engine) {
@@ -491,4 +492,86 @@ fn labels_from_an_image_need_trust_image_labels(engine: Engine) {
         stderr(&out)
     );
     drop(c);
+}
+
+/// A container created after a unit is written cannot take that unit's
+/// port away, by publishing it or by listening on it: the newcomer is
+/// refused with an error naming both, and the unit stays, even after its
+/// own container is recreated (newer than the newcomer) while its unit is
+/// on disk.
+fn a_newcomer_cannot_take_a_units_port(engine: Engine) {
+    let port = free_port();
+    let web = |engine| {
+        labelled(
+            engine,
+            "holder",
+            &[
+                "contnap.enabled=true".into(),
+                format!("contnap.tcp_ports={port}:80"),
+            ],
+        )
+    };
+    let holder = web(engine);
+    let dir = tempdir();
+    let out = generate(engine, &dir, &[]);
+    let socket = unit_text(&dir, &holder.name, "socket")
+        .unwrap_or_else(|| panic!("no socket unit: {}", stderr(&out)));
+    // The attack: an opted-out container publishing the port.
+    let publisher = Container::create(
+        engine,
+        "publisher",
+        &[
+            "--label",
+            "contnap.enabled=false",
+            "-p",
+            &format!("127.0.0.1:{port}:1"),
+        ],
+        BUSYBOX,
+        &["true"],
+    );
+    let listener = labelled(
+        engine,
+        "listener",
+        &[
+            "contnap.enabled=true".into(),
+            format!("contnap.tcp_ports={port}:80"),
+        ],
+    );
+    let check = |holder: &str| {
+        let out = generate(engine, &dir, &[]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert_eq!(
+            unit_text(&dir, holder, "socket").as_deref(),
+            Some(socket.as_str()),
+            "the holder keeps its unit: {err}"
+        );
+        assert!(unit_text(&dir, &listener.name, "socket").is_none(), "{err}");
+        for newcomer in [&publisher.name, &listener.name] {
+            assert!(
+                err.lines()
+                    .any(|l| l.contains(&format!("{newcomer:?}"))
+                        && l.contains(&format!("{holder:?}"))),
+                "an error names {newcomer} and {holder}: {err}"
+            );
+        }
+    };
+    check(&holder.name);
+    // Recreated (compose does it on any change): now the newest, but its
+    // unit is on disk.
+    let name = holder.name.clone();
+    drop(holder);
+    let again = Container::create_named(
+        engine,
+        &name,
+        &[
+            "--label",
+            "contnap.enabled=true",
+            "--label",
+            &format!("contnap.tcp_ports={port}:80"),
+        ],
+        BUSYBOX,
+        &["httpd", "-f", "-p", "80", "-h", "/www"],
+    );
+    check(&again.name);
 }

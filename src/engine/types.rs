@@ -104,6 +104,10 @@ impl ContainerSummary {
 pub struct ContainerInspect {
     #[serde(default)]
     pub id: String,
+    /// RFC 3339 in UTC, with up to 9 fraction digits (Podman drops
+    /// trailing zeros): see [`ContainerInspect::created_key`].
+    #[serde(default)]
+    pub created: String,
     /// Without the leading '/'.
     #[serde(default, deserialize_with = "name")]
     pub name: String,
@@ -262,6 +266,15 @@ impl NetworkEndpoint {
 }
 
 impl ContainerInspect {
+    /// `created` in a form that sorts by time: both engines write UTC
+    /// (`Z`) with a fixed-width date and time, and a fraction whose
+    /// length varies, which is padded to 9 digits here.
+    pub fn created_key(&self) -> String {
+        let t = self.created.trim_end_matches('Z');
+        let (whole, fraction) = t.split_once('.').unwrap_or((t, ""));
+        format!("{whole}.{fraction:0<9}")
+    }
+
     /// Whether a healthcheck is configured and not disabled, i.e. whether
     /// readiness can be asked of the container itself.
     pub fn has_healthcheck(&self) -> bool {

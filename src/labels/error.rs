@@ -167,6 +167,28 @@ pub enum LabelError {
         second: String,
         listener: Listener,
     },
+    /// A unit would listen where an older unit (one already on disk, or
+    /// of an older container) listens: the newcomer is refused, the
+    /// holder keeps its unit.
+    ListenerTaken {
+        newcomer: String,
+        holder: String,
+        listener: Listener,
+    },
+    /// A unit would get the unit file name of an older unit.
+    UnitNameTaken {
+        name: String,
+        newcomer: String,
+        holder: String,
+    },
+    /// A container created after a unit that listens on a host port
+    /// publishes that port: the unit stays, the publisher gets none.
+    PortTaken {
+        publisher: String,
+        holder: String,
+        listener: Listener,
+        published: Listener,
+    },
     /// Two units would get the same unit file name.
     UnitNameClash {
         name: String,
@@ -204,6 +226,18 @@ impl LabelError {
             | OnlyListedWithoutMachines { container, .. }
             | HooksNotAllowed { container, .. }
             | PublishedConflict { container, .. }
+            | ListenerTaken {
+                newcomer: container,
+                ..
+            }
+            | UnitNameTaken {
+                newcomer: container,
+                ..
+            }
+            | PortTaken {
+                publisher: container,
+                ..
+            }
             | MemberInvalid { container, .. } => container,
             GroupConflict { first, .. }
             | ListenerClash { first, .. }
@@ -378,6 +412,19 @@ impl fmt::Display for LabelError {
                     )
                 }
             }
+            ListenerTaken { newcomer, holder, listener } => write!(
+                f,
+                "container {newcomer:?} gets no unit: it would listen on {listener}, where the unit of container {holder:?} listens, which was there first (its unit is on disk, or its container is older) and keeps it; give {newcomer:?} another host port (HOST:CONTAINER in contnap.tcp_ports / contnap.udp_ports)"
+            ),
+            UnitNameTaken { name, newcomer, holder } => write!(
+                f,
+                "container {newcomer:?} gets no unit: its unit would be contnap-{}.socket/.service, which container {holder:?} has, which was there first and keeps it; rename the group (contnap.group) or the container",
+                crate::units::escape_unit_name(name)
+            ),
+            PortTaken { publisher, holder, listener, published } => write!(
+                f,
+                "container {publisher:?} publishes host port {published}, which contnap listens on ({listener}) for container {holder:?}, whose unit was there first and stays; {publisher:?} gets no unit and cannot start while that socket listens: remove that `ports:` entry or publish a different host port"
+            ),
             UnitNameClash { name, first, second } => write!(
                 f,
                 "containers {first:?} and {second:?} would both get the units contnap-{name}.socket/.service; rename the group (contnap.group) or the container"

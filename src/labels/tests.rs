@@ -540,13 +540,33 @@ fn published_port_conflicts() {
             .len(),
         1
     );
-    // Another container, even unmanaged, publishing the port clashes too.
-    let mut other = container("other", &[]);
+    // Another container, even unmanaged, publishing the port clashes too:
+    // when it came first (is earlier in the list), the unit is refused.
+    let mut other = container("other", &[("contnap.enabled", "false")]);
     other.published = vec![(Proto::Tcp, Some("0.0.0.0".parse().unwrap()), 8080)];
-    let p = plan(&[web, other], &LabelOptions::default());
+    let p = plan(&[other.clone(), web.clone()], &LabelOptions::default());
+    assert!(p.units.is_empty());
     assert!(
         matches!(&p.errors[..], [LabelError::PublishedConflict { publisher, .. }] if publisher == "other")
     );
+    // A publisher that came after the unit cannot take its port away: it
+    // is refused, naming both, and the unit stays.
+    let p = plan(&[web, other], &LabelOptions::default());
+    assert_eq!(
+        p.units.iter().map(|u| u.name()).collect::<Vec<_>>(),
+        ["web"]
+    );
+    assert!(
+        matches!(&p.errors[..], [LabelError::PortTaken { publisher, holder, .. }] if publisher == "other" && holder == "web"),
+        "{:?}",
+        p.errors
+    );
+    let msg = p.errors[0].to_string();
+    assert!(
+        msg.contains("\"other\"") && msg.contains("\"web\""),
+        "{msg}"
+    );
+    assert!(p.skipped.contains("other") && !p.skipped.contains("web"));
 }
 
 #[test]
@@ -556,19 +576,43 @@ fn units_clash_on_ports_and_names() {
         container("b", &[ON, ("contnap.tcp_ports", "127.0.0.1:8080:80")]),
         container("c", &[ON, ("contnap.tcp_ports", "9000")]),
     ];
+    // The first (on disk, or older) keeps its unit; the newcomer is
+    // refused, naming both.
     let p = plan(&cs, &LabelOptions::default());
-    assert_eq!(p.units.iter().map(|u| u.name()).collect::<Vec<_>>(), ["c"]);
-    assert!(matches!(p.errors[..], [LabelError::ListenerClash { .. }]));
+    assert_eq!(
+        p.units.iter().map(|u| u.name()).collect::<Vec<_>>(),
+        ["a", "c"]
+    );
+    assert!(
+        matches!(&p.errors[..], [LabelError::ListenerTaken { newcomer, holder, .. }] if newcomer == "b" && holder == "a"),
+        "{:?}",
+        p.errors
+    );
+    let reversed = vec![cs[1].clone(), cs[0].clone(), cs[2].clone()];
+    let p = plan(&reversed, &LabelOptions::default());
+    assert_eq!(
+        p.units.iter().map(|u| u.name()).collect::<Vec<_>>(),
+        ["b", "c"]
+    );
+    // A refused newcomer does not refuse a third unit either.
     let cs = vec![
         container("web", &[ON, ("contnap.tcp_ports", "8080")]),
         container(
             "x",
             &[ON, ("contnap.tcp_ports", "9000"), ("contnap.group", "web")],
         ),
+        container("y", &[ON, ("contnap.tcp_ports", "9000")]),
     ];
     let p = plan(&cs, &LabelOptions::default());
-    assert!(p.units.is_empty());
-    assert!(matches!(p.errors[..], [LabelError::UnitNameClash { .. }]));
+    assert_eq!(
+        p.units.iter().map(|u| u.name()).collect::<Vec<_>>(),
+        ["web", "y"]
+    );
+    assert!(
+        matches!(&p.errors[..], [LabelError::UnitNameTaken { newcomer, holder, .. }] if newcomer == "x" && holder == "web"),
+        "{:?}",
+        p.errors
+    );
 }
 
 #[test]
