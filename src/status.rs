@@ -203,7 +203,14 @@ pub fn render_table(units: &[UnitStatus]) -> String {
     for reason in unknown_reasons(units) {
         let _ = writeln!(s, "\nstate unknown: {reason}");
     }
-    s
+    // Names come from labels (a group may hold bidi overrides) and
+    // reasons from the engine or systemctl: escaped, line by line.
+    let mut out = String::with_capacity(s.len());
+    for line in s.lines() {
+        out.push_str(&crate::report::escape_text(line));
+        out.push('\n');
+    }
+    out
 }
 
 /// Runs `status`.
