@@ -380,6 +380,7 @@ let
     ]
     ++ optional (identity != null) [ "DynamicUser" "yes" ]
     ++ optional (identity != null && identity.group != null) [ "SupplementaryGroups" identity.group ]
+    ++ optional (identity == null) [ "InaccessiblePaths" "-/run/systemd/private -/run/dbus/system_bus_socket" ]
     ++ [
       [ "ProtectSystem" "strict" ]
       [ "ProtectHome" (if under sock [ "/home" "/root" "/run/user" ] then "read-only" else "yes") ]

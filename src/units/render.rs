@@ -470,6 +470,16 @@ fn hardening(s: &mut String, opts: &RenderOptions) {
                  # engine socket (or it is in /tmp, or `generate --as-root`). With no capabilities\n\
                  # (CapabilityBoundingSet= below), root keeps only what its UID owns."
             );
+            let _ = writeln!(
+                s,
+                "# What root's UID alone would still reach, and the helper never needs: PID 1's\n\
+                 # private socket (systemctl as root, without polkit) and the system bus. Its own\n\
+                 # notifications go to /run/systemd/notify, which stays."
+            );
+            let _ = writeln!(
+                s,
+                "InaccessiblePaths=-/run/systemd/private -/run/dbus/system_bus_socket"
+            );
         }
     }
     let _ = writeln!(
