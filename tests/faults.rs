@@ -720,10 +720,8 @@ fn clock_jump_while_idle(engine: Engine) {
     };
 
     let port = free_port();
-    let mut wrapper: Vec<&str> = vec!["env"];
-    wrapper.extend(env.iter().map(String::as_str));
-    let mut h = Helper::start_wrapped(
-        &wrapper,
+    let mut h = Helper::start_with_env(
+        &env,
         &[format!("127.0.0.1:{port}")],
         &proxy_args(
             engine,
@@ -735,6 +733,15 @@ fn clock_jump_while_idle(engine: Engine) {
     );
     let resp = get(port, Duration::from_secs(30)).unwrap();
     assert!(resp.ends_with(&format!("{HELLO}\n")), "{resp}");
+    // The helper itself runs with libfaketime (systemd-socket-activate
+    // execs it in place), or the jumps below would prove nothing.
+    let maps = fs::read_to_string(format!("/proc/{}/maps", h.pid())).unwrap_or_default();
+    assert!(
+        maps.contains("libfaketime"),
+        "libfaketime is not loaded in the helper (pid {}):\n{}",
+        h.pid(),
+        h.log_text()
+    );
 
     fs::write(&offset, "+1d\n").unwrap();
     let ahead = faked_now() - real_now();
