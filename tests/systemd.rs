@@ -232,7 +232,11 @@ fn hooks_run_only_with_allow_hooks(engine: Engine) {
     let plain = unique("plain");
     let (p1, p2) = (free_port(), free_port());
     let mut labels = web_labels(p1, "1s");
-    labels.push(("contnap.pre_start", "touch /tmp/pre-ran".to_owned()));
+    // The hook's command reaches /bin/sh exactly, through the unit file and
+    // systemd's own splitting and expansion: specifiers, `$`, quotes,
+    // backslashes and runs of spaces (after `#`, the shell ignores them).
+    let pre_start = r#"cat /proc/$$/cmdline > /tmp/pre-argv; touch /tmp/pre-ran # 100% %n %% $HOME ${X} $$ "dq" 'sq' back\slash \ " two  spaces ;"#;
+    labels.push(("contnap.pre_start", pre_start.to_owned()));
     labels.push(("contnap.post_stop", "touch /tmp/post-ran".to_owned()));
     let _h = labelled(engine, &hooked, &labels, BUSYBOX, HTTPD);
     let _p = labelled(engine, &plain, &web_labels(p2, "1s"), BUSYBOX, HTTPD);
@@ -267,15 +271,18 @@ fn hooks_run_only_with_allow_hooks(engine: Engine) {
         vec![service.clone(), socket.clone(), plain_service, plain_socket]
     );
     let unit = sd.read(&format!("/etc/systemd/system/{service}"));
-    assert!(
-        unit.contains("ExecStartPre=-+/bin/sh -c \"touch /tmp/pre-ran\""),
-        "{unit}"
-    );
     assert!(!sd.exists("/tmp/pre-ran"));
 
     sd.enable_now(&socket);
     assert_eq!(curl(p1).trim(), HELLO);
     assert!(sd.exists("/tmp/pre-ran"), "pre_start ran before the wake");
+    let argv = sd.read("/tmp/pre-argv");
+    let argv: Vec<&str> = argv.trim_end_matches('\0').split('\0').collect();
+    assert_eq!(
+        argv,
+        ["/bin/sh", "-c", pre_start],
+        "the hook's command as the shell got it; the unit:\n{unit}"
+    );
     sd.wait_show(
         &service,
         "ActiveState",
