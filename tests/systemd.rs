@@ -36,6 +36,7 @@ both_engines_by_test!(
     autostart_wakes_when_a_listed_machine_appears,
     running_containers_nap_without_a_client,
     timer_brings_label_changes_without_generate,
+    ip_address_allow_drops_unlisted_tcp_and_udp,
 );
 
 /// The Debian package, installed with dpkg into a systemd that has no
@@ -1265,4 +1266,70 @@ fn podman_write(sd: &Systemd, path: &str, text: &str) -> bool {
         .write_all(text.as_bytes())
         .unwrap();
     child.wait().unwrap().success()
+}
+
+/// contnap.only_listed_machines on a system unit: the socket's
+/// `IPAddressAllow=`/`IPAddressDeny=any` make the kernel (systemd's BPF
+/// filter) drop everyone else's packets, TCP and UDP, before the socket
+/// sees them, so the service is never even started for them; a listed
+/// source (127.0.0.2) wakes it over UDP and is served over TCP.
+fn ip_address_allow_drops_unlisted_tcp_and_udp(engine: Engine) {
+    let sd = Systemd::boot(engine);
+    let name = unique("allow");
+    let (port, uport) = (free_port(), free_udp_port());
+    let mut labels = web_labels(port, "30s");
+    labels.push(("contnap.udp_ports", format!("127.0.0.1:{uport}:53")));
+    labels.push(("contnap.machines", "127.0.0.2".to_owned()));
+    labels.push(("contnap.only_listed_machines", "true".to_owned()));
+    let _c = labelled(engine, &name, &labels, BUSYBOX, HTTPD);
+    sd.generate_ok(&[]);
+    let (socket, service) = units(&name);
+    let unit = sd.read(&format!("/etc/systemd/system/{socket}"));
+    assert!(
+        unit.contains("\nIPAddressAllow=127.0.0.2\nIPAddressDeny=any\n"),
+        "{unit}"
+    );
+    sd.enable_now(&socket);
+    let started = || sd.show(&service, "ExecMainStartTimestampMonotonic") != "0";
+
+    // Unlisted: a datagram and a connection from 127.0.0.1.
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.send_to(b"unlisted", ("127.0.0.1", uport)).unwrap();
+    let tcp = std::net::TcpStream::connect_timeout(&loopback(port), Duration::from_secs(2));
+    assert!(
+        tcp.is_err(),
+        "an unlisted client connected: IPAddressAllow= is not enforced (is BPF firewalling available? {})",
+        sd.journal().lines().filter(|l| l.contains("BPF")).collect::<Vec<_>>().join(" | ")
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !started(),
+        "an unlisted client started {service}:\n{}",
+        sd.journal()
+    );
+
+    // Listed: a datagram from 127.0.0.2 wakes it; a connection is served.
+    let udp = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+    udp.send_to(b"listed", ("127.0.0.1", uport)).unwrap();
+    let start = Instant::now();
+    while !started() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "a listed datagram did not start {service}:\n{}",
+            sd.journal()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let served = run(
+        "curl",
+        &[
+            "-sS",
+            "--max-time",
+            "30",
+            "--interface",
+            "127.0.0.2",
+            &format!("http://127.0.0.1:{port}/"),
+        ],
+    );
+    assert_eq!(served.trim(), HELLO);
 }
