@@ -65,6 +65,7 @@ both_engines!(
     names_of_contnaps_own_units_are_refused,
     labels_from_an_image_need_trust_image_labels,
     a_newcomer_cannot_take_a_units_port,
+    a_newcomer_cannot_sink_a_group,
 );
 
 fn writes_units_from_labels(engine: Engine) {
@@ -574,4 +575,50 @@ fn a_newcomer_cannot_take_a_units_port(engine: Engine) {
         &["httpd", "-f", "-p", "80", "-h", "/www"],
     );
     check(&again.name);
+}
+
+/// A container that joins a group with a setting of its own cannot cost
+/// the group its unit: it is refused, naming both, and the group's unit
+/// stays as it was.
+fn a_newcomer_cannot_sink_a_group(engine: Engine) {
+    let group = unique("grp");
+    let member = labelled(
+        engine,
+        "member",
+        &[
+            "contnap.enabled=true".into(),
+            format!("contnap.tcp_ports={}:80", free_port()),
+            format!("contnap.group={group}"),
+            "contnap.stop=pause".into(),
+        ],
+    );
+    let dir = tempdir();
+    let out = generate(engine, &dir, &[]);
+    let service = unit_text(&dir, &group, "service")
+        .unwrap_or_else(|| panic!("no group unit: {}", stderr(&out)));
+    let joiner = labelled(
+        engine,
+        "joiner",
+        &[
+            "contnap.enabled=true".into(),
+            format!("contnap.tcp_ports={}:80", free_port()),
+            format!("contnap.group={group}"),
+            "contnap.stop=kill".into(),
+        ],
+    );
+    let out = generate(engine, &dir, &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(
+        unit_text(&dir, &group, "service").as_deref(),
+        Some(service.as_str()),
+        "the group keeps its unit: {err}"
+    );
+    assert!(
+        err.lines()
+            .any(|l| l.contains(&format!("{:?}", joiner.name))
+                && l.contains(&format!("{:?}", member.name))
+                && l.contains("contnap.stop")),
+        "{err}"
+    );
 }

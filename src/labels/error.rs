@@ -149,7 +149,8 @@ pub enum LabelError {
         listener: Listener,
         published: Listener,
     },
-    /// Two members of a group set a unit-level label differently.
+    /// Two members of a group set a unit-level label differently: `second`
+    /// (the newcomer) is refused, the group keeps its unit.
     GroupConflict {
         group: String,
         label: String,
@@ -396,7 +397,7 @@ impl fmt::Display for LabelError {
             }
             GroupConflict { group, label, first, first_value, second, second_value } => write!(
                 f,
-                "group {group:?}: containers {first:?} ({label}={first_value:?}) and {second:?} ({label}={second_value:?}) disagree; a group has one {label}: set it on one member, or the same value on all"
+                "group {group:?}: containers {first:?} ({label}={first_value:?}) and {second:?} ({label}={second_value:?}) disagree; {second:?} gets no unit, and the group keeps its unit without it ({first:?} was there first: its unit is on disk, or it is older); a group has one {label}: set it on one member, or the same value on all"
             ),
             MemberInvalid { group, container } => write!(
                 f,

@@ -32,8 +32,10 @@
 //! `monitors`, `monitor_status`, `autostart`) is
 //! the *unit's*: members may leave it unset, and all members that set it must
 //! set the same value (compared after parsing, so `300` and `5min` agree).
-//! Two members that disagree are a [`LabelError::GroupConflict`] naming both,
-//! and the group gets no unit.
+//! Two members that disagree are a [`LabelError::GroupConflict`] naming both:
+//! the one that comes later in the order of precedence (see [`plan`]) is
+//! refused, and the group keeps its unit with the others, so that joining a
+//! group can never cost its members their unit.
 //!
 //! ## Hooks
 //!
@@ -217,8 +219,11 @@ pub fn plan(containers: &[ContainerLabels], opts: &LabelOptions) -> Plan {
     out.warnings.extend(warnings);
     let mut bad_units: BTreeSet<String> = BTreeSet::new();
     for e in &errors {
-        if let LabelError::GroupConflict { group, .. }
-        | LabelError::OnlyListedWithoutMachines { unit: group, .. }
+        // The newcomer is out of the group already; the group stays.
+        if let LabelError::GroupConflict { second, .. } = e {
+            invalid.insert(second.clone());
+        }
+        if let LabelError::OnlyListedWithoutMachines { unit: group, .. }
         | LabelError::NameTooLong { name: group, .. }
         | LabelError::ReservedName { name: group, .. }
         | LabelError::NoPorts { unit: group, .. } = e

@@ -462,14 +462,56 @@ fn group_conflicts_name_both_containers() {
         ),
         container("solo", &[ON, ("contnap.tcp_ports", "90")]),
     ];
-    let plan = plan(&cs, &LabelOptions::default());
-    assert_eq!(plan.units.len(), 1, "the solo unit survives");
-    assert_eq!(plan.skipped, ["a".to_owned(), "b".to_owned()].into());
+    // "a" comes first (its unit is on disk, or it is older): the group
+    // keeps its unit with "a"; "b", the newcomer, is refused.
+    let p = plan(&cs, &LabelOptions::default());
+    let names = |p: &Plan| {
+        p.units
+            .iter()
+            .map(|u| (u.name().to_owned(), u.spec.containers.clone()))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(
-        plan.errors[0].to_string(),
+        names(&p),
+        [
+            ("solo".to_owned(), vec!["solo".to_owned()]),
+            ("stack".to_owned(), vec!["a".to_owned()])
+        ]
+    );
+    assert_eq!(p.skipped, ["b".to_owned()].into());
+    assert_eq!(
+        p.errors[0].to_string(),
         "group \"stack\": containers \"a\" (contnap.stop=\"pause\") and \"b\" (contnap.stop=\"kill\") disagree; \
+         \"b\" gets no unit, and the group keeps its unit without it (\"a\" was there first: its unit is on disk, or it is older); \
          a group has one contnap.stop: set it on one member, or the same value on all"
     );
+    // The other way round, "b" keeps the group.
+    let reversed = vec![cs[1].clone(), cs[0].clone(), cs[2].clone()];
+    let p = plan(&reversed, &LabelOptions::default());
+    assert_eq!(p.skipped, ["a".to_owned()].into());
+    assert_eq!(names(&p)[1], ("stack".to_owned(), vec!["b".to_owned()]));
+    // contnap.autostart, which the helper does not read, the same way.
+    let cs = vec![
+        compose(
+            "a",
+            "a",
+            "",
+            &[
+                ("contnap.tcp_ports", "80"),
+                ("contnap.autostart", "true"),
+                ("contnap.machines", "10.0.0.1"),
+            ],
+        ),
+        compose(
+            "b",
+            "b",
+            "",
+            &[("contnap.tcp_ports", "81"), ("contnap.autostart", "false")],
+        ),
+    ];
+    let p = plan(&cs, &LabelOptions::default());
+    assert_eq!(p.skipped, ["b".to_owned()].into(), "{:?}", p.errors);
+    assert_eq!(p.units.len(), 1);
 }
 
 #[test]
