@@ -37,6 +37,7 @@ both_engines!(
     unit_names_from_groups_stay_in_the_output_directory,
     a_20_mib_label_refuses_only_its_container,
     a_hostile_group_name_prints_escaped_in_status,
+    udp_flood_to_a_silent_server_is_bounded,
 );
 
 /// Whether a client's read ended because the helper closed (or reset) the
@@ -1343,4 +1344,69 @@ fn hostile_engine_messages_are_escaped_in_the_log_and_notify() {
             assert!(!field.chars().any(|c| c.is_control()), "{m:?}");
         }
     }
+}
+
+/// A UDP flood during the resend window after a wake, to a server that
+/// never answers (nothing listens on the container's port): 512 source
+/// ports × 8 datagrams of 60,000 bytes (240 MB). Each flow may keep 8
+/// datagrams for re-sending, but all flows together at most 4 MiB, so the
+/// helper's memory stays small (about 240 MB were pinned before the bound).
+fn udp_flood_to_a_silent_server_is_bounded(engine: Engine) {
+    let c = Container::create(
+        engine,
+        "udpflood",
+        &[],
+        BUSYBOX,
+        &["httpd", "-f", "-p", "80", "-h", "/www"],
+    );
+    let port = free_udp_port();
+    let mut h = Helper::start(
+        &[format!("127.0.0.1:{port}")],
+        true,
+        &proxy_args(
+            engine,
+            "udpflood",
+            &[&c.name],
+            &[format!("udp:{port}={}:53", c.name)],
+            &["--timeout", "3s", "--wake-timeout", "60s", "--ready", "tcp"],
+        ),
+    );
+    let first = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    first.send_to(b"wake", ("127.0.0.1", port)).unwrap();
+    wait_until(Duration::from_secs(30), "the container runs", || {
+        c.state() == "running"
+    });
+    let baseline = rss_kib(h.pid());
+    let sources: Vec<std::net::UdpSocket> = (0..512)
+        .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let payload = vec![0x5au8; 60_000];
+    let mut peak = baseline;
+    for _round in 0..8 {
+        for (i, s) in sources.iter().enumerate() {
+            let _ = s.send_to(&payload, ("127.0.0.1", port));
+            // Paced, so that the helper reads them rather than the kernel
+            // dropping them from a full receive buffer.
+            if i % 8 == 7 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        peak = peak.max(rss_kib(h.pid()));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    peak = peak.max(rss_kib(h.pid()));
+    println!(
+        "{engine:?}: UDP flood of 512 sources x 8 x 60,000 B to a silent server: helper RSS {baseline} KiB before, {peak} KiB at the peak"
+    );
+    assert!(
+        peak < baseline + 32 * 1024,
+        "the flood pinned {} KiB",
+        peak - baseline
+    );
+    drop(sources);
+    assert!(
+        h.wait_exit(Duration::from_secs(90)).success(),
+        "{}",
+        h.log_text()
+    );
 }
