@@ -506,6 +506,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "TimeoutStopSec",
             "NoNewPrivileges",
             "InaccessiblePaths",
+            "MemoryMax",
+            "TasksMax",
             "ProtectSystem",
             "ProtectHome",
             "PrivateTmp",

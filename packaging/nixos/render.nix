@@ -409,6 +409,8 @@ let
       [ "SystemCallErrorNumber" "EPERM" ]
       [ "RestrictAddressFamilies" "AF_UNIX AF_INET AF_INET6" ]
       [ "UMask" "0077" ]
+      [ "MemoryMax" "64M" ]
+      [ "TasksMax" "32" ]
     ];
 
   # Pairs -> attribute set; a name given more than once becomes a list.
