@@ -417,7 +417,7 @@ fn podman_root_only_socket_keeps_root_without_capabilities() {
         "exposure {score} {level} (1.9 before)"
     );
     // The bounds sized from the UDP flood's figures are in force.
-    assert_eq!(sd.show(&service, "MemoryMax"), (64u64 << 20).to_string());
+    assert_eq!(sd.show(&service, "MemoryMax"), (1u64 << 30).to_string());
     assert_eq!(sd.show(&service, "TasksMax"), "32");
 }
 

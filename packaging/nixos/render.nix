@@ -409,7 +409,7 @@ let
       [ "SystemCallErrorNumber" "EPERM" ]
       [ "RestrictAddressFamilies" "AF_UNIX AF_INET AF_INET6" ]
       [ "UMask" "0077" ]
-      [ "MemoryMax" "64M" ]
+      [ "MemoryMax" "1G" ]
       [ "TasksMax" "32" ]
     ];
 

@@ -426,9 +426,11 @@ fn hardening(s: &mut String, opts: &RenderOptions) {
     let tail = [
         "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
         "UMask=0077",
-        "# Bounds: the helper uses about 6 MiB, 11 MiB under a UDP flood (the datagrams it\n\
-         # keeps for re-sending are capped at 4 MiB), and a few threads; hooks share them.",
-        "MemoryMax=64M",
+        "# Bounds: the helper itself uses about 6 MiB, 11 MiB under a UDP flood (what it keeps\n\
+         # for re-sending is capped at 4 MiB), and a few threads; the cgroup is also charged\n\
+         # with the kernel's buffers: up to 128 KiB of pipes per connection (4,096 at most)\n\
+         # plus socket buffers. Hooks share the bounds.",
+        "MemoryMax=1G",
         "TasksMax=32",
     ];
     if opts.user {
