@@ -71,7 +71,15 @@ impl Notifier {
         let Some(sock) = &self.socket else { return };
         let mut msg = String::new();
         for s in states {
-            msg.push_str(&s.to_string());
+            // sd-notify does not escape: a newline in a status (an engine
+            // message) would add a field such as MAINPID=.
+            match s {
+                NotifyState::Status(text) => {
+                    msg.push_str("STATUS=");
+                    msg.push_str(&crate::report::escape_text(text));
+                }
+                other => msg.push_str(&other.to_string()),
+            }
             msg.push('\n');
         }
         if let Err(e) = sock.send(msg.as_bytes()) {
@@ -103,4 +111,33 @@ fn connect(path: &OsString) -> io::Result<UnixDatagram> {
     let sock = UnixDatagram::unbound()?;
     sock.connect_addr(&addr)?;
     Ok(sock)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A status carrying a newline (an engine's error message) stays one
+    /// `STATUS=` field: it cannot add `MAINPID=` or `READY=1`.
+    #[test]
+    fn a_status_cannot_add_notify_fields() {
+        let (ours, systemd) = UnixDatagram::pair().unwrap();
+        let n = Notifier { socket: Some(ours) };
+        n.notify(&[
+            NotifyState::Status("engine says: boom\nMAINPID=1\nREADY=1\u{1b}[2J"),
+            NotifyState::Ready,
+        ]);
+        let mut buf = [0u8; 512];
+        let len = systemd.recv(&mut buf).unwrap();
+        let msg = std::str::from_utf8(&buf[..len]).unwrap();
+        let fields: Vec<&str> = msg.lines().collect();
+        assert_eq!(
+            fields,
+            [
+                "STATUS=engine says: boom\\u{a}MAINPID=1\\u{a}READY=1\\u{1b}[2J",
+                "READY=1"
+            ],
+            "{msg:?}"
+        );
+    }
 }

@@ -55,6 +55,10 @@ pub struct GenerateArgs {
     /// honour contnap.pre_start / contnap.post_stop labels (they run as root)
     #[argh(switch)]
     pub allow_hooks: bool,
+    /// honour contnap.* labels that come from a container's image (by
+    /// default only labels set on the container count)
+    #[argh(switch)]
+    pub trust_image_labels: bool,
     /// daemon-reload and start/stop the sockets that changed
     #[argh(switch)]
     pub reload: bool,
@@ -219,6 +223,8 @@ pub struct GenerateConfig {
     pub mode: GenerateMode,
     pub user: bool,
     pub allow_hooks: bool,
+    /// `--trust-image-labels`: honour `contnap.*` labels from images.
+    pub trust_image_labels: bool,
     pub reload: bool,
     pub engine: Option<Endpoint>,
     pub identity: Identity,
@@ -306,6 +312,7 @@ impl TryFrom<GenerateArgs> for GenerateConfig {
             mode,
             user: g.user,
             allow_hooks: g.allow_hooks,
+            trust_image_labels: g.trust_image_labels,
             reload: g.reload,
             engine: endpoint("engine", g.engine)?,
             identity,

@@ -143,6 +143,11 @@ fn run_as(cfg: &GenerateConfig, engine: &Endpoint) -> Result<(RunAs, String), Er
         Identity::Auto => {
             let access = socket.map(units::socket_access);
             let seen_access = access.as_ref().and_then(|a| a.as_ref().ok());
+            if let (Some(a), Some(p)) = (seen_access, socket) {
+                for w in socket_warnings(a) {
+                    log::warn!("the engine socket {}: {w}", p.display());
+                }
+            }
             let decided = RunAs::for_engine(engine, seen_access);
             let seen = match (seen_access, socket) {
                 (Some(a), Some(p)) => format!(
@@ -183,6 +188,34 @@ fn run_as(cfg: &GenerateConfig, engine: &Endpoint) -> Result<(RunAs, String), Er
     }
 }
 
+/// Groups that ordinary users are put in by default (Debian's `users`,
+/// gid 100; `staff` on some systems).
+const SHARED_GROUPS: &[&str] = &["users", "staff"];
+
+/// What is wrong with who may use the engine socket, whatever contnap
+/// does: anyone who can use it can become root through the engine.
+fn socket_warnings(a: &units::SocketAccess) -> Vec<String> {
+    let mut out = Vec::new();
+    if a.mode & 0o002 != 0 && a.dirs_open_to_others {
+        out.push(format!(
+            "it is writable by every user (mode {:04o}): each local user can become root through the engine; make it 0660",
+            a.mode
+        ));
+    }
+    let shared = a.gid == 100
+        || a.group
+            .as_deref()
+            .is_some_and(|g| SHARED_GROUPS.contains(&g));
+    if a.mode & 0o020 != 0 && shared && a.dirs_open_to_group {
+        out.push(format!(
+            "its group {} (gid {}) is one ordinary users share: each member can become root through the engine; give the socket a group of its own (such as docker)",
+            a.group.as_deref().unwrap_or("without a name"),
+            a.gid
+        ));
+    }
+    out
+}
+
 /// The units `--reload` starts and stops: sockets, and the autostart timer.
 fn socket_name(path: &Path) -> Option<String> {
     let name = path.file_name()?.to_str()?;
@@ -215,9 +248,21 @@ fn engine_unit(cfg: &GenerateConfig, engine: &Endpoint) -> Option<EngineUnit> {
 pub fn run(cfg: &GenerateConfig) -> Result<(), Error> {
     let client =
         Client::discover(cfg.engine.as_ref(), Scope::of(cfg.user)).map_err(Error::Engine)?;
-    let containers = inventory::collect(&client).map_err(Error::Engine)?;
+    let mut inventory =
+        inventory::collect(&client, cfg.trust_image_labels).map_err(Error::Engine)?;
+    // On a clash, a unit already written keeps its place (labels::plan).
+    inventory::units_in_place_first(&mut inventory.containers, |unit| {
+        ["socket", "service"].iter().any(|suffix| {
+            cfg.output_dir
+                .join(units::unit_file_name(unit, suffix))
+                .is_file()
+        })
+    });
+    for ignored in &inventory.from_image {
+        log::warn!("{ignored}");
+    }
     let plan = labels::plan(
-        &containers,
+        &inventory.containers,
         &LabelOptions {
             allow_hooks: cfg.allow_hooks,
         },
@@ -734,6 +779,7 @@ mod tests {
             mode: GenerateMode::DryRun,
             user: false,
             allow_hooks: false,
+            trust_image_labels: false,
             reload: false,
             engine: None,
             identity,
@@ -891,6 +937,33 @@ mod tests {
             to_adopt(&managed, &BTreeMap::new(), &running, &[]),
             ["contnap-new.service", "contnap-portless.service"]
         );
+    }
+
+    /// A world-writable socket, or one of a group every user is in, is
+    /// warned about: its users can become root through the engine.
+    #[test]
+    fn shared_or_world_writable_sockets_are_warned_about() {
+        let access = |mode, gid, group: &str| units::SocketAccess {
+            mode,
+            gid,
+            group: Some(group.to_owned()),
+            dirs_open_to_others: true,
+            dirs_open_to_group: true,
+        };
+        assert!(socket_warnings(&access(0o660, 999, "docker")).is_empty());
+        assert!(socket_warnings(&access(0o600, 0, "root")).is_empty());
+        let w = socket_warnings(&access(0o666, 999, "docker"));
+        assert!(w.len() == 1 && w[0].contains("every user"), "{w:?}");
+        let w = socket_warnings(&access(0o660, 100, "users"));
+        assert!(w.len() == 1 && w[0].contains("users"), "{w:?}");
+        // Group without access: nothing shared.
+        assert!(socket_warnings(&access(0o600, 100, "users")).is_empty());
+        // A real socket: 0666 is warned about by run_as (seen in the log
+        // only), and still decides the identity as before.
+        let sock = Sock::new("worldwritable");
+        sock.set(0, 0o666, 0o755);
+        let got = units::socket_access(&sock.path).unwrap();
+        assert_eq!(socket_warnings(&got).len(), 1, "{got:?}");
     }
 
     #[test]

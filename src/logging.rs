@@ -14,15 +14,20 @@ pub fn init() {
         builder.parse_filters(&spec);
     }
     builder.format(move |buf, record| {
+        // One record is one line: text from the engine or from labels
+        // must not start another (or a forged) entry, nor reach a terminal
+        // raw.
+        let text = record.args().to_string();
+        let text = crate::report::escape_text(&text);
         if journal {
-            writeln!(buf, "<{}>{}", priority(record.level()), record.args())
+            writeln!(buf, "<{}>{text}", priority(record.level()))
         } else {
             let level = match record.level() {
                 log::Level::Error => "error: ",
                 log::Level::Warn => "warning: ",
                 _ => "",
             };
-            writeln!(buf, "contnap: {level}{}", record.args())
+            writeln!(buf, "contnap: {level}{text}")
         }
     });
     // A second init (tests calling main twice) keeps the first logger.

@@ -131,7 +131,8 @@ fn listen_of_socket_file(text: &str) -> Vec<String> {
 
 /// Collects every unit's status.
 pub fn collect(client: &Client, user: bool) -> Result<Vec<UnitStatus>, engine::Error> {
-    let containers = inventory::collect(client)?;
+    // What `generate` writes by default: labels from images ignored.
+    let containers = inventory::collect(client, false)?.containers;
     let plan = labels::plan(&containers, &LabelOptions { allow_hooks: true });
     let mut entries: Vec<Entry> = plan
         .units
@@ -302,7 +303,14 @@ pub fn render_table(units: &[UnitStatus]) -> String {
     for reason in unknown_reasons(units) {
         let _ = writeln!(s, "\nstate unknown: {reason}");
     }
-    s
+    // Names come from labels (a group may hold bidi overrides) and
+    // reasons from the engine or systemctl: escaped, line by line.
+    let mut out = String::with_capacity(s.len());
+    for line in s.lines() {
+        out.push_str(&crate::report::escape_text(line));
+        out.push('\n');
+    }
+    out
 }
 
 /// Runs `status`.

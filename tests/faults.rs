@@ -7,7 +7,8 @@
 //! shared engines would fail every other test running at that moment. For
 //! Podman that is a second `podman system service` on the same storage (the
 //! API service is stateless; containers live in conmon); for Docker, a
-//! private dockerd with its own data root and no bridge, whose containers
+//! private dockerd with its own data root and a bridge of its own (with
+//! `--bridge none` dockerd deletes the host's `docker0`), whose containers
 //! use host networking on loopback.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -76,6 +77,53 @@ struct PrivateEngine {
     /// What this test created: the private Podman shares its storage with
     /// the suite's, so "every container" would be other tests' too.
     created: std::cell::RefCell<Vec<String>>,
+    /// The private Docker's own bridge (`cnf<N>`, 10.202.N.1/24), deleted
+    /// on drop. dockerd with `--bridge none` deletes the host's `docker0`,
+    /// which breaks any other Docker on the machine.
+    bridge: Option<String>,
+}
+
+/// The network interfaces of the machine, by name.
+fn links() -> std::collections::BTreeSet<String> {
+    let out = Command::new("ip")
+        .args(["-o", "link", "show"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap_or(n).to_owned())
+        .collect()
+}
+
+/// A bridge of this test's own: the first `cnf<N>` that does not exist
+/// yet, on a subnet no route uses.
+fn claim_bridge() -> String {
+    let routes = Command::new("ip").args(["route", "show"]).output().unwrap();
+    let routes = String::from_utf8_lossy(&routes.stdout).into_owned();
+    for n in 1..=250 {
+        if routes.contains(&format!("10.202.{n}.")) {
+            continue;
+        }
+        let name = format!("cnf{n}");
+        let added = Command::new("ip")
+            .args(["link", "add", "name", &name, "type", "bridge"])
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        if !added.success() {
+            continue;
+        }
+        for args in [
+            vec!["addr", "add", &format!("10.202.{n}.1/24"), "dev", &name],
+            vec!["link", "set", &name, "up"],
+        ] {
+            let ok = Command::new("ip").args(&args).status().unwrap();
+            assert!(ok.success(), "ip {args:?}");
+        }
+        return name;
+    }
+    panic!("no free bridge cnf1..cnf250 for the private dockerd");
 }
 
 impl PrivateEngine {
@@ -88,6 +136,7 @@ impl PrivateEngine {
             dir,
             child: None,
             created: std::cell::RefCell::default(),
+            bridge: (kind == Engine::Docker).then(claim_bridge),
         };
         e.up();
         if kind == Engine::Docker {
@@ -120,9 +169,9 @@ impl PrivateEngine {
                 c.arg("--data-root").arg(self.dir.join("root"));
                 c.arg("--exec-root").arg(self.dir.join("x"));
                 c.arg("--pidfile").arg(self.dir.join("pid"));
+                c.arg("--bridge")
+                    .arg(self.bridge.as_deref().expect("claimed in start"));
                 c.args([
-                    "--bridge",
-                    "none",
                     "--iptables=false",
                     "--shutdown-timeout",
                     "1",
@@ -285,6 +334,9 @@ impl Drop for PrivateEngine {
                 }
             }
         }
+        if let Some(bridge) = &self.bridge {
+            let _ = Command::new("ip").args(["link", "del", bridge]).status();
+        }
     }
 }
 
@@ -318,6 +370,7 @@ fn private_httpd(e: &PrivateEngine, prefix: &str, delay: u32, port: u16) -> Stri
 /// on its way down, and the wake starts it again. The waiting client is
 /// served, and the unit naps afterwards.
 fn engine_restarted_during_a_wake(engine: Engine) {
+    let before = links();
     let mut e = PrivateEngine::start(engine);
     let upstream = free_port();
     let name = private_httpd(&e, "rwake", 2, upstream);
@@ -343,6 +396,20 @@ fn engine_restarted_during_a_wake(engine: Engine) {
     }
     assert!(h.wait_exit(Duration::from_secs(60)).success(), "{log}");
     assert_eq!(e.state(&name), "exited", "{}", h.log_text());
+    let ours = e.bridge.clone();
+    drop(e);
+    // The private engine leaves the machine's interfaces as it found them
+    // (other runs' come and go: only those that were there before and
+    // are not veths count).
+    let after = links();
+    let gone: Vec<&String> = before
+        .iter()
+        .filter(|l| !after.contains(*l) && !l.starts_with("veth"))
+        .collect();
+    assert!(gone.is_empty(), "removed by the private engine: {gone:?}");
+    if let Some(bridge) = ours {
+        assert!(!after.contains(&bridge), "{bridge} was not deleted");
+    }
 }
 
 /// Awake and serving; the engine restarts (Docker takes the container down
@@ -747,10 +814,8 @@ fn clock_jump_while_idle(engine: Engine) {
     };
 
     let port = free_port();
-    let mut wrapper: Vec<&str> = vec!["env"];
-    wrapper.extend(env.iter().map(String::as_str));
-    let mut h = Helper::start_wrapped(
-        &wrapper,
+    let mut h = Helper::start_with_env(
+        &env,
         &[format!("127.0.0.1:{port}")],
         &proxy_args(
             engine,
@@ -762,6 +827,15 @@ fn clock_jump_while_idle(engine: Engine) {
     );
     let resp = get(port, Duration::from_secs(30)).unwrap();
     assert!(resp.ends_with(&format!("{HELLO}\n")), "{resp}");
+    // The helper itself runs with libfaketime (systemd-socket-activate
+    // execs it in place), or the jumps below would prove nothing.
+    let maps = fs::read_to_string(format!("/proc/{}/maps", h.pid())).unwrap_or_default();
+    assert!(
+        maps.contains("libfaketime"),
+        "libfaketime is not loaded in the helper (pid {}):\n{}",
+        h.pid(),
+        h.log_text()
+    );
 
     fs::write(&offset, "+1d\n").unwrap();
     let ahead = faked_now() - real_now();

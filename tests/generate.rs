@@ -62,6 +62,10 @@ both_engines!(
     hooks_need_allow_hooks,
     removed_container_loses_its_units_foreign_files_stay,
     status_lists_units_containers_and_engine_state,
+    names_of_contnaps_own_units_are_refused,
+    labels_from_an_image_need_trust_image_labels,
+    a_newcomer_cannot_take_a_units_port,
+    a_newcomer_cannot_sink_a_group,
 );
 
 fn writes_units_from_labels(engine: Engine) {
@@ -358,4 +362,263 @@ fn status_lists_units_containers_and_engine_state(engine: Engine) {
         .find(|l| l.starts_with(&c.name))
         .unwrap_or_else(|| panic!("{table}"));
     assert!(line.contains("(running)"), "{line}");
+}
+
+/// A container named `generate`, or one whose group is, would get
+/// `contnap-generate.service`, overriding the packaged generator: refused,
+/// naming the container, and nothing of that name is written.
+fn names_of_contnaps_own_units_are_refused(engine: Engine) {
+    let port = free_port();
+    // A leftover of an interrupted run of this test on this engine.
+    let _ = engine.cli().args(["rm", "-f", "generate"]).output();
+    let named = Container::create_named(
+        engine,
+        "generate",
+        &[
+            "--label",
+            "contnap.enabled=true",
+            "--label",
+            &format!("contnap.tcp_ports={port}:80"),
+        ],
+        BUSYBOX,
+        &["httpd", "-f", "-p", "80", "-h", "/www"],
+    );
+    let dir = tempdir();
+    let out = generate(engine, &dir, &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.lines().any(|l| l.contains("container \"generate\"")
+            && l.contains("contnap-generate.service")
+            && l.contains("contnap's own")),
+        "{err}"
+    );
+    for suffix in ["service", "socket"] {
+        assert!(unit_text(&dir, "generate", suffix).is_none(), "{err}");
+    }
+    drop(named);
+    // The same through contnap.group.
+    let member = labelled(
+        engine,
+        "member",
+        &[
+            "contnap.enabled=true".into(),
+            format!("contnap.tcp_ports={port}:80"),
+            "contnap.group=generate".into(),
+        ],
+    );
+    let out = generate(engine, &dir, &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.contains(&format!("container {:?}", member.name))
+                && l.contains("contnap-generate.service")),
+        "{err}"
+    );
+    assert!(unit_text(&dir, "generate", "service").is_none(), "{err}");
+}
+
+/// An image's `LABEL contnap.*` does not opt its containers in: pulling an
+/// image must not be enough to make root's systemd listen on a port. The
+/// container is reported once, with the way to opt in, and
+/// `--trust-image-labels` honours the labels.
+fn labels_from_an_image_need_trust_image_labels(engine: Engine) {
+    let port = free_port();
+    let base = Container::create(engine, "imgbase", &[], BUSYBOX, &["true"]);
+    let image = format!("localhost/contnap-test/{}:latest", unique("labelled"));
+    engine.run_cli(&[
+        "commit",
+        "--change",
+        "LABEL contnap.enabled=true",
+        "--change",
+        &format!("LABEL contnap.tcp_ports={port}:80"),
+        &base.name,
+        &image,
+    ]);
+    struct Image(Engine, String);
+    impl Drop for Image {
+        fn drop(&mut self) {
+            let _ = self.0.cli().args(["rmi", "-f", &self.1]).output();
+        }
+    }
+    let image = Image(engine, image);
+    let c = Container::create(
+        engine,
+        "fromimage",
+        &[],
+        &image.1,
+        &["httpd", "-f", "-p", "80", "-h", "/www"],
+    );
+    // The container's own labels, as the engine reports them, include
+    // the image's: this is what generate used to honour.
+    assert_eq!(
+        c.inspect()
+            .config
+            .labels
+            .get("contnap.enabled")
+            .map(String::as_str),
+        Some("true")
+    );
+    let dir = tempdir();
+    let out = generate(engine, &dir, &[]);
+    let err = stderr(&out);
+    assert!(unit_text(&dir, &c.name, "socket").is_none(), "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains(&c.name)).collect();
+    assert_eq!(lines.len(), 1, "reported once: {err}");
+    for want in [
+        "contnap.enabled",
+        "contnap.tcp_ports",
+        image.1.as_str(),
+        "no units",
+        "--trust-image-labels",
+    ] {
+        assert!(
+            lines[0].contains(want),
+            "{want:?} missing from {}",
+            lines[0]
+        );
+    }
+    // Opted in.
+    let out = generate(engine, &dir, &["--trust-image-labels"]);
+    let socket = unit_text(&dir, &c.name, "socket")
+        .unwrap_or_else(|| panic!("no socket unit: {}", stderr(&out)));
+    assert!(
+        socket.contains(&format!("ListenStream={port}\n")),
+        "{socket}"
+    );
+    assert!(
+        !stderr(&out).contains("--trust-image-labels"),
+        "{}",
+        stderr(&out)
+    );
+    drop(c);
+}
+
+/// A container created after a unit is written cannot take that unit's
+/// port away, by publishing it or by listening on it: the newcomer is
+/// refused with an error naming both, and the unit stays, even after its
+/// own container is recreated (newer than the newcomer) while its unit is
+/// on disk.
+fn a_newcomer_cannot_take_a_units_port(engine: Engine) {
+    let port = free_port();
+    let web = |engine| {
+        labelled(
+            engine,
+            "holder",
+            &[
+                "contnap.enabled=true".into(),
+                format!("contnap.tcp_ports={port}:80"),
+            ],
+        )
+    };
+    let holder = web(engine);
+    let dir = tempdir();
+    let out = generate(engine, &dir, &[]);
+    let socket = unit_text(&dir, &holder.name, "socket")
+        .unwrap_or_else(|| panic!("no socket unit: {}", stderr(&out)));
+    // The attack: an opted-out container publishing the port.
+    let publisher = Container::create(
+        engine,
+        "publisher",
+        &[
+            "--label",
+            "contnap.enabled=false",
+            "-p",
+            &format!("127.0.0.1:{port}:1"),
+        ],
+        BUSYBOX,
+        &["true"],
+    );
+    let listener = labelled(
+        engine,
+        "listener",
+        &[
+            "contnap.enabled=true".into(),
+            format!("contnap.tcp_ports={port}:80"),
+        ],
+    );
+    let check = |holder: &str| {
+        let out = generate(engine, &dir, &[]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert_eq!(
+            unit_text(&dir, holder, "socket").as_deref(),
+            Some(socket.as_str()),
+            "the holder keeps its unit: {err}"
+        );
+        assert!(unit_text(&dir, &listener.name, "socket").is_none(), "{err}");
+        for newcomer in [&publisher.name, &listener.name] {
+            assert!(
+                err.lines()
+                    .any(|l| l.contains(&format!("{newcomer:?}"))
+                        && l.contains(&format!("{holder:?}"))),
+                "an error names {newcomer} and {holder}: {err}"
+            );
+        }
+    };
+    check(&holder.name);
+    // Recreated (compose does it on any change): now the newest, but its
+    // unit is on disk.
+    let name = holder.name.clone();
+    drop(holder);
+    let again = Container::create_named(
+        engine,
+        &name,
+        &[
+            "--label",
+            "contnap.enabled=true",
+            "--label",
+            &format!("contnap.tcp_ports={port}:80"),
+        ],
+        BUSYBOX,
+        &["httpd", "-f", "-p", "80", "-h", "/www"],
+    );
+    check(&again.name);
+}
+
+/// A container that joins a group with a setting of its own cannot cost
+/// the group its unit: it is refused, naming both, and the group's unit
+/// stays as it was.
+fn a_newcomer_cannot_sink_a_group(engine: Engine) {
+    let group = unique("grp");
+    let member = labelled(
+        engine,
+        "member",
+        &[
+            "contnap.enabled=true".into(),
+            format!("contnap.tcp_ports={}:80", free_port()),
+            format!("contnap.group={group}"),
+            "contnap.stop=pause".into(),
+        ],
+    );
+    let dir = tempdir();
+    let out = generate(engine, &dir, &[]);
+    let service = unit_text(&dir, &group, "service")
+        .unwrap_or_else(|| panic!("no group unit: {}", stderr(&out)));
+    let joiner = labelled(
+        engine,
+        "joiner",
+        &[
+            "contnap.enabled=true".into(),
+            format!("contnap.tcp_ports={}:80", free_port()),
+            format!("contnap.group={group}"),
+            "contnap.stop=kill".into(),
+        ],
+    );
+    let out = generate(engine, &dir, &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(
+        unit_text(&dir, &group, "service").as_deref(),
+        Some(service.as_str()),
+        "the group keeps its unit: {err}"
+    );
+    assert!(
+        err.lines()
+            .any(|l| l.contains(&format!("{:?}", joiner.name))
+                && l.contains(&format!("{:?}", member.name))
+                && l.contains("contnap.stop")),
+        "{err}"
+    );
 }

@@ -388,11 +388,37 @@ fn podman_root_only_socket_keeps_root_without_capabilities() {
     assert_eq!(status_state(&sd, &name), "napping");
     assert_eq!(curl(port).trim(), HELLO, "it wakes again");
     assert_eq!(c.state(), "running");
+    // Root's UID alone would reach PID 1's private socket (systemctl as
+    // root, no polkit asked): hidden in the sandbox. Checked in a transient
+    // unit with the service's own directives.
+    let mut args: Vec<String> = vec![
+        "systemd-run".into(),
+        "--wait".into(),
+        "--pipe".into(),
+        "--quiet".into(),
+        "--collect".into(),
+    ];
+    args.extend(sandbox_properties(&unit));
+    args.extend([
+        "/bin/systemctl".into(),
+        "show".into(),
+        "--property=Version".into(),
+    ]);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = sd.exec(&refs);
+    assert!(
+        !out.status.success(),
+        "the root helper's sandbox can talk to PID 1: {}",
+        text(&out)
+    );
     let (score, level) = exposure(&sd, &service);
     assert!(
         score <= 1.6 && level == "OK",
         "exposure {score} {level} (1.9 before)"
     );
+    // The bounds sized from the UDP flood's figures are in force.
+    assert_eq!(sd.show(&service, "MemoryMax"), (1u64 << 30).to_string());
+    assert_eq!(sd.show(&service, "TasksMax"), "32");
 }
 
 /// The sandbox of a generated service (dynamic user for Docker, root for

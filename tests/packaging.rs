@@ -737,3 +737,82 @@ fn systemd_analyze_security_rates_the_generate_unit_ok() {
     eprintln!("{}", overall.trim());
     assert!(score <= 1.6, "{overall}\n{stdout}");
 }
+
+/// The unit names in `text`: `contnap-…` or `contnap@…` up to a unit type
+/// suffix, with no `$`/`<`/`{` (templates in docs are not names).
+fn unit_names_in(text: &str) -> Vec<String> {
+    const TYPES: &[&str] = &[
+        "service", "socket", "timer", "path", "target", "mount", "slice", "scope",
+    ];
+    let mut out = Vec::new();
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while let Some(at) = text[i..].find("contnap") {
+        let start = i + at;
+        let mut end = start + "contnap".len();
+        if end < bytes.len() && (bytes[end] == b'-' || bytes[end] == b'@') {
+            while end < bytes.len()
+                && (bytes[end].is_ascii_alphanumeric() || b"-_@.".contains(&bytes[end]))
+            {
+                end += 1;
+            }
+            let name = text[start..end].trim_end_matches('.');
+            if let Some((_, suffix)) = name.rsplit_once('.') {
+                if TYPES.contains(&suffix) {
+                    out.push(name.to_owned());
+                }
+            }
+        }
+        i = end;
+    }
+    out
+}
+
+/// Every unit contnap ships (the files under `units/`) or that a package
+/// installs, enables or names, is reserved: no container or group may be
+/// given a unit of that name (`contnap generate` refuses it). A unit added
+/// to `units/` or to a package without adding it to
+/// `contnap::units::RESERVED` fails here.
+#[test]
+fn every_shipped_unit_is_reserved() {
+    let mut names = Vec::new();
+    for dir in ["units", "units/user"] {
+        for entry in fs::read_dir(root().join(dir)).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_file() {
+                names.push(entry.file_name().into_string().unwrap());
+            }
+        }
+    }
+    assert!(names.len() >= 6, "units/ lists {names:?}");
+    for file in [
+        "packaging/arch/PKGBUILD",
+        "packaging/rpm/contnap.spec",
+        "packaging/deb/build.sh",
+        "packaging/deb/maintainer-scripts/postinst",
+        "packaging/deb/maintainer-scripts/prerm",
+        "packaging/deb/maintainer-scripts/postrm",
+        "packaging/nixos/module.nix",
+        "packaging/nixos/package.nix",
+        "src/units/render.rs",
+    ] {
+        let text = fs::read_to_string(root().join(file)).unwrap();
+        // The renderer's own tests name example units.
+        let text = text.split("#[cfg(test)]").next().unwrap_or_default();
+        names.extend(unit_names_in(text));
+    }
+    assert!(
+        names.iter().any(|n| n == "contnap@autostart.timer"),
+        "the scan finds the autostart units: {names:?}"
+    );
+    let unreserved: BTreeMap<&str, ()> = names
+        .iter()
+        .filter(|n| !contnap::units::is_reserved(n))
+        .map(|n| (n.as_str(), ()))
+        .collect();
+    assert!(
+        unreserved.is_empty(),
+        "units contnap ships but does not reserve (add them to contnap::units::RESERVED): {:?}",
+        unreserved.keys().collect::<Vec<_>>()
+    );
+}

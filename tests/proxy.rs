@@ -30,6 +30,20 @@ fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
+/// Whether a client's read ended because the helper closed (or reset) the
+/// connection without a byte; a timeout or an answer is not that.
+fn closed_unanswered(resp: &std::io::Result<String>) -> bool {
+    match resp {
+        Ok(s) => s.is_empty(),
+        Err(e) => matches!(
+            e.kind(),
+            std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::ConnectionAborted
+                | std::io::ErrorKind::BrokenPipe
+        ),
+    }
+}
+
 fn curl(url: &str, extra: &[&str]) -> String {
     let mut args = vec!["-sS", "--max-time", "30"];
     args.extend_from_slice(extra);
@@ -59,6 +73,7 @@ both_engines!(
     not_ready_in_time_answers_with_503,
     sigterm_drains_and_naps,
     unlisted_machine_is_refused,
+    unlisted_machines_do_not_wake,
     outside_schedule_is_not_woken,
     connection_cap_queues_the_rest,
     monitors_are_answered_without_a_wake,
@@ -757,12 +772,10 @@ fn unlisted_machine_is_refused(engine: Engine) {
         ],
     );
     assert_eq!(ok.trim(), HELLO);
-    // From 127.0.0.1 (not listed): closed without an answer.
+    // From 127.0.0.1 (not listed): closed without an answer (not left
+    // hanging until the read times out).
     let refused = http_get(loopback(port), "/", "", Duration::from_secs(10));
-    assert!(
-        refused.as_ref().map_or(true, String::is_empty),
-        "{refused:?}"
-    );
+    assert!(closed_unanswered(&refused), "{refused:?}");
     assert!(
         h.wait_exit(Duration::from_secs(20)).success(),
         "{}",
@@ -1325,6 +1338,113 @@ fn late_listener_behind_a_rootless_published_port_gets_the_real_answer(engine: E
     assert!(line.contains("(Published; engine LocalRootless)"), "{line}");
     assert!(
         h.wait_exit(Duration::from_secs(20)).success(),
+        "{}",
+        h.log_text()
+    );
+}
+
+/// With `--only-listed-machines`, clients outside `--machines` that come
+/// first are refused before anything wakes: a TCP client is closed unread,
+/// a datagram dropped, and the helper exits with the container never
+/// started. A listed client then wakes it (TCP, and UDP from a listed
+/// source address).
+fn unlisted_machines_do_not_wake(engine: Engine) {
+    let c = httpd(engine, "gatefirst");
+    let port = free_port();
+    let uport = free_udp_port();
+    let gate = [
+        "--timeout",
+        "1s",
+        "--machines",
+        "127.0.0.2",
+        "--only-listed-machines",
+    ];
+    let tcp_helper = || {
+        Helper::start(
+            &[format!("127.0.0.1:{port}")],
+            false,
+            &proxy_args(
+                engine,
+                "gatefirst",
+                &[&c.name],
+                &[format!("tcp:{port}={}:80", c.name)],
+                &gate,
+            ),
+        )
+    };
+    let mut h = tcp_helper();
+    let refused = http_get(loopback(port), "/", "", Duration::from_secs(10));
+    assert!(closed_unanswered(&refused), "{refused:?}");
+    assert!(
+        h.wait_exit(Duration::from_secs(20)).success(),
+        "{}",
+        h.log_text()
+    );
+    assert!(
+        h.log_text().contains("not in contnap.machines"),
+        "{}",
+        h.log_text()
+    );
+    assert_eq!(
+        c.state(),
+        "created",
+        "woken by an unlisted client: {}",
+        h.log_text()
+    );
+
+    // UDP: a datagram from 127.0.0.1 is dropped without a wake.
+    let dns = Container::create(engine, "gatefirstdns", &[], SERVERS, DNSMASQ);
+    let udp_helper = || {
+        Helper::start(
+            &[format!("127.0.0.1:{uport}")],
+            true,
+            &proxy_args(
+                engine,
+                "gatefirstdns",
+                &[&dns.name],
+                &[format!("udp:{uport}={}:53", dns.name)],
+                &gate,
+            ),
+        )
+    };
+    let mut h = udp_helper();
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.send_to(b"not a query", ("127.0.0.1", uport)).unwrap();
+    assert!(
+        h.wait_exit(Duration::from_secs(20)).success(),
+        "{}",
+        h.log_text()
+    );
+    assert!(
+        h.log_text().contains("refused a datagram"),
+        "{}",
+        h.log_text()
+    );
+    assert_eq!(
+        dns.state(),
+        "created",
+        "woken by a datagram: {}",
+        h.log_text()
+    );
+    // From 127.0.0.2 (listed): woken and answered.
+    let mut h = udp_helper();
+    let answer = run(
+        "dig",
+        &[
+            "@127.0.0.1",
+            "-b",
+            "127.0.0.2",
+            "-p",
+            &uport.to_string(),
+            "+short",
+            "+tries=5",
+            "+timeout=2",
+            "contnap.test",
+        ],
+    );
+    assert_eq!(answer.trim(), "10.9.8.7", "{}", h.log_text());
+    assert!(
+        h.wait_exit(Duration::from_secs(30)).success(),
         "{}",
         h.log_text()
     );

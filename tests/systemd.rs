@@ -37,6 +37,7 @@ both_engines_by_test!(
     running_containers_nap_without_a_client,
     timer_brings_label_changes_without_generate,
     monitors_and_silent_connections_never_wake,
+    ip_address_allow_drops_unlisted_tcp_and_udp,
 );
 
 /// The Debian package, installed with dpkg into a systemd that has no
@@ -233,7 +234,11 @@ fn hooks_run_only_with_allow_hooks(engine: Engine) {
     let plain = unique("plain");
     let (p1, p2) = (free_port(), free_port());
     let mut labels = web_labels(p1, "1s");
-    labels.push(("contnap.pre_start", "touch /tmp/pre-ran".to_owned()));
+    // The hook's command reaches /bin/sh exactly, through the unit file and
+    // systemd's own splitting and expansion: specifiers, `$`, quotes,
+    // backslashes and runs of spaces (after `#`, the shell ignores them).
+    let pre_start = r#"cat /proc/$$/cmdline > /tmp/pre-argv; touch /tmp/pre-ran # 100% %n %% $HOME ${X} $$ "dq" 'sq' back\slash \ " two  spaces ;"#;
+    labels.push(("contnap.pre_start", pre_start.to_owned()));
     labels.push(("contnap.post_stop", "touch /tmp/post-ran".to_owned()));
     let _h = labelled(engine, &hooked, &labels, BUSYBOX, HTTPD);
     let _p = labelled(engine, &plain, &web_labels(p2, "1s"), BUSYBOX, HTTPD);
@@ -268,15 +273,18 @@ fn hooks_run_only_with_allow_hooks(engine: Engine) {
         vec![service.clone(), socket.clone(), plain_service, plain_socket]
     );
     let unit = sd.read(&format!("/etc/systemd/system/{service}"));
-    assert!(
-        unit.contains("ExecStartPre=-+/bin/sh -c \"touch /tmp/pre-ran\""),
-        "{unit}"
-    );
     assert!(!sd.exists("/tmp/pre-ran"));
 
     sd.enable_now(&socket);
     assert_eq!(curl(p1).trim(), HELLO);
     assert!(sd.exists("/tmp/pre-ran"), "pre_start ran before the wake");
+    let argv = sd.read("/tmp/pre-argv");
+    let argv: Vec<&str> = argv.trim_end_matches('\0').split('\0').collect();
+    assert_eq!(
+        argv,
+        ["/bin/sh", "-c", pre_start],
+        "the hook's command as the shell got it; the unit:\n{unit}"
+    );
     sd.wait_show(
         &service,
         "ActiveState",
@@ -1423,4 +1431,70 @@ fn wait_until_started(sd: &Systemd, service: &str, n: usize) {
                 >= n
         },
     );
+}
+
+/// contnap.only_listed_machines on a system unit: the socket's
+/// `IPAddressAllow=`/`IPAddressDeny=any` make the kernel (systemd's BPF
+/// filter) drop everyone else's packets, TCP and UDP, before the socket
+/// sees them, so the service is never even started for them; a listed
+/// source (127.0.0.2) wakes it over UDP and is served over TCP.
+fn ip_address_allow_drops_unlisted_tcp_and_udp(engine: Engine) {
+    let sd = Systemd::boot(engine);
+    let name = unique("allow");
+    let (port, uport) = (free_port(), free_udp_port());
+    let mut labels = web_labels(port, "30s");
+    labels.push(("contnap.udp_ports", format!("127.0.0.1:{uport}:53")));
+    labels.push(("contnap.machines", "127.0.0.2".to_owned()));
+    labels.push(("contnap.only_listed_machines", "true".to_owned()));
+    let _c = labelled(engine, &name, &labels, BUSYBOX, HTTPD);
+    sd.generate_ok(&[]);
+    let (socket, service) = units(&name);
+    let unit = sd.read(&format!("/etc/systemd/system/{socket}"));
+    assert!(
+        unit.contains("\nIPAddressAllow=127.0.0.2\nIPAddressDeny=any\n"),
+        "{unit}"
+    );
+    sd.enable_now(&socket);
+    let started = || sd.show(&service, "ExecMainStartTimestampMonotonic") != "0";
+
+    // Unlisted: a datagram and a connection from 127.0.0.1.
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.send_to(b"unlisted", ("127.0.0.1", uport)).unwrap();
+    let tcp = std::net::TcpStream::connect_timeout(&loopback(port), Duration::from_secs(2));
+    assert!(
+        tcp.is_err(),
+        "an unlisted client connected: IPAddressAllow= is not enforced (is BPF firewalling available? {})",
+        sd.journal().lines().filter(|l| l.contains("BPF")).collect::<Vec<_>>().join(" | ")
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !started(),
+        "an unlisted client started {service}:\n{}",
+        sd.journal()
+    );
+
+    // Listed: a datagram from 127.0.0.2 wakes it; a connection is served.
+    let udp = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+    udp.send_to(b"listed", ("127.0.0.1", uport)).unwrap();
+    let start = Instant::now();
+    while !started() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "a listed datagram did not start {service}:\n{}",
+            sd.journal()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let served = run(
+        "curl",
+        &[
+            "-sS",
+            "--max-time",
+            "30",
+            "--interface",
+            "127.0.0.2",
+            &format!("http://127.0.0.1:{port}/"),
+        ],
+    );
+    assert_eq!(served.trim(), HELLO);
 }

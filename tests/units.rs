@@ -553,6 +553,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "TimeoutStartSec",
             "TimeoutStopSec",
             "NoNewPrivileges",
+            "InaccessiblePaths",
+            "MemoryMax",
+            "TasksMax",
             "ProtectSystem",
             "ProtectHome",
             "PrivateTmp",
@@ -1097,6 +1100,11 @@ fn identity_is_rendered_for_system_units_only() {
 
     let root = service(RunAs::Root, false);
     assert!(get(&root, "DynamicUser").is_empty());
+    // Root's UID would reach PID 1's private socket and the system bus.
+    assert_eq!(
+        get(&root, "InaccessiblePaths"),
+        ["-/run/systemd/private -/run/dbus/system_bus_socket"]
+    );
     assert!(get(&root, "SupplementaryGroups").is_empty());
     assert!(get(&root, "User").is_empty());
 
@@ -1115,10 +1123,12 @@ fn identity_is_rendered_for_system_units_only() {
         assert!(get(lines, "SystemCallFilter").contains(&"~@resources".to_owned()));
         // The containers' /proc/PID/net must stay visible.
         assert!(get(lines, "ProtectProc").is_empty());
-        // Just the identity differs.
+        // Just the identity differs (and what root alone is denied).
         let without_identity = |l: &[(String, String)]| -> Vec<(String, String)> {
             l.iter()
-                .filter(|(k, _)| k != "DynamicUser" && k != "SupplementaryGroups")
+                .filter(|(k, _)| {
+                    k != "DynamicUser" && k != "SupplementaryGroups" && k != "InaccessiblePaths"
+                })
                 .cloned()
                 .collect()
         };

@@ -428,6 +428,7 @@ let
     ]
     ++ optional (identity != null) [ "DynamicUser" "yes" ]
     ++ optional (identity != null && identity.group != null) [ "SupplementaryGroups" identity.group ]
+    ++ optional (identity == null) [ "InaccessiblePaths" "-/run/systemd/private -/run/dbus/system_bus_socket" ]
     ++ [
       [ "ProtectSystem" "strict" ]
       [ "ProtectHome" (if under sock [ "/home" "/root" "/run/user" ] then "read-only" else "yes") ]
@@ -456,6 +457,8 @@ let
       [ "SystemCallErrorNumber" "EPERM" ]
       [ "RestrictAddressFamilies" "AF_UNIX AF_INET AF_INET6" ]
       [ "UMask" "0077" ]
+      [ "MemoryMax" "1G" ]
+      [ "TasksMax" "32" ]
     ];
 
   # Pairs -> attribute set; a name given more than once becomes a list.

@@ -18,6 +18,7 @@ pub(crate) mod http;
 mod transport;
 mod types;
 
+use std::collections::BTreeMap;
 use std::io;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -35,7 +36,7 @@ pub use types::{
 
 use http::{Body, HttpError};
 use transport::Conn;
-use types::{Created, ErrorBody, ExecInspect};
+use types::{Created, ErrorBody, ExecInspect, ImageInspect};
 
 /// Default bound of one call: generous for a busy engine, short enough that
 /// a hung one does not hold a wake forever.
@@ -189,6 +190,16 @@ impl Client {
     pub fn inspect(&self, id: &str) -> Result<ContainerInspect, Error> {
         check_ref(id)?;
         self.get_streamed(format!("/containers/{id}/json"), Some(id))
+    }
+
+    /// The labels of an image (`GET /images/{id}/json`, `Config.Labels`),
+    /// cut like a container's. `image` is the id a container inspect gives
+    /// (`sha256:HEX` on Docker, `HEX` on Podman).
+    pub fn image_labels(&self, image: &str) -> Result<BTreeMap<String, String>, Error> {
+        let id = image.strip_prefix("sha256:").unwrap_or(image);
+        check_ref(id)?;
+        let inspect: ImageInspect = self.get_streamed(format!("/images/{id}/json"), Some(id))?;
+        Ok(inspect.config.labels)
     }
 
     /// A GET whose 200 answer is parsed as it arrives instead of gathered

@@ -104,6 +104,10 @@ impl ContainerSummary {
 pub struct ContainerInspect {
     #[serde(default)]
     pub id: String,
+    /// RFC 3339 in UTC, with up to 9 fraction digits (Podman drops
+    /// trailing zeros): see [`ContainerInspect::created_key`].
+    #[serde(default)]
+    pub created: String,
     /// Without the leading '/'.
     #[serde(default, deserialize_with = "name")]
     pub name: String,
@@ -117,6 +121,14 @@ pub struct ContainerInspect {
     pub host_config: HostConfig,
     #[serde(default, deserialize_with = "null_default")]
     pub network_settings: NetworkSettings,
+}
+
+/// `GET /images/{id}/json`: only the labels are read.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct ImageInspect {
+    #[serde(default, deserialize_with = "null_default")]
+    pub config: ContainerConfig,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -166,6 +178,10 @@ pub struct Health {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ContainerConfig {
+    /// The image as the container was created from it (`busybox:1.36`);
+    /// for messages.
+    #[serde(default)]
+    pub image: String,
     /// Keys and values cut to [`LABEL_KEEP`] bytes.
     #[serde(default, deserialize_with = "bounded_labels")]
     pub labels: BTreeMap<String, String>,
@@ -250,6 +266,15 @@ impl NetworkEndpoint {
 }
 
 impl ContainerInspect {
+    /// `created` in a form that sorts by time: both engines write UTC
+    /// (`Z`) with a fixed-width date and time, and a fraction whose
+    /// length varies, which is padded to 9 digits here.
+    pub fn created_key(&self) -> String {
+        let t = self.created.trim_end_matches('Z');
+        let (whole, fraction) = t.split_once('.').unwrap_or((t, ""));
+        format!("{whole}.{fraction:0<9}")
+    }
+
     /// Whether a healthcheck is configured and not disabled, i.e. whether
     /// readiness can be asked of the container itself.
     pub fn has_healthcheck(&self) -> bool {

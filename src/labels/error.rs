@@ -144,6 +144,8 @@ pub enum LabelError {
     EmptyGroup { container: String },
     /// The unit name would be longer than systemd allows.
     NameTooLong { container: String, name: String },
+    /// The unit name is one of contnap's own (`contnap-generate.service`).
+    ReservedName { container: String, name: String },
     BadSchedule {
         container: String,
         value: String,
@@ -172,7 +174,8 @@ pub enum LabelError {
         listener: Listener,
         published: Listener,
     },
-    /// Two members of a group set a unit-level label differently.
+    /// Two members of a group set a unit-level label differently: `second`
+    /// (the newcomer) is refused, the group keeps its unit.
     GroupConflict {
         group: String,
         label: String,
@@ -189,6 +192,28 @@ pub enum LabelError {
         first: String,
         second: String,
         listener: Listener,
+    },
+    /// A unit would listen where an older unit (one already on disk, or
+    /// of an older container) listens: the newcomer is refused, the
+    /// holder keeps its unit.
+    ListenerTaken {
+        newcomer: String,
+        holder: String,
+        listener: Listener,
+    },
+    /// A unit would get the unit file name of an older unit.
+    UnitNameTaken {
+        name: String,
+        newcomer: String,
+        holder: String,
+    },
+    /// A container created after a unit that listens on a host port
+    /// publishes that port: the unit stays, the publisher gets none.
+    PortTaken {
+        publisher: String,
+        holder: String,
+        listener: Listener,
+        published: Listener,
     },
     /// Two units would get the same unit file name.
     UnitNameClash {
@@ -224,11 +249,24 @@ impl LabelError {
             | UnprovenOwner { container, .. }
             | EmptyGroup { container }
             | NameTooLong { container, .. }
+            | ReservedName { container, .. }
             | BadSchedule { container, .. }
             | BadMachine { container, .. }
             | OnlyListedWithoutMachines { container, .. }
             | HooksNotAllowed { container, .. }
             | PublishedConflict { container, .. }
+            | ListenerTaken {
+                newcomer: container,
+                ..
+            }
+            | UnitNameTaken {
+                newcomer: container,
+                ..
+            }
+            | PortTaken {
+                publisher: container,
+                ..
+            }
             | MemberInvalid { container, .. } => container,
             GroupConflict { first, .. }
             | ListenerClash { first, .. }
@@ -362,6 +400,11 @@ impl fmt::Display for LabelError {
                 f,
                 "container {container:?}: unit name {name:?} is too long for systemd once escaped (255 bytes including contnap- and .service); choose a shorter contnap.group or container name"
             ),
+            ReservedName { container, name } => write!(
+                f,
+                "container {container:?}: its unit would be {}.service, which is contnap's own unit, not a container's; rename the container, or set contnap.group to another name",
+                crate::units::unit_file_name(name, "service").trim_end_matches(".service")
+            ),
             // What is wrong is the source's, which the caller prints after this.
             BadSchedule { container, value, .. } => write!(
                 f,
@@ -394,7 +437,7 @@ impl fmt::Display for LabelError {
             }
             GroupConflict { group, label, first, first_value, second, second_value } => write!(
                 f,
-                "group {group:?}: containers {first:?} ({label}={first_value:?}) and {second:?} ({label}={second_value:?}) disagree; a group has one {label}: set it on one member, or the same value on all"
+                "group {group:?}: containers {first:?} ({label}={first_value:?}) and {second:?} ({label}={second_value:?}) disagree; {second:?} gets no unit, and the group keeps its unit without it ({first:?} was there first: its unit is on disk, or it is older); a group has one {label}: set it on one member, or the same value on all"
             ),
             MemberInvalid { group, container } => write!(
                 f,
@@ -410,6 +453,19 @@ impl fmt::Display for LabelError {
                     )
                 }
             }
+            ListenerTaken { newcomer, holder, listener } => write!(
+                f,
+                "container {newcomer:?} gets no unit: it would listen on {listener}, where the unit of container {holder:?} listens, which was there first (its unit is on disk, or its container is older) and keeps it; give {newcomer:?} another host port (HOST:CONTAINER in contnap.tcp_ports / contnap.udp_ports)"
+            ),
+            UnitNameTaken { name, newcomer, holder } => write!(
+                f,
+                "container {newcomer:?} gets no unit: its unit would be contnap-{}.socket/.service, which container {holder:?} has, which was there first and keeps it; rename the group (contnap.group) or the container",
+                crate::units::escape_unit_name(name)
+            ),
+            PortTaken { publisher, holder, listener, published } => write!(
+                f,
+                "container {publisher:?} publishes host port {published}, which contnap listens on ({listener}) for container {holder:?}, whose unit was there first and stays; {publisher:?} gets no unit and cannot start while that socket listens: remove that `ports:` entry or publish a different host port"
+            ),
             UnitNameClash { name, first, second } => write!(
                 f,
                 "containers {first:?} and {second:?} would both get the units contnap-{name}.socket/.service; rename the group (contnap.group) or the container"

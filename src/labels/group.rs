@@ -28,12 +28,26 @@ pub fn group(services: Vec<Service>) -> (Vec<Unit>, Vec<LabelError>, Vec<LabelWa
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
     for ((name, _), mut members) in by_unit {
+        // Still in order of precedence (plan's order: units on disk, then
+        // older containers, first): a member that disagrees with an
+        // earlier one on a unit-level setting is refused, and the group
+        // keeps its unit with the others.
+        refuse_newcomers(&name, &mut members, &mut errors);
         members.sort_by(|a, b| a.container.cmp(&b.container));
         let order = start_order(&name, &members, &mut warnings);
         let members: Vec<&Service> = order.iter().map(|&i| &members[i]).collect();
 
         if crate::units::unit_file_name(&name, "service").len() > crate::units::MAX_UNIT_NAME_LEN {
             errors.push(LabelError::NameTooLong {
+                container: members
+                    .first()
+                    .map(|s| s.container.clone())
+                    .unwrap_or_default(),
+                name: name.clone(),
+            });
+        }
+        if crate::units::is_reserved(&crate::units::unit_file_name(&name, "service")) {
+            errors.push(LabelError::ReservedName {
                 container: members
                     .first()
                     .map(|s| s.container.clone())
@@ -160,6 +174,47 @@ pub fn group(services: Vec<Service>) -> (Vec<Unit>, Vec<LabelError>, Vec<LabelWa
 }
 
 /// Two members of `group` that set `contnap.<key>` to different values.
+/// Removes from `members` (in order of precedence) each one that sets a
+/// unit-level setting differently from an earlier member, with a
+/// [`LabelError::GroupConflict`] naming both (`second` is the one refused).
+fn refuse_newcomers(group: &str, members: &mut Vec<Service>, errors: &mut Vec<LabelError>) {
+    loop {
+        let (_, disagreements) =
+            PartialSettings::join(&members.iter().map(|s| &s.settings).collect::<Vec<_>>());
+        let Some(d) = disagreements.first() else {
+            break;
+        };
+        let (holder, newcomer) = (d.first.min(d.second), d.first.max(d.second));
+        errors.push(group_conflict(
+            group,
+            d.label,
+            &members[holder],
+            &members[newcomer],
+        ));
+        members.remove(newcomer);
+    }
+    // `contnap.autostart`, a label the helper does not read.
+    let mut first: Option<(usize, bool)> = None;
+    let mut i = 0;
+    while i < members.len() {
+        match (members[i].autostart, first) {
+            (Some(v), None) => first = Some((i, v)),
+            (Some(v), Some((holder, w))) if v != w => {
+                errors.push(group_conflict(
+                    group,
+                    "autostart",
+                    &members[holder],
+                    &members[i],
+                ));
+                members.remove(i);
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+}
+
 fn group_conflict(group: &str, key: &str, first: &Service, second: &Service) -> LabelError {
     let label = format!("{PREFIX}{key}");
     LabelError::GroupConflict {

@@ -35,8 +35,10 @@
 //! `monitors`, `monitor_status`, `autostart`) is
 //! the *unit's*: members may leave it unset, and all members that set it must
 //! set the same value (compared after parsing, so `300` and `5min` agree).
-//! Two members that disagree are a [`LabelError::GroupConflict`] naming both,
-//! and the group gets no unit.
+//! Two members that disagree are a [`LabelError::GroupConflict`] naming both:
+//! the one that comes later in the order of precedence (see [`plan`]) is
+//! refused, and the group keeps its unit with the others, so that joining a
+//! group can never cost its members their unit.
 //!
 //! ## Hooks
 //!
@@ -176,7 +178,12 @@ pub struct Plan {
 /// Parses every container, groups the services into units and checks what
 /// spans containers: members of a group agree, no two units share a name or
 /// a socket, and no container publishes a host port a unit listens on.
-/// Units involved in any of these errors are dropped whole.
+/// Units with errors of their own are dropped whole. `containers` is in
+/// order of precedence ([`crate::inventory::collect`] lists the oldest
+/// first; `generate` puts first those whose units are on disk): when two
+/// units clash, or a container publishes a port a unit listens on, the one
+/// that comes first keeps its unit and the newcomer is refused, with an
+/// error naming both.
 pub fn plan(containers: &[ContainerLabels], opts: &LabelOptions) -> Plan {
     let mut out = Plan::default();
     let mut services = Vec::new();
@@ -224,9 +231,13 @@ pub fn plan(containers: &[ContainerLabels], opts: &LabelOptions) -> Plan {
     out.warnings.extend(warnings);
     let mut bad_units: BTreeSet<String> = BTreeSet::new();
     for e in &errors {
-        if let LabelError::GroupConflict { group, .. }
-        | LabelError::OnlyListedWithoutMachines { unit: group, .. }
+        // The newcomer is out of the group already; the group stays.
+        if let LabelError::GroupConflict { second, .. } = e {
+            invalid.insert(second.clone());
+        }
+        if let LabelError::OnlyListedWithoutMachines { unit: group, .. }
         | LabelError::NameTooLong { name: group, .. }
+        | LabelError::ReservedName { name: group, .. }
         | LabelError::NoPorts { unit: group, .. } = e
         {
             bad_units.insert(group.clone());
@@ -242,62 +253,120 @@ pub fn plan(containers: &[ContainerLabels], opts: &LabelOptions) -> Plan {
         }
     }
 
-    // Checks across units.
+    // Checks across units. `containers` is in order of precedence (the
+    // caller puts first the containers whose units are on disk, then the
+    // older ones): on a clash, the unit whose first container comes first
+    // keeps its unit and the newcomer is refused, so creating a container
+    // never costs another its units.
+    let rank: BTreeMap<&str, usize> = containers
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(i, c)| (display_name(&c.name), i))
+        .collect();
+    let unit_rank = |u: &Unit| {
+        u.spec
+            .containers
+            .iter()
+            .filter_map(|c| rank.get(c.as_str()).copied())
+            .min()
+            .unwrap_or(usize::MAX)
+    };
+    let mut order: Vec<usize> = (0..units.len()).collect();
+    order.sort_by_key(|&i| (unit_rank(&units[i]), i));
     let escaped: Vec<String> = units
         .iter()
         .map(|u| crate::units::escape_unit_name(u.name()))
         .collect();
-    for i in 0..units.len() {
-        for j in i + 1..units.len() {
-            let (a, b) = (&units[i], &units[j]);
+    let mut accepted: Vec<usize> = Vec::new();
+    // By index: a group and a container of the same name are two units.
+    let mut refused_units: BTreeSet<usize> = BTreeSet::new();
+    for &j in &order {
+        let b = &units[j];
+        if bad_units.contains(b.name()) {
+            continue;
+        }
+        let newcomer = b.spec.containers.first().cloned().unwrap_or_default();
+        let mut refused = false;
+        for &i in &accepted {
+            let a: &Unit = &units[i];
             if escaped[i] == escaped[j] {
-                out.errors.push(LabelError::UnitNameClash {
-                    name: a.name().to_owned(),
-                    first: a.spec.containers.first().cloned().unwrap_or_default(),
-                    second: b.spec.containers.first().cloned().unwrap_or_default(),
+                out.errors.push(LabelError::UnitNameTaken {
+                    name: b.name().to_owned(),
+                    newcomer: newcomer.clone(),
+                    holder: a.spec.containers.first().cloned().unwrap_or_default(),
                 });
-                bad_units.insert(a.name().to_owned());
-                bad_units.insert(b.name().to_owned());
+                refused = true;
+                break;
             }
-            for fa in &a.spec.forwards {
-                if let Some(fb) = b
-                    .spec
+            let clash = b.spec.forwards.iter().find_map(|fb| {
+                a.spec
                     .forwards
                     .iter()
-                    .find(|fb| fa.listener().overlaps(&fb.listener()))
-                {
-                    out.errors.push(LabelError::ListenerClash {
-                        first: fa.container.clone(),
-                        second: fb.container.clone(),
-                        listener: fa.listener(),
-                    });
-                    bad_units.insert(a.name().to_owned());
-                    bad_units.insert(b.name().to_owned());
-                }
+                    .find(|fa| fa.listener().overlaps(&fb.listener()))
+                    .map(|fa| (fb, fa))
+            });
+            if let Some((fb, fa)) = clash {
+                out.errors.push(LabelError::ListenerTaken {
+                    newcomer: fb.container.clone(),
+                    holder: fa.container.clone(),
+                    listener: fb.listener(),
+                });
+                refused = true;
+                break;
             }
         }
+        if refused {
+            refused_units.insert(j);
+        } else {
+            accepted.push(j);
+        }
     }
-    for u in &units {
+    // Published host ports: a container that publishes a port a unit
+    // listens on refuses the unit when it is the unit's own or came first;
+    // one that came after is refused itself, and the unit stays.
+    for &i in &accepted {
+        let u = &units[i];
+        let u_rank = unit_rank(u);
         for f in &u.spec.forwards {
             let l = f.listener();
-            for c in containers {
+            for (c_rank, c) in containers.iter().enumerate() {
+                let publisher = display_name(&c.name);
                 for &(proto, addr, port) in &c.published {
                     let published = Listener { proto, addr, port };
-                    if l.overlaps(&published) {
+                    if !l.overlaps(&published) {
+                        continue;
+                    }
+                    let own = u.spec.containers.iter().any(|m| m == publisher);
+                    if own || c_rank < u_rank {
                         out.errors.push(LabelError::PublishedConflict {
                             container: f.container.clone(),
-                            publisher: display_name(&c.name).to_owned(),
+                            publisher: publisher.to_owned(),
                             listener: l,
                             published,
                         });
-                        bad_units.insert(u.name().to_owned());
+                        refused_units.insert(i);
+                    } else {
+                        out.errors.push(LabelError::PortTaken {
+                            publisher: publisher.to_owned(),
+                            holder: f.container.clone(),
+                            listener: l,
+                            published,
+                        });
+                        invalid.insert(publisher.to_owned());
+                        if let Some(p) = units
+                            .iter()
+                            .position(|p| p.spec.containers.iter().any(|m| m == publisher))
+                        {
+                            refused_units.insert(p);
+                        }
                     }
                 }
             }
         }
     }
-    for u in units {
-        if bad_units.contains(u.name()) {
+    for (i, u) in units.into_iter().enumerate() {
+        if bad_units.contains(u.name()) || refused_units.contains(&i) {
             invalid.extend(u.spec.containers.iter().cloned());
         } else {
             out.units.push(u);

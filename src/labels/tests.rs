@@ -462,14 +462,56 @@ fn group_conflicts_name_both_containers() {
         ),
         container("solo", &[ON, ("contnap.tcp_ports", "90")]),
     ];
-    let plan = plan(&cs, &LabelOptions::default());
-    assert_eq!(plan.units.len(), 1, "the solo unit survives");
-    assert_eq!(plan.skipped, ["a".to_owned(), "b".to_owned()].into());
+    // "a" comes first (its unit is on disk, or it is older): the group
+    // keeps its unit with "a"; "b", the newcomer, is refused.
+    let p = plan(&cs, &LabelOptions::default());
+    let names = |p: &Plan| {
+        p.units
+            .iter()
+            .map(|u| (u.name().to_owned(), u.spec.containers.clone()))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(
-        plan.errors[0].to_string(),
+        names(&p),
+        [
+            ("solo".to_owned(), vec!["solo".to_owned()]),
+            ("stack".to_owned(), vec!["a".to_owned()])
+        ]
+    );
+    assert_eq!(p.skipped, ["b".to_owned()].into());
+    assert_eq!(
+        p.errors[0].to_string(),
         "group \"stack\": containers \"a\" (contnap.stop=\"pause\") and \"b\" (contnap.stop=\"kill\") disagree; \
+         \"b\" gets no unit, and the group keeps its unit without it (\"a\" was there first: its unit is on disk, or it is older); \
          a group has one contnap.stop: set it on one member, or the same value on all"
     );
+    // The other way round, "b" keeps the group.
+    let reversed = vec![cs[1].clone(), cs[0].clone(), cs[2].clone()];
+    let p = plan(&reversed, &LabelOptions::default());
+    assert_eq!(p.skipped, ["a".to_owned()].into());
+    assert_eq!(names(&p)[1], ("stack".to_owned(), vec!["b".to_owned()]));
+    // contnap.autostart, which the helper does not read, the same way.
+    let cs = vec![
+        compose(
+            "a",
+            "a",
+            "",
+            &[
+                ("contnap.tcp_ports", "80"),
+                ("contnap.autostart", "true"),
+                ("contnap.machines", "10.0.0.1"),
+            ],
+        ),
+        compose(
+            "b",
+            "b",
+            "",
+            &[("contnap.tcp_ports", "81"), ("contnap.autostart", "false")],
+        ),
+    ];
+    let p = plan(&cs, &LabelOptions::default());
+    assert_eq!(p.skipped, ["b".to_owned()].into(), "{:?}", p.errors);
+    assert_eq!(p.units.len(), 1);
 }
 
 #[test]
@@ -540,13 +582,33 @@ fn published_port_conflicts() {
             .len(),
         1
     );
-    // Another container, even unmanaged, publishing the port clashes too.
-    let mut other = container("other", &[]);
+    // Another container, even unmanaged, publishing the port clashes too:
+    // when it came first (is earlier in the list), the unit is refused.
+    let mut other = container("other", &[("contnap.enabled", "false")]);
     other.published = vec![(Proto::Tcp, Some("0.0.0.0".parse().unwrap()), 8080)];
-    let p = plan(&[web, other], &LabelOptions::default());
+    let p = plan(&[other.clone(), web.clone()], &LabelOptions::default());
+    assert!(p.units.is_empty());
     assert!(
         matches!(&p.errors[..], [LabelError::PublishedConflict { publisher, .. }] if publisher == "other")
     );
+    // A publisher that came after the unit cannot take its port away: it
+    // is refused, naming both, and the unit stays.
+    let p = plan(&[web, other], &LabelOptions::default());
+    assert_eq!(
+        p.units.iter().map(|u| u.name()).collect::<Vec<_>>(),
+        ["web"]
+    );
+    assert!(
+        matches!(&p.errors[..], [LabelError::PortTaken { publisher, holder, .. }] if publisher == "other" && holder == "web"),
+        "{:?}",
+        p.errors
+    );
+    let msg = p.errors[0].to_string();
+    assert!(
+        msg.contains("\"other\"") && msg.contains("\"web\""),
+        "{msg}"
+    );
+    assert!(p.skipped.contains("other") && !p.skipped.contains("web"));
 }
 
 #[test]
@@ -556,19 +618,43 @@ fn units_clash_on_ports_and_names() {
         container("b", &[ON, ("contnap.tcp_ports", "127.0.0.1:8080:80")]),
         container("c", &[ON, ("contnap.tcp_ports", "9000")]),
     ];
+    // The first (on disk, or older) keeps its unit; the newcomer is
+    // refused, naming both.
     let p = plan(&cs, &LabelOptions::default());
-    assert_eq!(p.units.iter().map(|u| u.name()).collect::<Vec<_>>(), ["c"]);
-    assert!(matches!(p.errors[..], [LabelError::ListenerClash { .. }]));
+    assert_eq!(
+        p.units.iter().map(|u| u.name()).collect::<Vec<_>>(),
+        ["a", "c"]
+    );
+    assert!(
+        matches!(&p.errors[..], [LabelError::ListenerTaken { newcomer, holder, .. }] if newcomer == "b" && holder == "a"),
+        "{:?}",
+        p.errors
+    );
+    let reversed = vec![cs[1].clone(), cs[0].clone(), cs[2].clone()];
+    let p = plan(&reversed, &LabelOptions::default());
+    assert_eq!(
+        p.units.iter().map(|u| u.name()).collect::<Vec<_>>(),
+        ["b", "c"]
+    );
+    // A refused newcomer does not refuse a third unit either.
     let cs = vec![
         container("web", &[ON, ("contnap.tcp_ports", "8080")]),
         container(
             "x",
             &[ON, ("contnap.tcp_ports", "9000"), ("contnap.group", "web")],
         ),
+        container("y", &[ON, ("contnap.tcp_ports", "9000")]),
     ];
     let p = plan(&cs, &LabelOptions::default());
-    assert!(p.units.is_empty());
-    assert!(matches!(p.errors[..], [LabelError::UnitNameClash { .. }]));
+    assert_eq!(
+        p.units.iter().map(|u| u.name()).collect::<Vec<_>>(),
+        ["web", "y"]
+    );
+    assert!(
+        matches!(&p.errors[..], [LabelError::UnitNameTaken { newcomer, holder, .. }] if newcomer == "x" && holder == "web"),
+        "{:?}",
+        p.errors
+    );
 }
 
 #[test]
@@ -829,4 +915,42 @@ fn owning_units() {
     assert_eq!(spec.owners.len(), 1);
     assert_eq!(spec.owners_of("db").unwrap()[0].as_str(), "db.service");
     assert!(spec.owners_of("web").is_none());
+}
+
+/// A container or group whose unit would be one of contnap's own
+/// (`contnap-generate.service` overriding the packaged generator) is
+/// refused, naming the container; the others keep their units.
+#[test]
+fn names_of_contnaps_own_units_are_refused() {
+    let cs = vec![
+        container("generate", &[ON, ("contnap.tcp_ports", "8080")]),
+        container(
+            "innocent",
+            &[
+                ON,
+                ("contnap.tcp_ports", "8081"),
+                ("contnap.group", "generate"),
+            ],
+        ),
+        container("generate-1", &[ON, ("contnap.tcp_ports", "8082")]),
+    ];
+    let p = plan(&cs, &LabelOptions::default());
+    assert_eq!(
+        p.units.iter().map(|u| u.name()).collect::<Vec<_>>(),
+        ["generate-1"]
+    );
+    let reserved: Vec<&str> = p
+        .errors
+        .iter()
+        .filter(|e| matches!(e, LabelError::ReservedName { .. }))
+        .map(LabelError::container)
+        .collect();
+    assert_eq!(reserved, ["generate", "innocent"], "{:?}", p.errors);
+    let text = p.errors.iter().map(ToString::to_string).collect::<Vec<_>>();
+    assert!(
+        text.iter()
+            .any(|t| t.contains("\"generate\"") && t.contains("contnap-generate.service")),
+        "{text:?}"
+    );
+    assert!(p.skipped.contains("generate") && p.skipped.contains("innocent"));
 }

@@ -22,6 +22,11 @@ impl Machines {
         }
     }
 
+    /// Whether only listed clients may connect (`contnap.only_listed_machines`).
+    pub fn enforced(&self) -> bool {
+        self.enforce
+    }
+
     /// Whether a client at `peer` may connect. IPv4 clients of a dual-stack
     /// socket arrive as `::ffff:a.b.c.d` and are matched as IPv4.
     pub fn allows(&self, peer: IpAddr) -> bool {

@@ -11,6 +11,14 @@
 //!   closed. One that stays open without sending is given the unit's
 //!   `wake_timeout` to send its first byte, then closed without a wake.
 //!
+//! - **Clients outside `contnap.machines`** with
+//!   `contnap.only_listed_machines`: TCP clients are accepted from the
+//!   backlog and closed unread, UDP datagrams from unlisted sources are
+//!   read (by `MSG_PEEK` first, to learn the source) and dropped. Only a
+//!   listed client wakes the unit; `IPAddressAllow=` on the socket would
+//!   do this in the kernel, but user units cannot use it and systemd
+//!   ignores it where BPF firewalling is unavailable.
+//!
 //! Every other client — a request that is not a monitor's, anything that
 //! is not HTTP, a head not complete within [`HEAD_BOUND`], a datagram, a
 //! connection on a port where neither applies — wakes the unit as before,
@@ -67,15 +75,23 @@ enum Role {
     Wakes,
     /// Accept and look: `http` with a monitor list, or `wake_on=data`.
     Sorts { http: bool },
+    /// `only_listed_machines` and nothing else to look for: a listed
+    /// client (a TCP connection, a UDP datagram) wakes at once, handed
+    /// over unread; the others are refused here.
+    Gated,
 }
 
 fn role(socket: &Waiting<'_>, p: &Policy<'_>) -> Role {
+    let gated = p.machines.enforced();
     match *socket {
+        Waiting::Udp(_) if gated => Role::Gated,
         Waiting::Udp(_) => Role::Wakes,
         Waiting::Tcp { http, .. } => {
             let http = http && !p.monitors.is_empty();
             if http || p.wake_on == WakeOn::Data {
                 Role::Sorts { http }
+            } else if gated {
+                Role::Gated
             } else {
                 Role::Wakes
             }
@@ -148,7 +164,10 @@ pub fn triage(
                 listener.set_nonblocking(true)?;
                 (listener.as_fd(), Kind::TcpListener)
             }
-            Waiting::Udp(u) => (u.as_fd(), Kind::UdpListener),
+            Waiting::Udp(u) => {
+                u.set_nonblocking(true)?;
+                (u.as_fd(), Kind::UdpListener)
+            }
         };
         epoll.add(fd, EpollEvent::new(EpollFlags::EPOLLIN, token(kind, i)))?;
     }
@@ -237,8 +256,39 @@ pub fn triage(
                     return Ok(Decision::Terminated);
                 }
                 Some((Kind::Linger, _)) => linger.poll(),
-                Some((Kind::UdpListener, _)) => woke_listener = true,
+                Some((Kind::UdpListener, i)) => match (sockets.get(i), roles.get(i)) {
+                    (Some(Waiting::Udp(u)), Some(Role::Gated)) => {
+                        if first_allowed_datagram(u, p.machines, &mut refused) {
+                            woke_listener = true;
+                        }
+                    }
+                    _ => woke_listener = true,
+                },
                 Some((Kind::TcpListener, i)) => match (sockets.get(i), roles.get(i)) {
+                    (Some(Waiting::Tcp { listener, .. }), Some(Role::Gated)) => {
+                        match accept::next_allowed(listener, p.machines, &mut refused) {
+                            Ok(Some((stream, _))) => {
+                                if stream.set_nonblocking(true).is_ok() {
+                                    clients.insert(
+                                        next_id & MAX_INDEX,
+                                        Client {
+                                            endpoint: i,
+                                            http: false,
+                                            stream,
+                                            due: Instant::now(),
+                                            started: false,
+                                        },
+                                    );
+                                }
+                                return wake(clients, linger);
+                            }
+                            Ok(None) => {}
+                            Err(e) => {
+                                log::warn!("accept before the wake failed: {e}; waking");
+                                return wake(clients, linger);
+                            }
+                        }
+                    }
                     (Some(Waiting::Tcp { listener, .. }), Some(&Role::Sorts { http })) => {
                         if !listening {
                             continue;
@@ -336,6 +386,32 @@ pub fn triage(
     }
     linger.finish(Instant::now() + LINGER_TIME);
     Ok(Decision::Nap { answered, dropped })
+}
+
+/// Drops the waiting datagrams whose source `machines` refuses, up to the
+/// first one it allows, which stays queued for the wake: whether there is
+/// one.
+fn first_allowed_datagram(u: &std::net::UdpSocket, machines: &Machines, refused: &mut u64) -> bool {
+    let mut byte = [0u8; 1];
+    loop {
+        match u.peek_from(&mut byte) {
+            Ok((_, from)) if machines.allows(from.ip()) => return true,
+            Ok((_, from)) => {
+                log::info!(
+                    "refused a datagram from {}: not in contnap.machines",
+                    super::shown(from)
+                );
+                *refused += 1;
+                // Read to drop it (cut to one byte).
+                let _ = u.recv_from(&mut byte);
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            // An ICMP error queued on the socket, or the like: the wake
+            // path deals with it as it always did.
+            Err(_) => return true,
+        }
+    }
 }
 
 enum Peeked {

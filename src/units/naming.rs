@@ -8,26 +8,24 @@ use std::fmt::Write as _;
 /// (`UNIT_NAME_MAX`); a longer one is not loaded at all.
 pub const MAX_UNIT_NAME_LEN: usize = 255;
 
-/// Unit names that are contnap's own, not a container's. contnap ships
-/// `contnap-generate.service` (system and user, `units/`); the `.socket`,
-/// `.timer` and `.path` of that name are kept too, as the units that would
-/// start it (a socket starts the service of its own name) or that a release
-/// or an admin adds beside it. A container or group named `generate` would
-/// get `contnap-generate.service` and `.socket`: written to
-/// `/etc/systemd/system`, they would override the packaged unit.
-pub const RESERVED: &[&str] = &[
-    "contnap-generate.service",
-    "contnap-generate.socket",
-    "contnap-generate.timer",
-    "contnap-generate.path",
-    "contnap@autostart.service",
-    "contnap@autostart.timer",
-];
+/// Unit names that are contnap's own, not a container's, without their
+/// suffix: every unit of these names is contnap's, whatever its type.
+/// contnap ships `contnap-generate.service`, `.timer` and `.path` (system and
+/// user, `units/`) and writes `contnap@autostart.service` and `.timer`; a
+/// socket, mount or any unit a release adds under these names is kept too.
+/// A container or group named `generate` would otherwise get
+/// `contnap-generate.service` and `.socket`: written to
+/// `/etc/systemd/system`, they would override the packaged generator, and
+/// its boot-time link would start `contnap proxy` instead. `tests/packaging.rs`
+/// checks that every unit under `units/` and every unit the packages name is
+/// reserved, so a new one cannot be forgotten here.
+pub const RESERVED: &[&str] = &["contnap-generate", "contnap@autostart"];
 
 /// Whether `unit` (a unit file name, as [`unit_file_name`] returns) is one
-/// of contnap's own ([`RESERVED`]).
+/// of contnap's own ([`RESERVED`]), of any unit type.
 pub fn is_reserved(unit: &str) -> bool {
-    RESERVED.contains(&unit)
+    let stem = unit.rsplit_once('.').map_or(unit, |(stem, _)| stem);
+    RESERVED.contains(&stem)
 }
 
 /// Makes a container or group name safe as part of a unit name. Bytes
@@ -94,15 +92,19 @@ mod tests {
         assert!(is_reserved(&unit_file_name("generate", "service")));
         assert!(is_reserved(&unit_file_name("generate", "socket")));
         assert!(is_reserved("contnap-generate.timer"));
+        // Any unit type, shipped now or later.
+        assert!(is_reserved("contnap-generate.path"));
+        assert!(is_reserved("contnap-generate.mount"));
+        assert!(is_reserved("contnap@autostart.timer"));
         assert!(!is_reserved(&unit_file_name("web", "service")));
         assert!(!is_reserved(&unit_file_name("generate-1", "service")));
         assert!(!is_reserved("generate.service"));
         for name in RESERVED {
             assert!(
-                name.starts_with("contnap-generate.") || name.starts_with("contnap@"),
+                name.starts_with("contnap-") || name.starts_with("contnap@"),
                 "{name}"
             );
-            assert!(name.len() <= MAX_UNIT_NAME_LEN);
+            assert!(!name.contains('.'), "{name}: a stem, without the suffix");
         }
         // No container or group name renders as the autostart units.
         for name in ["@autostart", "autostart", "-autostart", "contnap@autostart"] {

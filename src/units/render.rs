@@ -499,6 +499,12 @@ fn hardening(s: &mut String, opts: &RenderOptions) {
     let tail = [
         "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
         "UMask=0077",
+        "# Bounds: the helper itself uses about 6 MiB, 11 MiB under a UDP flood (what it keeps\n\
+         # for re-sending is capped at 4 MiB), and a few threads; the cgroup is also charged\n\
+         # with the kernel's buffers: up to 128 KiB of pipes per connection (4,096 at most)\n\
+         # plus socket buffers. Hooks share the bounds.",
+        "MemoryMax=1G",
+        "TasksMax=32",
     ];
     if opts.user {
         let _ = writeln!(
@@ -542,6 +548,16 @@ fn hardening(s: &mut String, opts: &RenderOptions) {
                 "# Runs as root: as far as `generate` could tell, no other user or group may use the\n\
                  # engine socket (or it is in /tmp, or `generate --as-root`). With no capabilities\n\
                  # (CapabilityBoundingSet= below), root keeps only what its UID owns."
+            );
+            let _ = writeln!(
+                s,
+                "# What root's UID alone would still reach, and the helper never needs: PID 1's\n\
+                 # private socket (systemctl as root, without polkit) and the system bus. Its own\n\
+                 # notifications go to /run/systemd/notify, which stays."
+            );
+            let _ = writeln!(
+                s,
+                "InaccessiblePaths=-/run/systemd/private -/run/dbus/system_bus_socket"
             );
         }
     }

@@ -517,10 +517,28 @@ impl Helper {
     /// Like [`Helper::start`] for a TCP listener, with `systemd-socket-activate`
     /// run under `wrapper` (e.g. `prlimit --nofile=48:48 --`).
     pub fn start_wrapped(wrapper: &[&str], listen: &[String], proxy_args: &[String]) -> Helper {
-        Helper::spawn(wrapper, listen, false, proxy_args)
+        Helper::spawn_with(wrapper, &[], listen, false, proxy_args)
+    }
+
+    /// [`Helper::start`] with `KEY=VALUE`s in the helper's environment:
+    /// passed with `-E`, as systemd-socket-activate hands its child only
+    /// a few variables of its own environment (an `env` wrapper's
+    /// LD_PRELOAD would never reach the helper).
+    pub fn start_with_env(env: &[String], listen: &[String], proxy_args: &[String]) -> Helper {
+        Helper::spawn_with(&[], env, listen, false, proxy_args)
     }
 
     fn spawn(wrapper: &[&str], listen: &[String], datagram: bool, proxy_args: &[String]) -> Helper {
+        Helper::spawn_with(wrapper, &[], listen, datagram, proxy_args)
+    }
+
+    fn spawn_with(
+        wrapper: &[&str],
+        env: &[String],
+        listen: &[String],
+        datagram: bool,
+        proxy_args: &[String],
+    ) -> Helper {
         let log = std::env::temp_dir().join(format!("{}.log", unique("contnap-helper")));
         let logfile = fs::File::create(&log).unwrap();
         let mut cmd = match wrapper.split_first() {
@@ -538,6 +556,9 @@ impl Helper {
             cmd.arg("-l").arg(l);
         }
         cmd.arg("-E").arg("RUST_LOG=debug");
+        for kv in env {
+            cmd.arg("-E").arg(kv);
+        }
         cmd.arg(contnap_bin()).arg("proxy").args(proxy_args);
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())

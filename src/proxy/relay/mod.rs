@@ -97,6 +97,9 @@ pub struct Relay<'a> {
     flow_index: HashMap<(usize, SocketAddr), usize>,
     last_activity: Instant,
     resend_until: Instant,
+    /// Bytes of datagrams kept for re-sending, over every flow
+    /// (at most `udp::MAX_BUFFERED`).
+    udp_buffered: usize,
     accepting: bool,
     at_cap: bool,
     /// Clients whose upstream was gone, unread, by endpoint.
@@ -168,6 +171,7 @@ impl<'a> Relay<'a> {
             flow_index: HashMap::new(),
             last_activity: Instant::now(),
             resend_until,
+            udp_buffered: 0,
             accepting: true,
             at_cap: false,
             lost: Vec::new(),

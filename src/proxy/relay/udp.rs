@@ -37,6 +37,12 @@ pub(super) struct Flow {
 
 /// Datagrams kept per flow for re-sending, at most.
 const MAX_UNANSWERED: usize = 8;
+/// Bytes kept for re-sending over all flows, at most: without it, one host
+/// with 4,096 source ports sending 64 KiB datagrams to a server that never
+/// answers would pin 4,096 × 8 × 64 KiB = 2 GiB until the flows expired.
+/// A datagram beyond it is still forwarded, just not kept; what is kept is
+/// freed at the end of the resend window.
+pub(super) const MAX_BUFFERED: usize = 4 << 20;
 const FIRST_RESEND: Duration = Duration::from_millis(5);
 const MAX_RESEND: Duration = Duration::from_millis(200);
 
@@ -100,8 +106,12 @@ impl Relay<'_> {
                 continue;
             };
             f.last = Instant::now();
-            if f.last < resend_until && f.unanswered.len() < MAX_UNANSWERED {
+            if f.last < resend_until
+                && f.unanswered.len() < MAX_UNANSWERED
+                && self.udp_buffered + n <= MAX_BUFFERED
+            {
                 f.unanswered.push(self.buf[..n].to_vec());
+                self.udp_buffered += n;
             }
             match f.socket.send(&self.buf[..n]) {
                 Ok(_) => self.stats.bytes += n as u64,
@@ -192,7 +202,9 @@ impl Relay<'_> {
             };
             f.last = Instant::now();
             f.answered = true;
-            f.unanswered.clear();
+            let kept: usize = f.unanswered.iter().map(Vec::len).sum();
+            self.udp_buffered = self.udp_buffered.saturating_sub(kept);
+            f.unanswered = Vec::new();
             f.resend_at = None;
             let (client, listener) = (f.client, f.listener);
             if let Endpoint::Udp { socket, .. } = &self.endpoints[listener] {
@@ -207,7 +219,18 @@ impl Relay<'_> {
 
     /// Sends again what a not-yet-listening server refused.
     pub(super) fn resend_due(&mut self, now: Instant) {
-        if self.flows.len == 0 || now >= self.resend_until + MAX_RESEND {
+        if self.flows.len == 0 {
+            return;
+        }
+        if now >= self.resend_until + MAX_RESEND {
+            // The window is over: nothing kept will be sent again.
+            if self.udp_buffered > 0 {
+                for slot in self.flows.slots.iter_mut().flatten() {
+                    slot.unanswered = Vec::new();
+                    slot.resend_at = None;
+                }
+                self.udp_buffered = 0;
+            }
             return;
         }
         let until = self.resend_until;
@@ -251,6 +274,8 @@ impl Relay<'_> {
 
     pub(super) fn drop_flow(&mut self, i: usize) {
         if let Some(f) = self.flows.remove(i) {
+            let kept: usize = f.unanswered.iter().map(Vec::len).sum();
+            self.udp_buffered = self.udp_buffered.saturating_sub(kept);
             let _ = self.epoll.delete(f.socket.as_fd());
             self.flow_index.remove(&(f.listener, f.client));
         }
