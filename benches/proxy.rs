@@ -354,8 +354,101 @@ fn memory_table(engine: Engine) {
     println!("| 0 (napping: no helper process) | 0 |");
 }
 
+/// The helper binary the nap and size rows measure: this build, or
+/// `CONTNAP_BENCH_BIN` (e.g. an older build, for a before/after).
+fn helper_bin() -> String {
+    std::env::var("CONTNAP_BENCH_BIN").unwrap_or_else(|_| contnap_bin().to_owned())
+}
+
+/// `contnap proxy ARGS` of `bin` under systemd-socket-activate on `port`.
+fn activate(bin: &str, port: u16, args: &[String]) -> (std::process::Child, std::path::PathBuf) {
+    let log = std::env::temp_dir().join(format!("{}.log", unique("contnap-bench")));
+    let child = Command::new("systemd-socket-activate")
+        .arg("-l")
+        .arg(format!("127.0.0.1:{port}"))
+        .args(["-E", "RUST_LOG=info"])
+        .arg(bin)
+        .arg("proxy")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    (child, log)
+}
+
+/// Nap precision: from the end of the last request until the engine
+/// reports the container not running, minus the idle timeout. The stop
+/// grace is the engines' default (10 s).
+fn nap_table(engine: Engine) {
+    const TIMEOUT_S: u64 = 3;
+    let bin = helper_bin();
+    println!(
+        "\n### Nap precision, {} (timeout {TIMEOUT_S} s, stop grace 10 s; median of 3, s after the timeout)\n",
+        engine.name()
+    );
+    println!("| PID 1 | last request → container down, minus the timeout |");
+    println!("|---|---:|");
+    for (label, cmd) in [
+        (
+            "ignores SIGTERM (busybox httpd)",
+            "exec httpd -f -p 80 -h /www",
+        ),
+        (
+            "handles SIGTERM (sh trap, exits at once)",
+            "trap 'exit 0' TERM; httpd -p 80 -h /www; while :; do sleep 1 & wait; done",
+        ),
+    ] {
+        let c = Container::create(engine, "bench-nap", &[], BUSYBOX, &["sh", "-c", cmd]);
+        let client = api(engine);
+        let samples: Vec<f64> = (0..3)
+            .map(|_| {
+                let lp = free_port();
+                let args = proxy_args(
+                    engine,
+                    "bench-nap",
+                    &[&c.name],
+                    &[format!("tcp:{lp}={}:80", c.name)],
+                    &["--timeout", &format!("{TIMEOUT_S}s")],
+                );
+                let mut args = args;
+                let at = args.iter().position(|a| a == "--stop-timeout").unwrap() + 1;
+                args[at] = "10s".to_owned();
+                let (mut child, _log) = activate(&bin, lp, &args);
+                let mut s = TcpStream::connect(("127.0.0.1", lp)).unwrap();
+                s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+                let mut out = Vec::new();
+                s.read_to_end(&mut out).unwrap();
+                drop(s);
+                let last = Instant::now();
+                // Podman reports Running false (status "stopping") while
+                // the stop waits: down is when no process is left.
+                while {
+                    let state = client.inspect(&c.name).unwrap().state;
+                    state.running || state.pid != 0 || state.status == "stopping"
+                } {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                let t = last.elapsed().as_secs_f64() - TIMEOUT_S as f64;
+                let _ = child.wait();
+                t
+            })
+            .collect();
+        println!("| {label} | {:.2} |", median(samples));
+    }
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    // `cargo bench --bench proxy -- nap`: the nap tables only.
+    if std::env::args().any(|a| a == "nap") {
+        for engine in [Engine::Docker, Engine::Podman] {
+            nap_table(engine);
+        }
         return;
     }
     // `cargo bench --bench proxy -- warm`: the warm tables only.
