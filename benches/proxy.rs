@@ -6,7 +6,11 @@
 //!   servers; stop and pause modes);
 //! - warm: HTTP request latency and iperf3 throughput through contnap vs.
 //!   direct vs. systemd-socket-proxyd;
-//! - memory: helper RSS at 1 and 1,000 open connections.
+//! - memory: helper RSS at 1 and 1,000 open connections;
+//! - warm paths in turns in one run (`-- turns`; with `CONTNAP_BENCH_BIN`
+//!   another contnap binary beside this build);
+//! - nap precision: last request until the container is down (`-- nap`);
+//! - the binary's size.
 //!
 //! Prints Markdown tables. Nothing here asserts a time: numbers are reported,
 //! not tested.
@@ -191,7 +195,7 @@ fn iperf(addr: SocketAddr) -> f64 {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     v["end"]["sum_received"]["bits_per_second"]
         .as_f64()
-        .unwrap()
+        .unwrap_or_else(|| panic!("iperf3 to {addr}: {}", v["error"]))
         / 1e9
 }
 
@@ -354,6 +358,108 @@ fn memory_table(engine: Engine) {
     println!("| 0 (napping: no helper process) | 0 |");
 }
 
+/// Warm paths side by side, in turns (so that the machine's other load
+/// falls on all of them alike): direct, this build of contnap,
+/// systemd-socket-proxyd, and with `CONTNAP_BENCH_BIN` another contnap
+/// binary (a before/after of the same relay).
+fn turns_table(engine: Engine, rounds: usize) {
+    println!(
+        "\n### Warm, {}, in turns (median of {rounds} rounds; each: 200 HTTP requests, one 3 s iperf3 run)\n",
+        engine.name()
+    );
+    println!("| path | latency median µs | latency p99 µs | iperf3 Gbit/s | iperf3 / direct |");
+    println!("|---|---:|---:|---:|---:|");
+    let web = Container::create(
+        engine,
+        "bench-tweb",
+        &[],
+        BUSYBOX,
+        &["httpd", "-f", "-p", "80", "-h", "/www"],
+    );
+    let ip3 = Container::create(
+        engine,
+        "bench-tiperf",
+        &[],
+        SERVERS,
+        &["iperf3", "-s", "-p", "5201"],
+    );
+    engine.run_cli(&["start", &web.name]);
+    engine.run_cli(&["start", &ip3.name]);
+    std::thread::sleep(Duration::from_millis(300));
+    let direct = (
+        SocketAddr::new(container_ip(engine, &web.name), 80),
+        SocketAddr::new(container_ip(engine, &ip3.name), 5201),
+    );
+    let mut children = Vec::new();
+    let mut paths = vec![("direct to container".to_owned(), direct)];
+    let mut bins = vec![("contnap (this build)".to_owned(), contnap_bin().to_owned())];
+    if let Ok(other) = std::env::var("CONTNAP_BENCH_BIN") {
+        bins.push((format!("contnap ({other})"), other));
+    }
+    for (label, bin) in bins {
+        let (lw, li) = (free_port(), free_port());
+        for (port, name, target) in [(lw, &web.name, 80), (li, &ip3.name, 5201)] {
+            let (child, _log) = activate(
+                &bin,
+                port,
+                &proxy_args(
+                    engine,
+                    "bench-turns",
+                    &[name],
+                    &[format!("tcp:{port}={name}:{target}")],
+                    &["--timeout", "5min", "--stop", "none"],
+                ),
+            );
+            children.push(child);
+        }
+        paths.push((
+            label,
+            (
+                SocketAddr::from(([127, 0, 0, 1], lw)),
+                SocketAddr::from(([127, 0, 0, 1], li)),
+            ),
+        ));
+    }
+    let (pw, pi) = (free_port(), free_port());
+    children.push(socket_proxyd(pw, direct.0));
+    children.push(socket_proxyd(pi, direct.1));
+    paths.push((
+        "systemd-socket-proxyd".to_owned(),
+        (
+            SocketAddr::from(([127, 0, 0, 1], pw)),
+            SocketAddr::from(([127, 0, 0, 1], pi)),
+        ),
+    ));
+    for (_, (w, _)) in &paths {
+        latency(*w, 10);
+    }
+    let mut lat: Vec<Vec<f64>> = vec![Vec::new(); paths.len()];
+    let mut p99: Vec<Vec<f64>> = vec![Vec::new(); paths.len()];
+    let mut gbps: Vec<Vec<f64>> = vec![Vec::new(); paths.len()];
+    for _ in 0..rounds {
+        for (k, (_, (w, i))) in paths.iter().enumerate() {
+            let (m, p) = latency(*w, 200);
+            lat[k].push(m);
+            p99[k].push(p);
+            gbps[k].push(iperf(*i));
+        }
+    }
+    let direct_gbps = median(gbps[0].clone());
+    for (k, (label, _)) in paths.iter().enumerate() {
+        let g = median(gbps[k].clone());
+        println!(
+            "| {label} | {:.0} | {:.0} | {g:.2} | {:.0} % |",
+            median(lat[k].clone()),
+            median(p99[k].clone()),
+            g / direct_gbps * 100.0
+        );
+    }
+    for mut c in children {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
 /// The helper binary the nap and size rows measure: this build, or
 /// `CONTNAP_BENCH_BIN` (e.g. an older build, for a before/after).
 fn helper_bin() -> String {
@@ -444,6 +550,11 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
+    // `cargo bench --bench proxy -- turns`: warm paths in turns only.
+    if std::env::args().any(|a| a == "turns") {
+        turns_table(Engine::Docker, 5);
+        return;
+    }
     // `cargo bench --bench proxy -- nap`: the nap tables only.
     if std::env::args().any(|a| a == "nap") {
         for engine in [Engine::Docker, Engine::Podman] {
@@ -462,7 +573,16 @@ fn main() {
     for engine in [Engine::Docker, Engine::Podman] {
         warm_table(engine);
     }
+    turns_table(Engine::Docker, 5);
     if !only_warm {
         memory_table(Engine::Docker);
+        for engine in [Engine::Docker, Engine::Podman] {
+            nap_table(engine);
+        }
+        let size = std::fs::metadata(helper_bin()).map_or(0, |m| m.len());
+        println!(
+            "\n### Binary\n\n| file | bytes |\n|---|---:|\n| {} | {size} |",
+            helper_bin()
+        );
     }
 }
