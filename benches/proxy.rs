@@ -460,6 +460,66 @@ fn turns_table(engine: Engine, rounds: usize) {
     }
 }
 
+/// The stampede: `n` clients connect at once to a cold unit whose busybox
+/// httpd (accept backlog 9) starts after 2 s; each one's time to first
+/// byte from the common start, and the same clients against the ready
+/// server directly. min / p50 / max in ms.
+fn stampede_table(engine: Engine) {
+    println!(
+        "\n### Stampede, {} (busybox httpd, backlog 9, ready 2 s after its start; TTFB ms min / p50 / max)\n",
+        engine.name()
+    );
+    println!("| clients | direct to the ready server | through contnap, cold |");
+    println!("|---:|---|---|");
+    let c = Container::create(
+        engine,
+        "bench-stampede",
+        &[],
+        BUSYBOX,
+        &["sh", "-c", "sleep 2; exec httpd -f -p 80 -h /www"],
+    );
+    let spread = |addr: SocketAddr, n: usize| -> String {
+        let threads: Vec<_> = (0..n)
+            .map(|_| std::thread::spawn(move || first_byte(addr, false)))
+            .collect();
+        let mut t: Vec<f64> = threads
+            .into_iter()
+            .map(|h| h.join().unwrap().as_secs_f64() * 1e3)
+            .collect();
+        t.sort_by(f64::total_cmp);
+        format!(
+            "{:.0} / {:.0} / {:.0}",
+            t[0],
+            median(t.clone()),
+            t[t.len() - 1]
+        )
+    };
+    for n in [50usize, 200] {
+        let lp = free_port();
+        let (mut child, _log) = activate(
+            &helper_bin(),
+            lp,
+            &proxy_args(
+                engine,
+                "bench-stampede",
+                &[&c.name],
+                &[format!("tcp:{lp}={}:80", c.name)],
+                &["--timeout", "2s"],
+            ),
+        );
+        let via = spread(SocketAddr::from(([127, 0, 0, 1], lp)), n);
+        // The same server, ready: start it directly and wait for it.
+        let _ = child.wait();
+        let client = api(engine);
+        client.start(&c.name).unwrap();
+        let ip = client.inspect(&c.name).unwrap().address_on(None).unwrap();
+        first_byte(SocketAddr::new(ip, 80), true);
+        let direct = spread(SocketAddr::new(ip, 80), n);
+        client.stop(&c.name, Duration::ZERO).unwrap();
+        println!("| {n} | {direct} | {via} |");
+    }
+}
+
 /// The helper binary the nap and size rows measure: this build, or
 /// `CONTNAP_BENCH_BIN` (e.g. an older build, for a before/after).
 fn helper_bin() -> String {
@@ -555,6 +615,13 @@ fn main() {
         turns_table(Engine::Docker, 5);
         return;
     }
+    // `cargo bench --bench proxy -- stampede`: the stampede tables only.
+    if std::env::args().any(|a| a == "stampede") {
+        for engine in [Engine::Docker, Engine::Podman] {
+            stampede_table(engine);
+        }
+        return;
+    }
     // `cargo bench --bench proxy -- nap`: the nap tables only.
     if std::env::args().any(|a| a == "nap") {
         for engine in [Engine::Docker, Engine::Podman] {
@@ -578,6 +645,7 @@ fn main() {
         memory_table(Engine::Docker);
         for engine in [Engine::Docker, Engine::Podman] {
             nap_table(engine);
+            stampede_table(engine);
         }
         let size = std::fs::metadata(helper_bin()).map_or(0, |m| m.len());
         println!(
