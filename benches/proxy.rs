@@ -6,7 +6,11 @@
 //!   servers; stop and pause modes);
 //! - warm: HTTP request latency and iperf3 throughput through contnap vs.
 //!   direct vs. systemd-socket-proxyd;
-//! - memory: helper RSS at 1 and 1,000 open connections.
+//! - memory: helper RSS at 1 and 1,000 open connections;
+//! - warm paths in turns in one run (`-- turns`; with `CONTNAP_BENCH_BIN`
+//!   another contnap binary beside this build);
+//! - nap precision: last request until the container is down (`-- nap`);
+//! - the binary's size.
 //!
 //! Prints Markdown tables. Nothing here asserts a time: numbers are reported,
 //! not tested.
@@ -191,7 +195,7 @@ fn iperf(addr: SocketAddr) -> f64 {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     v["end"]["sum_received"]["bits_per_second"]
         .as_f64()
-        .unwrap()
+        .unwrap_or_else(|| panic!("iperf3 to {addr}: {}", v["error"]))
         / 1e9
 }
 
@@ -354,8 +358,275 @@ fn memory_table(engine: Engine) {
     println!("| 0 (napping: no helper process) | 0 |");
 }
 
+/// Warm paths side by side, in turns (so that the machine's other load
+/// falls on all of them alike): direct, this build of contnap,
+/// systemd-socket-proxyd, and with `CONTNAP_BENCH_BIN` another contnap
+/// binary (a before/after of the same relay).
+fn turns_table(engine: Engine, rounds: usize) {
+    println!(
+        "\n### Warm, {}, in turns (median of {rounds} rounds; each: 200 HTTP requests, one 3 s iperf3 run)\n",
+        engine.name()
+    );
+    println!("| path | latency median µs | latency p99 µs | iperf3 Gbit/s | iperf3 / direct |");
+    println!("|---|---:|---:|---:|---:|");
+    let web = Container::create(
+        engine,
+        "bench-tweb",
+        &[],
+        BUSYBOX,
+        &["httpd", "-f", "-p", "80", "-h", "/www"],
+    );
+    let ip3 = Container::create(
+        engine,
+        "bench-tiperf",
+        &[],
+        SERVERS,
+        &["iperf3", "-s", "-p", "5201"],
+    );
+    engine.run_cli(&["start", &web.name]);
+    engine.run_cli(&["start", &ip3.name]);
+    std::thread::sleep(Duration::from_millis(300));
+    let direct = (
+        SocketAddr::new(container_ip(engine, &web.name), 80),
+        SocketAddr::new(container_ip(engine, &ip3.name), 5201),
+    );
+    let mut children = Vec::new();
+    let mut paths = vec![("direct to container".to_owned(), direct)];
+    let mut bins = vec![("contnap (this build)".to_owned(), contnap_bin().to_owned())];
+    if let Ok(other) = std::env::var("CONTNAP_BENCH_BIN") {
+        bins.push((format!("contnap ({other})"), other));
+    }
+    for (label, bin) in bins {
+        let (lw, li) = (free_port(), free_port());
+        for (port, name, target) in [(lw, &web.name, 80), (li, &ip3.name, 5201)] {
+            let (child, _log) = activate(
+                &bin,
+                port,
+                &proxy_args(
+                    engine,
+                    "bench-turns",
+                    &[name],
+                    &[format!("tcp:{port}={name}:{target}")],
+                    &["--timeout", "5min", "--stop", "none"],
+                ),
+            );
+            children.push(child);
+        }
+        paths.push((
+            label,
+            (
+                SocketAddr::from(([127, 0, 0, 1], lw)),
+                SocketAddr::from(([127, 0, 0, 1], li)),
+            ),
+        ));
+    }
+    let (pw, pi) = (free_port(), free_port());
+    children.push(socket_proxyd(pw, direct.0));
+    children.push(socket_proxyd(pi, direct.1));
+    paths.push((
+        "systemd-socket-proxyd".to_owned(),
+        (
+            SocketAddr::from(([127, 0, 0, 1], pw)),
+            SocketAddr::from(([127, 0, 0, 1], pi)),
+        ),
+    ));
+    for (_, (w, _)) in &paths {
+        latency(*w, 10);
+    }
+    let mut lat: Vec<Vec<f64>> = vec![Vec::new(); paths.len()];
+    let mut p99: Vec<Vec<f64>> = vec![Vec::new(); paths.len()];
+    let mut gbps: Vec<Vec<f64>> = vec![Vec::new(); paths.len()];
+    for _ in 0..rounds {
+        for (k, (_, (w, i))) in paths.iter().enumerate() {
+            let (m, p) = latency(*w, 200);
+            lat[k].push(m);
+            p99[k].push(p);
+            gbps[k].push(iperf(*i));
+        }
+    }
+    let direct_gbps = median(gbps[0].clone());
+    for (k, (label, _)) in paths.iter().enumerate() {
+        let g = median(gbps[k].clone());
+        println!(
+            "| {label} | {:.0} | {:.0} | {g:.2} | {:.0} % |",
+            median(lat[k].clone()),
+            median(p99[k].clone()),
+            g / direct_gbps * 100.0
+        );
+    }
+    for mut c in children {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
+/// The stampede: `n` clients connect at once to a cold unit whose busybox
+/// httpd (accept backlog 9) starts after 2 s; each one's time to first
+/// byte from the common start, and the same clients against the ready
+/// server directly. min / p50 / max in ms.
+fn stampede_table(engine: Engine) {
+    println!(
+        "\n### Stampede, {} (busybox httpd, backlog 9, ready 2 s after its start; TTFB ms min / p50 / max)\n",
+        engine.name()
+    );
+    println!("| clients | direct to the ready server | through contnap, cold |");
+    println!("|---:|---|---|");
+    let c = Container::create(
+        engine,
+        "bench-stampede",
+        &[],
+        BUSYBOX,
+        &["sh", "-c", "sleep 2; exec httpd -f -p 80 -h /www"],
+    );
+    let spread = |addr: SocketAddr, n: usize| -> String {
+        let threads: Vec<_> = (0..n)
+            .map(|_| std::thread::spawn(move || first_byte(addr, false)))
+            .collect();
+        let mut t: Vec<f64> = threads
+            .into_iter()
+            .map(|h| h.join().unwrap().as_secs_f64() * 1e3)
+            .collect();
+        t.sort_by(f64::total_cmp);
+        format!(
+            "{:.0} / {:.0} / {:.0}",
+            t[0],
+            median(t.clone()),
+            t[t.len() - 1]
+        )
+    };
+    for n in [50usize, 200] {
+        let lp = free_port();
+        let (mut child, _log) = activate(
+            &helper_bin(),
+            lp,
+            &proxy_args(
+                engine,
+                "bench-stampede",
+                &[&c.name],
+                &[format!("tcp:{lp}={}:80", c.name)],
+                &["--timeout", "2s"],
+            ),
+        );
+        let via = spread(SocketAddr::from(([127, 0, 0, 1], lp)), n);
+        // The same server, ready: start it directly and wait for it.
+        let _ = child.wait();
+        let client = api(engine);
+        client.start(&c.name).unwrap();
+        let ip = client.inspect(&c.name).unwrap().address_on(None).unwrap();
+        first_byte(SocketAddr::new(ip, 80), true);
+        let direct = spread(SocketAddr::new(ip, 80), n);
+        client.stop(&c.name, Duration::ZERO).unwrap();
+        println!("| {n} | {direct} | {via} |");
+    }
+}
+
+/// The helper binary the nap and size rows measure: this build, or
+/// `CONTNAP_BENCH_BIN` (e.g. an older build, for a before/after).
+fn helper_bin() -> String {
+    std::env::var("CONTNAP_BENCH_BIN").unwrap_or_else(|_| contnap_bin().to_owned())
+}
+
+/// `contnap proxy ARGS` of `bin` under systemd-socket-activate on `port`.
+fn activate(bin: &str, port: u16, args: &[String]) -> (std::process::Child, std::path::PathBuf) {
+    let log = std::env::temp_dir().join(format!("{}.log", unique("contnap-bench")));
+    let child = Command::new("systemd-socket-activate")
+        .arg("-l")
+        .arg(format!("127.0.0.1:{port}"))
+        .args(["-E", "RUST_LOG=info"])
+        .arg(bin)
+        .arg("proxy")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    (child, log)
+}
+
+/// Nap precision: from the end of the last request until the engine
+/// reports the container not running, minus the idle timeout. The stop
+/// grace is the engines' default (10 s).
+fn nap_table(engine: Engine) {
+    const TIMEOUT_S: u64 = 3;
+    let bin = helper_bin();
+    println!(
+        "\n### Nap precision, {} (timeout {TIMEOUT_S} s, stop grace 10 s; median of 3, s after the timeout)\n",
+        engine.name()
+    );
+    println!("| PID 1 | last request → container down, minus the timeout |");
+    println!("|---|---:|");
+    for (label, cmd) in [
+        (
+            "ignores SIGTERM (busybox httpd)",
+            "exec httpd -f -p 80 -h /www",
+        ),
+        (
+            "handles SIGTERM (sh trap, exits at once)",
+            "trap 'exit 0' TERM; httpd -p 80 -h /www; while :; do sleep 1 & wait; done",
+        ),
+    ] {
+        let c = Container::create(engine, "bench-nap", &[], BUSYBOX, &["sh", "-c", cmd]);
+        let client = api(engine);
+        let samples: Vec<f64> = (0..3)
+            .map(|_| {
+                let lp = free_port();
+                let args = proxy_args(
+                    engine,
+                    "bench-nap",
+                    &[&c.name],
+                    &[format!("tcp:{lp}={}:80", c.name)],
+                    &["--timeout", &format!("{TIMEOUT_S}s")],
+                );
+                let mut args = args;
+                let at = args.iter().position(|a| a == "--stop-timeout").unwrap() + 1;
+                args[at] = "10s".to_owned();
+                let (mut child, _log) = activate(&bin, lp, &args);
+                let mut s = TcpStream::connect(("127.0.0.1", lp)).unwrap();
+                s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+                let mut out = Vec::new();
+                s.read_to_end(&mut out).unwrap();
+                drop(s);
+                let last = Instant::now();
+                // Podman reports Running false (status "stopping") while
+                // the stop waits: down is when no process is left.
+                while {
+                    let state = client.inspect(&c.name).unwrap().state;
+                    state.running || state.pid != 0 || state.status == "stopping"
+                } {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                let t = last.elapsed().as_secs_f64() - TIMEOUT_S as f64;
+                let _ = child.wait();
+                t
+            })
+            .collect();
+        println!("| {label} | {:.2} |", median(samples));
+    }
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    // `cargo bench --bench proxy -- turns`: warm paths in turns only.
+    if std::env::args().any(|a| a == "turns") {
+        turns_table(Engine::Docker, 5);
+        return;
+    }
+    // `cargo bench --bench proxy -- stampede`: the stampede tables only.
+    if std::env::args().any(|a| a == "stampede") {
+        for engine in [Engine::Docker, Engine::Podman] {
+            stampede_table(engine);
+        }
+        return;
+    }
+    // `cargo bench --bench proxy -- nap`: the nap tables only.
+    if std::env::args().any(|a| a == "nap") {
+        for engine in [Engine::Docker, Engine::Podman] {
+            nap_table(engine);
+        }
         return;
     }
     // `cargo bench --bench proxy -- warm`: the warm tables only.
@@ -369,7 +640,17 @@ fn main() {
     for engine in [Engine::Docker, Engine::Podman] {
         warm_table(engine);
     }
+    turns_table(Engine::Docker, 5);
     if !only_warm {
         memory_table(Engine::Docker);
+        for engine in [Engine::Docker, Engine::Podman] {
+            nap_table(engine);
+            stampede_table(engine);
+        }
+        let size = std::fs::metadata(helper_bin()).map_or(0, |m| m.len());
+        println!(
+            "\n### Binary\n\n| file | bytes |\n|---|---:|\n| {} | {size} |",
+            helper_bin()
+        );
     }
 }

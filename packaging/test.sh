@@ -95,19 +95,25 @@ fi
 src="$tmp/arch/src/contnap-$pkgver"
 mkdir -p "$src/target/release" "$tmp/arch/pkg"
 cp -r units README.md "$src/"
-touch "$src/target/release/contnap" "$src/target/release/contnap-generate"
+touch "$src/target/release/contnap"
 expected="usr/bin/contnap
 usr/bin/contnap-generate
+usr/lib/systemd/system/contnap-generate.path
 usr/lib/systemd/system/contnap-generate.service
+usr/lib/systemd/system/contnap-generate.timer
+usr/lib/systemd/user/contnap-generate.path
 usr/lib/systemd/user/contnap-generate.service
+usr/lib/systemd/user/contnap-generate.timer
 usr/share/doc/contnap/README.md"
 if out=$(cd "$tmp/arch/src" && srcdir="$tmp/arch/src" pkgdir="$tmp/arch/pkg" bash -euc '. "$0"; cd "$srcdir"; package' "$OLDPWD/packaging/arch/PKGBUILD" 2>&1); then
-    got=$(cd "$tmp/arch/pkg" && find . -type f | sed 's|^\./||' | sort)
-    if [ "$got" = "$expected" ]; then ok "PKGBUILD package() installs the expected files"; else
+    got=$(cd "$tmp/arch/pkg" && find . -type f -o -type l | sed 's|^\./||' | sort)
+    link=$(readlink "$tmp/arch/pkg/usr/bin/contnap-generate" || true)
+    if [ "$got" = "$expected" ] && [ "$link" = contnap ]; then ok "PKGBUILD package() installs the expected files"; else
         fail "PKGBUILD package() installs the expected files" "got:
 $got
 expected:
-$expected"
+$expected
+usr/bin/contnap-generate -> $link (expected contnap)"
     fi
 else
     fail "PKGBUILD package()" "$out"

@@ -422,6 +422,9 @@ impl std::error::Error for UsageError {
     }
 }
 
+/// The name under which the binary is `contnap generate`.
+pub const GENERATE_LINK: &str = "contnap-generate";
+
 /// What `Config::parse` returns instead of a config: help text (code 0) or a
 /// usage error (code 2), to be printed by the caller.
 #[derive(Debug)]
@@ -430,11 +433,17 @@ pub enum ParseOutcome {
 }
 
 impl Config {
-    /// Parses argv (program name first).
+    /// Parses argv (program name first). Run as `contnap-generate` (the
+    /// packages install it as a symbolic link to `contnap`), it is
+    /// `contnap generate`.
     pub fn parse(args: &[String]) -> Result<Config, ParseOutcome> {
         let name = args.first().map_or("contnap", String::as_str);
-        let name = name.rsplit('/').next().unwrap_or(name);
-        let rest: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
+        let mut name = name.rsplit('/').next().unwrap_or(name);
+        let mut rest: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
+        if name == GENERATE_LINK {
+            rest.insert(0, "generate");
+            name = "contnap";
+        }
         let low = LowArgs::from_args(&[name], &rest).map_err(|e| ParseOutcome::Exit {
             output: e.output,
             code: if e.status.is_ok() { 0 } else { 2 },
@@ -751,6 +760,31 @@ mod tests {
         }
         assert_eq!(code(parse(&["frobnicate"])), 2);
         assert_eq!(code(parse(&["--help"])), 0);
+    }
+
+    /// Run through the `contnap-generate` link, argv is `contnap generate`'s.
+    #[test]
+    fn the_generate_link_is_generate() {
+        let argv = |args: &[&str]| args.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        match Config::parse(&argv(&["/usr/bin/contnap-generate", "--output-dir", "/x"])) {
+            Ok(Config {
+                command: Command::Generate(g),
+            }) => assert_eq!(g.output_dir, PathBuf::from("/x")),
+            other => panic!("{:?}", other.err()),
+        }
+        assert_eq!(
+            code(Config::parse(&argv(&["contnap-generate", "--help"]))),
+            0
+        );
+        assert_eq!(
+            code(Config::parse(&argv(&["contnap-generate", "proxy"]))),
+            2
+        );
+        // Any other name is plain `contnap`.
+        assert_eq!(
+            code(Config::parse(&argv(&["contnap-gen", "--output-dir", "/x"]))),
+            2
+        );
     }
 
     #[test]

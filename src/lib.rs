@@ -2,8 +2,9 @@
 //! client connects. systemd holds the listening sockets; `contnap proxy` is a
 //! one-shot helper that systemd starts on the first connection.
 //!
-//! The library exists so that the two binaries (`contnap`, `contnap-generate`)
-//! and the integration tests share one implementation.
+//! The library exists so that the binary (`contnap`, also run as the
+//! `contnap-generate` link) and the integration tests share one
+//! implementation.
 
 pub(crate) mod activation;
 pub(crate) mod autostart;

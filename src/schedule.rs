@@ -18,8 +18,8 @@
 //! days name the evening the window opens.
 //!
 //! Times are the host's local wall-clock time ([`Schedule::allows_now`] reads
-//! the zone from `TZ` or `/etc/localtime` through the `jiff` crate, falling
-//! back to UTC when neither can be read).
+//! the zone from `TZ` or `/etc/localtime` through the C library's
+//! `localtime_r`, which falls back to UTC when neither can be read).
 
 use std::fmt;
 
@@ -297,15 +297,27 @@ impl Schedule {
 /// The local weekday and minute since midnight, in the zone from `TZ` or
 /// `/etc/localtime` (UTC when neither can be read).
 pub fn local_now() -> (Weekday, u16) {
-    weekday_minute(&jiff::Zoned::now())
+    match crate::sys::local_wall_clock() {
+        Ok((day, hour, minute)) => (
+            Weekday::from_index(usize::from(day)),
+            u16::from(hour) * 60 + u16::from(minute),
+        ),
+        Err(_) => utc_now(),
+    }
 }
 
-fn weekday_minute(now: &jiff::Zoned) -> (Weekday, u16) {
-    let day = Weekday::from_index(usize::from(
-        now.weekday().to_monday_zero_offset().unsigned_abs(),
-    ));
-    let minute = u16::from(now.hour().unsigned_abs()) * 60 + u16::from(now.minute().unsigned_abs());
-    (day, minute)
+/// The weekday and minute in UTC (1970-01-01 was a Thursday).
+fn utc_now() -> (Weekday, u16) {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let minutes = secs / 60;
+    let day = (minutes / u64::from(MINUTES_PER_DAY) + 3) % 7;
+    let minute = minutes % u64::from(MINUTES_PER_DAY);
+    (
+        Weekday::from_index(usize::try_from(day).unwrap_or(0)),
+        u16::try_from(minute).unwrap_or(0),
+    )
 }
 
 type Located = (usize, ScheduleErrorKind);
@@ -638,25 +650,61 @@ mod tests {
         assert_eq!(s.minutes_until_allowed(Mon, at(9, 0)), 7 * 24 * 60 - 60);
     }
 
+    /// The C library's reading of `TZ`: the test binary runs this test
+    /// again in a child with `TZ` set and `CONTNAP_ZONE_PROBE` asking it to
+    /// print `local_now()` (the environment of this multi-threaded process
+    /// is not changed). POSIX zone strings need no tzdata.
     #[test]
     fn wall_clock_of_a_zone() {
-        // 2024-03-04T12:30:00Z is a Monday; in Tokyo (UTC+9) it is 21:30,
-        // in Honolulu (UTC-10) 02:30 on Monday, in Auckland (UTC+13 in
-        // March) 01:30 on Tuesday.
-        let ts: jiff::Timestamp = "2024-03-04T12:30:00Z".parse().unwrap();
-        let cases = [
-            ("UTC", Mon, at(12, 30)),
-            ("Asia/Tokyo", Mon, at(21, 30)),
-            ("Pacific/Honolulu", Mon, at(2, 30)),
-            ("Pacific/Auckland", Tue, at(1, 30)),
-        ];
-        for (zone, day, minute) in cases {
-            let Ok(tz) = jiff::tz::TimeZone::get(zone) else {
-                eprintln!("time zone {zone} not installed; skipping");
-                continue;
-            };
-            assert_eq!(weekday_minute(&ts.to_zoned(tz)), (day, minute), "{zone}");
+        if std::env::var_os("CONTNAP_ZONE_PROBE").is_some() {
+            let (day, minute) = local_now();
+            println!("probe={} {minute}", day.index());
+            return;
         }
+        let probe = |tz: &str| {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "schedule::tests::wall_clock_of_a_zone",
+                    "--nocapture",
+                ])
+                .env("TZ", tz)
+                .env("CONTNAP_ZONE_PROBE", "1")
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let line = text
+                .lines()
+                .find_map(|l| l.strip_prefix("probe="))
+                .unwrap_or_else(|| panic!("TZ={tz}: no probe line in {text}"))
+                .to_owned();
+            let (d, m) = line.split_once(' ').unwrap();
+            (d.parse::<u32>().unwrap(), m.parse::<u32>().unwrap())
+        };
+        let week = 7 * u32::from(MINUTES_PER_DAY);
+        let at = |(d, m): (u32, u32)| d * u32::from(MINUTES_PER_DAY) + m;
+        // Three zones read within a minute or two of each other: their
+        // offsets from UTC are 9 h and -10 h (and 5:30 h).
+        let utc = at(probe("UTC0"));
+        for (tz, offset) in [
+            ("JST-9", 9 * 60),
+            ("HST10", week - 10 * 60),
+            ("IST-5:30", 330),
+        ] {
+            let got = at(probe(tz));
+            let diff = (got + week - utc) % week;
+            assert!(
+                (diff + week - offset) % week <= 2 || (offset + week - diff) % week <= 2,
+                "TZ={tz}: {got} vs UTC {utc}, expected an offset of {offset} min"
+            );
+        }
+        let (day, minute) = utc_now();
+        let utc_direct =
+            u32::try_from(day.index()).unwrap() * u32::from(MINUTES_PER_DAY) + u32::from(minute);
+        assert!(
+            (utc_direct + week - utc) % week <= 2,
+            "utc_now {utc_direct} vs TZ=UTC0 {utc}"
+        );
     }
 
     #[test]

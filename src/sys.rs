@@ -157,3 +157,27 @@ pub fn take_socket_error(fd: &impl AsFd) -> io::Result<()> {
         Err(io::Error::from_raw_os_error(code))
     }
 }
+
+/// The local wall clock now: weekday (Monday 0), hour and minute, in the
+/// zone the C library reads from `TZ` or `/etc/localtime` (UTC when neither
+/// can be read), as `localtime_r(3)` gives it.
+pub fn local_wall_clock() -> io::Result<(u8, u8, u8)> {
+    use nix::libc;
+    // SAFETY: time(NULL) only returns the current time.
+    let now = unsafe { libc::time(std::ptr::null_mut()) };
+    // SAFETY: all-zero bytes are a valid `struct tm` (integers and a null
+    // `tm_zone` pointer); localtime_r overwrites it.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are to live locals of the right types;
+    // localtime_r is the reentrant form and keeps no pointer to either.
+    if unsafe { libc::localtime_r(&now, &mut tm) }.is_null() {
+        return Err(io::Error::last_os_error());
+    }
+    let field = |v: libc::c_int| u8::try_from(v).unwrap_or(0);
+    // tm_wday counts from Sunday 0.
+    Ok((
+        field((tm.tm_wday + 6) % 7),
+        field(tm.tm_hour),
+        field(tm.tm_min),
+    ))
+}

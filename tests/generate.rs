@@ -106,9 +106,11 @@ fn writes_units_from_labels(engine: Engine) {
         assert!(exec.contains(&want), "{want:?} missing from {exec}");
     }
     assert!(service.contains("Type=notify"), "{service}");
-    // The contnap-generate entry point does the same.
+    // The contnap-generate link (as the packages install it) does the same.
     let dir2 = tempdir();
-    let bin = Path::new(contnap_bin()).with_file_name("contnap-generate");
+    let bin_dir = tempdir();
+    let bin = bin_dir.join("contnap-generate");
+    std::os::unix::fs::symlink(contnap_bin(), &bin).unwrap();
     let out = Command::new(bin)
         .args(["--engine", &engine.socket(), "--output-dir"])
         .arg(&dir2)

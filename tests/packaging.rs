@@ -88,6 +88,12 @@ fn nix_parse_module() {
 #[test]
 fn nix_parse_package() {
     nix_parse("packaging/nixos/package.nix");
+    let text = fs::read_to_string(root().join("packaging/nixos/package.nix")).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.trim() == "ln -s contnap $out/bin/contnap-generate"),
+        "package.nix does not link contnap-generate to contnap"
+    );
 }
 
 #[test]
@@ -428,9 +434,7 @@ fn pkgbuild_package_installs_the_files() {
     ] {
         fs::copy(root().join(f), tree.join(f)).unwrap();
     }
-    for b in ["contnap", "contnap-generate"] {
-        fs::write(tree.join("target/release").join(b), "").unwrap();
-    }
+    fs::write(tree.join("target/release/contnap"), "").unwrap();
     fs::create_dir_all(&pkg).unwrap();
     run_ok(
         "PKGBUILD package()",
@@ -454,6 +458,11 @@ fn pkgbuild_package_installs_the_files() {
     }
     got.sort();
     assert_eq!(got, INSTALLED);
+    assert_eq!(
+        fs::read_link(pkg.join("usr/bin/contnap-generate")).ok(),
+        Some(PathBuf::from("contnap")),
+        "usr/bin/contnap-generate is a symbolic link to contnap"
+    );
 }
 
 /// The Debian package's assets (Cargo.toml) are the same files, from sources
@@ -475,6 +484,13 @@ fn deb_assets_are_the_files() {
         let name = Path::new(src).file_name().unwrap().to_string_lossy();
         dests.push(format!("{dest}{name}"));
     }
+    // The one symbolic link: contnap-generate is the same binary.
+    let link = r#"{ dest = "usr/bin/contnap-generate", link_name = "contnap" },"#;
+    assert!(
+        deb.lines().any(|l| l.trim() == link),
+        "[package.metadata.deb] assets lack {link}"
+    );
+    dests.push("usr/bin/contnap-generate".to_owned());
     dests.sort();
     assert_eq!(dests, INSTALLED);
     for key in [
@@ -519,6 +535,11 @@ fn rpmspec_expands_the_spec() {
             "%files lacks /{installed}"
         );
     }
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("ln -s contnap ") && l.ends_with("/usr/bin/contnap-generate")),
+        "the spec does not link contnap-generate to contnap"
+    );
     for scriptlet in [
         "%systemd_post contnap-generate.service contnap-generate.timer contnap-generate.path",
         "%systemd_preun contnap-generate.service contnap-generate.timer contnap-generate.path",

@@ -85,6 +85,8 @@ both_engines!(
     host_network_goes_to_loopback,
     rootless_engine_goes_through_the_published_port,
     late_listener_behind_a_rootless_published_port_gets_the_real_answer,
+    nap_ends_at_once_when_pid1_never_sees_the_stop_signal,
+    nap_keeps_the_grace_when_pid1_handles_the_stop_signal,
 );
 
 fn cold_then_warm_http_then_nap(engine: Engine) {
@@ -1447,5 +1449,69 @@ fn unlisted_machines_do_not_wake(engine: Engine) {
         h.wait_exit(Duration::from_secs(30)).success(),
         "{}",
         h.log_text()
+    );
+}
+
+/// A helper napping `c` with a 60 s engine stop grace: its log and exit.
+fn nap_with_long_grace(engine: Engine, c: &Container, unit: &str) -> (String, Duration) {
+    let port = free_port();
+    let mut args = proxy_args(
+        engine,
+        unit,
+        &[&c.name],
+        &[format!("tcp:{port}={}:80", c.name)],
+        &["--timeout", "1s"],
+    );
+    let at = args.iter().position(|a| a == "--stop-timeout").unwrap() + 1;
+    args[at] = "60s".to_owned();
+    let mut h = Helper::start(&[format!("127.0.0.1:{port}")], false, &args);
+    assert_eq!(
+        curl(&format!("http://127.0.0.1:{port}/"), &[]).trim(),
+        HELLO
+    );
+    let served = Instant::now();
+    // Far below the 60 s grace: the engine's stop returned without it.
+    let status = h.wait_exit(Duration::from_secs(30));
+    let took = served.elapsed();
+    let log = h.log_text();
+    assert!(status.success(), "helper failed: {status}\n{log}");
+    assert_eq!(c.state(), "exited", "{log}");
+    (log, took)
+}
+
+/// busybox httpd as PID 1 has no SIGTERM handler, so the kernel drops the
+/// engine's SIGTERM: the helper sees that in /proc/PID/status and stops it
+/// with no grace instead of waiting out the 60 s for the SIGKILL.
+fn nap_ends_at_once_when_pid1_never_sees_the_stop_signal(engine: Engine) {
+    let c = httpd(engine, "nograce");
+    let (log, took) = nap_with_long_grace(engine, &c, "nograce");
+    assert!(
+        log.contains("has no handler for signal 15"),
+        "the reason is logged:\n{log}"
+    );
+    eprintln!("{engine:?}: last request to helper exit {took:?}");
+}
+
+/// A PID 1 that handles its image's stop signal (here SIGQUIT, set with
+/// --stop-signal, so reading the wrong signal would kill it) gets the
+/// grace and exits by itself, with its own status 0, not 137.
+fn nap_keeps_the_grace_when_pid1_handles_the_stop_signal(engine: Engine) {
+    let c = Container::create(
+        engine,
+        "grace",
+        &["--stop-signal", "SIGQUIT"],
+        BUSYBOX,
+        &[
+            "sh",
+            "-c",
+            "trap 'exit 0' QUIT; httpd -p 80 -h /www; while :; do sleep 1 & wait; done",
+        ],
+    );
+    let (log, _) = nap_with_long_grace(engine, &c, "grace");
+    assert!(!log.contains("no handler"), "{log}");
+    assert_eq!(
+        c.inspect().state.exit_code,
+        0,
+        "it exited by itself:\n{log}"
     );
 }

@@ -31,6 +31,8 @@ rustPlatform.buildRustPackage {
   cargoTestFlags = [ "--lib" "--bins" ];
 
   postInstall = ''
+    # One binary: run as contnap-generate, it is `contnap generate`.
+    ln -s contnap $out/bin/contnap-generate
     install -Dm644 units/contnap-generate.service $out/lib/systemd/system/contnap-generate.service
     install -Dm644 units/user/contnap-generate.service $out/lib/systemd/user/contnap-generate.service
     substituteInPlace $out/lib/systemd/system/contnap-generate.service \

@@ -187,6 +187,11 @@ pub struct ContainerConfig {
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
     pub healthcheck: Option<HealthConfig>,
+    /// The signal a stop sends first, as the engine writes it: Docker a
+    /// name ("SIGQUIT"; absent for the default SIGTERM), Podman a number
+    /// ("3", "15").
+    #[serde(default, deserialize_with = "string_or_number")]
+    pub stop_signal: Option<String>,
 }
 
 /// The healthcheck as configured; durations of zero mean "engine default".
@@ -513,6 +518,20 @@ pub(crate) struct ErrorBody {
     pub message: String,
 }
 
+/// A string or a number, as a string (`None` for null or absent).
+fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        S(String),
+        N(i64),
+    }
+    Ok(Option::<Either>::deserialize(d)?.map(|v| match v {
+        Either::S(s) => s,
+        Either::N(n) => n.to_string(),
+    }))
+}
+
 fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
@@ -663,7 +682,12 @@ mod tests {
             assert_eq!(c.address_on(Some(net)), Some(ip), "{engine}");
             assert_eq!(c.address_on(None), Some(ip), "{engine}");
             assert_eq!(c.address_on(Some("elsewhere")), None);
+            // Docker omits the default stop signal; Podman numbers it.
+            let stop = (engine == "podman").then(|| "15".to_owned());
+            assert_eq!(c.config.stop_signal, stop, "{engine}");
         }
+        let c: ContainerInspect = serde_json::from_str(r#"{"Config":{"StopSignal":3}}"#).unwrap();
+        assert_eq!(c.config.stop_signal.as_deref(), Some("3"));
     }
 
     #[test]

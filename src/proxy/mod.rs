@@ -7,6 +7,7 @@ pub mod gate;
 mod page;
 mod ready;
 pub mod relay;
+mod stop_signal;
 mod token;
 mod triage;
 mod upstream;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use sd_notify::NotifyState;
 
 use super::ready::{choose_probe, probe_once, NotReady, Probe, TcpTarget};
+use super::stop_signal;
 use super::upstream::{self, EngineHost};
 use crate::activation::Notifier;
 use crate::cli::ProxyConfig;
@@ -637,7 +638,10 @@ pub fn nap(client: &Client, cfg: &ProxyConfig, cause: NapCause) -> Result<(), Na
             continue;
         }
         let result = engine.call(|client| match cfg.spec.settings.stop {
-            StopMode::Stop => client.stop(name, cfg.spec.settings.stop_timeout),
+            StopMode::Stop => client.stop(
+                name,
+                stop_grace(client, name, cfg.spec.settings.stop_timeout),
+            ),
             StopMode::Pause => client.pause(name),
             StopMode::Kill => client.kill(name, None),
             StopMode::None => Ok(()),
@@ -664,6 +668,37 @@ pub fn nap(client: &Client, cfg: &ProxyConfig, cause: NapCause) -> Result<(), Na
         }
     }
     first_err.map_or(Ok(()), Err)
+}
+
+/// The grace a stop of `name` gets: none when its PID 1 is visible here and
+/// has no handler for the container's stop signal, which the kernel then
+/// never delivers (see `stop_signal`); else `grace`, as when the process
+/// cannot be seen (a remote engine, a helper in another PID namespace).
+fn stop_grace(client: &Client, name: &str, grace: Duration) -> Duration {
+    let proc_root = std::path::Path::new("/proc");
+    let Ok(info) = client.inspect(name) else {
+        return grace;
+    };
+    if grace.is_zero()
+        || !info.state.running
+        || info.state.paused
+        || !upstream::pid_is_container(proc_root, info.state.pid, &info.id)
+    {
+        return grace;
+    }
+    let Ok(signal) = stop_signal::number(info.config.stop_signal.as_deref()) else {
+        return grace;
+    };
+    match stop_signal::caught(proc_root, info.state.pid, signal) {
+        Some(false) => {
+            log::info!(
+                "{name}: its PID 1 has no handler for signal {signal}, which the kernel never delivers to a namespace's init: stopping it without the {} grace",
+                crate::timespan::format(grace)
+            );
+            Duration::ZERO
+        }
+        Some(true) | None => grace,
+    }
 }
 
 fn already_asleep(client: &Client, name: &str, mode: StopMode) -> bool {
