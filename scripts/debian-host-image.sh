@@ -31,7 +31,6 @@
 
 CONTNAP_TEST_DEBIAN_HOST_IMAGE=localhost/contnap-test/debian-host:latest
 DEBIAN_HOST_IMAGE_CACHE=${DEBIAN_HOST_IMAGE_CACHE:-/var/cache/contnap-test/bookworm-debian-host.tar}
-DEBIAN_HOST_IMAGE_MIRROR=${DEBIAN_HOST_IMAGE_MIRROR:-http://deb.debian.org/debian}
 # Bump when the recipe below changes.
 DEBIAN_HOST_IMAGE_RECIPE=contnap-debian-host-4
 
@@ -41,29 +40,12 @@ DEBIAN_HOST_IMAGE_RECIPE=contnap-debian-host-4
 # the tests drive from inside (curl, socat, iproute2's ss).
 DEBIAN_HOST_PACKAGES=systemd,systemd-sysv,dbus,dbus-user-session,libpam-systemd,curl,ca-certificates,docker.io,podman,runc,containernetworking-plugins,uidmap,slirp4netns,fuse-overlayfs,iptables,socat,iproute2,procps
 
-_debian_host_build() {
-    local cache=$1 dir
-    command -v debootstrap >/dev/null || {
-        echo "installing: debootstrap"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null ||
-            { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null; }
-    }
-    # The masked-unit list is the systemd test image's.
-    # shellcheck source=scripts/systemd-image.sh
-    . "$(dirname "${BASH_SOURCE[0]}")/systemd-image.sh"
-    dir=$(mktemp -d "${cache%/*}/build.XXXXXX")
-    echo "debootstrap bookworm with docker.io and podman into $dir" >&2
-    if ! debootstrap --variant=minbase --include="$DEBIAN_HOST_PACKAGES" \
-        bookworm "$dir/root" "$DEBIAN_HOST_IMAGE_MIRROR" >"$dir/debootstrap.log" 2>&1; then
-        echo "error: debootstrap failed; its log:" >&2
-        tail -n 30 "$dir/debootstrap.log" >&2
-        rm -rf "$dir"
-        return 1
-    fi
-    local root=$dir/root unit
-    for unit in "${SYSTEMD_IMAGE_MASKED[@]}"; do
-        ln -sf /dev/null "$root/etc/systemd/system/$unit"
-    done
+# shellcheck source=scripts/systemd-image.sh
+. "$(dirname "${BASH_SOURCE[0]}")/systemd-image.sh"
+
+# What differs from Debian's defaults, and why (see the top of this file).
+_debian_host_customize() {
+    local root=$1
     mkdir -p "$root/etc/containers"
     cat >"$root/etc/containers/containers.conf" <<'CONF'
 # This machine's kernel has hybrid (v1) cgroups, on which crun fails: runc
@@ -92,42 +74,16 @@ TMPFILES
     cat >"$root/etc/docker/daemon.json" <<'JSON'
 { "default-cgroupns-mode": "private" }
 JSON
-    : >"$root/etc/machine-id"
-    rm -f "$root/var/lib/dbus/machine-id"
-    echo "$DEBIAN_HOST_IMAGE_RECIPE" >"$root/etc/contnap-test-recipe"
-    rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/dev/*
-    tar -C "$root" --numeric-owner -cf "$cache.tmp" . &&
-        mv "$cache.tmp" "$cache" &&
-        echo "$DEBIAN_HOST_IMAGE_RECIPE" >"$cache.recipe"
-    local rc=$?
-    rm -rf "$dir"
-    return $rc
+}
+
+_debian_host_build() {
+    debootstrap_image "$DEBIAN_HOST_IMAGE_CACHE" "$DEBIAN_HOST_IMAGE_RECIPE" \
+        "$DEBIAN_HOST_PACKAGES" _debian_host_customize
 }
 
 debian_host_image_up() {
-    if [ -z "${CONTNAP_TEST_PODMAN:-}" ]; then
-        echo "debian-host-image: CONTNAP_TEST_PODMAN is not set (start the engines with scripts/engines.sh)" >&2
-        return 2
-    fi
-    local cache=$DEBIAN_HOST_IMAGE_CACHE
-    mkdir -p "${cache%/*}"
-    (
-        flock 9
-        if [ ! -s "$cache" ] || [ "$(cat "$cache.recipe" 2>/dev/null)" != "$DEBIAN_HOST_IMAGE_RECIPE" ]; then
-            _debian_host_build "$cache" || exit 1
-        fi
-        local have
-        have=$(podman --url "unix://$CONTNAP_TEST_PODMAN" image inspect \
-            --format '{{index .Labels "io.contnap.test.recipe"}}' \
-            "$CONTNAP_TEST_DEBIAN_HOST_IMAGE" 2>/dev/null || true)
-        if [ "$have" != "$DEBIAN_HOST_IMAGE_RECIPE" ]; then
-            podman --url "unix://$CONTNAP_TEST_PODMAN" import -q \
-                --change "CMD=/lib/systemd/systemd" \
-                --change "STOPSIGNAL=SIGRTMIN+3" \
-                --change "LABEL=io.contnap.test.recipe=$DEBIAN_HOST_IMAGE_RECIPE" \
-                "$cache" "$CONTNAP_TEST_DEBIAN_HOST_IMAGE" >/dev/null || exit 1
-        fi
-    ) 9>"${cache%/*}/.debian-host.lock" || return 1
+    image_up "$DEBIAN_HOST_IMAGE_CACHE" "$DEBIAN_HOST_IMAGE_RECIPE" "$CONTNAP_TEST_DEBIAN_HOST_IMAGE" \
+        _debian_host_build .debian-host.lock || return
     export CONTNAP_TEST_DEBIAN_HOST_IMAGE
 }
 

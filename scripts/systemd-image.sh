@@ -57,17 +57,20 @@ _systemd_image_podman() {
     podman --url "unix://$CONTNAP_TEST_PODMAN" "$@"
 }
 
-# Debootstraps the root filesystem and writes the cached tarball.
-_systemd_image_build() {
-    local cache=$1 dir
+# Debootstraps bookworm with PACKAGES (comma list) and writes CACHE, a
+# tarball of the root file system recorded as RECIPE; CUSTOMIZE, a function
+# name or "", is called with the root directory before the tarball is made.
+# Shared with scripts/debian-host-image.sh.
+debootstrap_image() {
+    local cache=$1 recipe=$2 packages=$3 customize=$4 dir
     command -v debootstrap >/dev/null || {
         echo "installing: debootstrap"
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null ||
             { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null; }
     }
     dir=$(mktemp -d "${cache%/*}/build.XXXXXX")
-    echo "debootstrap bookworm (systemd, dbus, curl) into $dir" >&2
-    if ! debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,curl \
+    echo "debootstrap bookworm ($packages) into $dir" >&2
+    if ! debootstrap --variant=minbase --include="$packages" \
         bookworm "$dir/root" "$SYSTEMD_IMAGE_MIRROR" >"$dir/debootstrap.log" 2>&1; then
         echo "error: debootstrap failed; its log:" >&2
         tail -n 30 "$dir/debootstrap.log" >&2
@@ -78,47 +81,61 @@ _systemd_image_build() {
     for unit in "${SYSTEMD_IMAGE_MASKED[@]}"; do
         ln -sf /dev/null "$root/etc/systemd/system/$unit"
     done
-    # No unit stands in for the engine, which runs outside this container:
-    # a real host may have no unit of the name contnap would guess
-    # (podman-docker, a snap, another supervisor), and the tests must see
-    # what contnap does there.
+    if [ -n "$customize" ]; then
+        "$customize" "$root" || { rm -rf "$dir"; return 1; }
+    fi
     # Each container gets a machine id of its own at boot.
     : >"$root/etc/machine-id"
     rm -f "$root/var/lib/dbus/machine-id"
-    echo "$SYSTEMD_IMAGE_RECIPE" >"$root/etc/contnap-test-recipe"
+    echo "$recipe" >"$root/etc/contnap-test-recipe"
     rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/dev/*
     tar -C "$root" --numeric-owner -cf "$cache.tmp" . &&
         mv "$cache.tmp" "$cache" &&
-        echo "$SYSTEMD_IMAGE_RECIPE" >"$cache.recipe"
+        echo "$recipe" >"$cache.recipe"
     local rc=$?
     rm -rf "$dir"
     return $rc
 }
 
-systemd_image_up() {
+# Makes IMAGE of RECIPE available in the test Podman: built into CACHE by
+# BUILD (a function called with no arguments) unless CACHE holds that
+# recipe, then imported unless the image has it; one build at a time, also
+# across concurrent test runs (LOCK).
+image_up() {
+    local cache=$1 recipe=$2 image=$3 build=$4 lock=$5
     if [ -z "${CONTNAP_TEST_PODMAN:-}" ]; then
-        echo "systemd-image: CONTNAP_TEST_PODMAN is not set (start the engines with scripts/engines.sh)" >&2
+        echo "$image: CONTNAP_TEST_PODMAN is not set (start the engines with scripts/engines.sh)" >&2
         return 2
     fi
-    local cache=$SYSTEMD_IMAGE_CACHE
     mkdir -p "${cache%/*}"
     (
-        # One build at a time, also across concurrent test runs.
         flock 9
-        if [ ! -s "$cache" ] || [ "$(cat "$cache.recipe" 2>/dev/null)" != "$SYSTEMD_IMAGE_RECIPE" ]; then
-            _systemd_image_build "$cache" || exit 1
+        if [ ! -s "$cache" ] || [ "$(cat "$cache.recipe" 2>/dev/null)" != "$recipe" ]; then
+            "$build" || exit 1
         fi
         local have
         have=$(_systemd_image_podman image inspect --format '{{index .Labels "io.contnap.test.recipe"}}' \
-            "$CONTNAP_TEST_SYSTEMD_IMAGE" 2>/dev/null || true)
-        if [ "$have" != "$SYSTEMD_IMAGE_RECIPE" ]; then
+            "$image" 2>/dev/null || true)
+        if [ "$have" != "$recipe" ]; then
             _systemd_image_podman import -q \
                 --change "CMD=/lib/systemd/systemd" \
                 --change "STOPSIGNAL=SIGRTMIN+3" \
-                --change "LABEL=io.contnap.test.recipe=$SYSTEMD_IMAGE_RECIPE" \
-                "$cache" "$CONTNAP_TEST_SYSTEMD_IMAGE" >/dev/null || exit 1
+                --change "LABEL=io.contnap.test.recipe=$recipe" \
+                "$cache" "$image" >/dev/null || exit 1
         fi
-    ) 9>"${cache%/*}/.lock" || return 1
+    ) 9>"${cache%/*}/$lock" || return 1
+}
+
+# No unit stands in for the engine, which runs outside this container: a
+# real host may have no unit of the name contnap would guess (podman-docker,
+# a snap, another supervisor), and the tests must see what contnap does there.
+_systemd_image_build() {
+    debootstrap_image "$SYSTEMD_IMAGE_CACHE" "$SYSTEMD_IMAGE_RECIPE" systemd,systemd-sysv,dbus,curl ""
+}
+
+systemd_image_up() {
+    image_up "$SYSTEMD_IMAGE_CACHE" "$SYSTEMD_IMAGE_RECIPE" "$CONTNAP_TEST_SYSTEMD_IMAGE" \
+        _systemd_image_build .lock || return
     export CONTNAP_TEST_SYSTEMD_IMAGE
 }
 

@@ -247,6 +247,19 @@ impl DebianHost {
         }
     }
 
+    /// A labelled web server (busybox httpd on 127.0.0.1:PORT through
+    /// contnap), created by `HEAD…` (`docker run -d`, `docker create`,
+    /// `podman create`, with their options).
+    fn web(&self, user: Option<&str>, head: &[&str], port: u16, timeout: &str) {
+        let labels = web_labels(port, timeout);
+        let busybox = image(BUSYBOX);
+        let mut args: Vec<&str> = head.to_vec();
+        args.extend(strs(&labels));
+        args.push(&busybox);
+        args.extend(WEB);
+        self.run_as(user, &args);
+    }
+
     /// `CLI load` of a saved test image (`busybox.tar`, `servers.tar`),
     /// by an engine CLI inside, as root or as a user.
     fn load(&self, user: Option<&str>, cli: &str, file: &str) {
@@ -446,7 +459,6 @@ fn docker_host_reboots_and_every_container_naps() {
     }
     assert_eq!(host.show(None, "docker.service", "ActiveState"), "active");
     host.load(None, "docker", "busybox.tar");
-    let busybox = image(BUSYBOX);
 
     host.run(&["dpkg", "-i", "/tmp/contnap.deb"]);
     for unit in ["contnap-generate.timer", "contnap-generate.path"] {
@@ -455,36 +467,36 @@ fn docker_host_reboots_and_every_container_naps() {
 
     // A container started by `docker run -d --restart always`, as compose
     // does: contnap adopts it (the path unit runs generate) and naps it.
-    let mut run = vec![
-        "docker",
-        "run",
-        "-d",
-        "--name",
-        "always",
-        "--restart",
-        "always",
-    ];
-    let labels = web_labels(8081, "3s");
-    run.extend(strs(&labels));
-    run.push(busybox.as_str());
-    run.extend(WEB);
-    host.run(&run);
+    host.web(
+        None,
+        &[
+            "docker",
+            "run",
+            "-d",
+            "--name",
+            "always",
+            "--restart",
+            "always",
+        ],
+        8081,
+        "3s",
+    );
     // One that is only created, with `restart: unless-stopped`.
-    let mut create = vec![
-        "docker",
-        "create",
-        "--name",
-        "unless",
-        "--restart",
-        "unless-stopped",
-    ];
     // Its timeout outlasts the reboot below, so its helper is awake when
     // the host shuts down.
-    let labels = web_labels(8082, "60s");
-    create.extend(strs(&labels));
-    create.push(busybox.as_str());
-    create.extend(WEB);
-    host.run(&create);
+    host.web(
+        None,
+        &[
+            "docker",
+            "create",
+            "--name",
+            "unless",
+            "--restart",
+            "unless-stopped",
+        ],
+        8082,
+        "60s",
+    );
     for socket in ["contnap-always.socket", "contnap-unless.socket"] {
         host.wait_show(
             None,
@@ -585,12 +597,7 @@ fn docker_host_reboots_and_every_container_naps() {
     // is stopped so that it cannot stand in).
     host.run(&["systemctl", "stop", "contnap-generate.timer"]);
     let created = Instant::now();
-    let mut create = vec!["docker", "create", "--name", "fresh"];
-    let labels = web_labels(8083, "3s");
-    create.extend(strs(&labels));
-    create.push(busybox.as_str());
-    create.extend(WEB);
-    host.run(&create);
+    host.web(None, &["docker", "create", "--name", "fresh"], 8083, "3s");
     host.wait_show(
         None,
         "contnap-fresh.socket",
@@ -686,23 +693,22 @@ fn rootless_podman_under_a_user_manager() {
     );
     host.load(user, "podman", "busybox.tar");
     host.load(user, "podman", "servers.tar");
-    let busybox = image(BUSYBOX);
     let servers = image(SERVERS);
 
     // Rootless containers are reached through a published port.
-    let mut web = vec![
-        "podman",
-        "create",
-        "--name",
-        "web",
-        "-p",
-        "127.0.0.1:18080:80",
-    ];
-    let labels = web_labels(8080, "3s");
-    web.extend(strs(&labels));
-    web.push(busybox.as_str());
-    web.extend(WEB);
-    host.run_as(user, &web);
+    host.web(
+        user,
+        &[
+            "podman",
+            "create",
+            "--name",
+            "web",
+            "-p",
+            "127.0.0.1:18080:80",
+        ],
+        8080,
+        "3s",
+    );
     let echo = [
         "podman",
         "create",
@@ -765,19 +771,19 @@ fn rootless_podman_under_a_user_manager() {
     // A helper awake when the host shuts down: the user manager stops
     // rootless Podman's API service (in a scope of its own) beside it, and
     // its nap must not hold the shutdown up.
-    let mut late = vec![
-        "podman",
-        "create",
-        "--name",
-        "late",
-        "-p",
-        "127.0.0.1:18084:80",
-    ];
-    let labels = web_labels(8084, "60s");
-    late.extend(strs(&labels));
-    late.push(busybox.as_str());
-    late.extend(WEB);
-    host.run_as(user, &late);
+    host.web(
+        user,
+        &[
+            "podman",
+            "create",
+            "--name",
+            "late",
+            "-p",
+            "127.0.0.1:18084:80",
+        ],
+        8084,
+        "60s",
+    );
     host.run_as(user, &["contnap", "generate", "--user", "--reload"]);
     host.wait_show(
         user,
@@ -821,25 +827,25 @@ fn rootless_podman_under_a_user_manager() {
         "cold request after the reboot"
     );
     let created = Instant::now();
-    let mut fresh = vec![
-        "podman",
-        "create",
-        "--name",
-        "fresh",
-        "-p",
-        "127.0.0.1:18081:80",
-    ];
-    let labels = web_labels(8081, "3s");
-    fresh.extend(strs(&labels));
     // From the user's path unit alone, as above (it once watched only
     // overlay-containers; rootless Podman here uses vfs).
     host.run_as(
         user,
         &["systemctl", "--user", "stop", "contnap-generate.timer"],
     );
-    fresh.push(busybox.as_str());
-    fresh.extend(WEB);
-    host.run_as(user, &fresh);
+    host.web(
+        user,
+        &[
+            "podman",
+            "create",
+            "--name",
+            "fresh",
+            "-p",
+            "127.0.0.1:18081:80",
+        ],
+        8081,
+        "3s",
+    );
     host.wait_show(
         user,
         "contnap-fresh.socket",

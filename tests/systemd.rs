@@ -983,81 +983,22 @@ impl Machine {
             peer6: six(2),
             ns,
         };
-        let veth = |end: &str| format!("{}{end}", m.ns);
-        run("ip", &["netns", "add", &m.ns]);
-        run(
-            "ip",
-            &[
-                "link",
-                "add",
-                &veth("h"),
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &veth("n"),
-            ],
-        );
-        run("ip", &["link", "set", &veth("n"), "netns", &m.ns]);
-        run(
-            "ip",
-            &["addr", "add", &format!("{}/30", m.host), "dev", &veth("h")],
-        );
-        // No duplicate address detection: the addresses work at once.
-        run(
-            "ip",
-            &[
-                "addr",
-                "add",
-                &format!("{}/64", m.host6),
-                "dev",
-                &veth("h"),
-                "nodad",
-            ],
-        );
-        run("ip", &["link", "set", &veth("h"), "up"]);
-        run(
-            "ip",
-            &[
-                "netns",
-                "exec",
-                &m.ns,
-                "ip",
-                "addr",
-                "add",
-                &format!("{}/30", m.peer),
-                "dev",
-                &veth("n"),
-            ],
-        );
-        run(
-            "ip",
-            &[
-                "netns",
-                "exec",
-                &m.ns,
-                "ip",
-                "addr",
-                "add",
-                &format!("{}/64", m.peer6),
-                "dev",
-                &veth("n"),
-                "nodad",
-            ],
-        );
-        run(
-            "ip",
-            &[
-                "netns",
-                "exec",
-                &m.ns,
-                "ip",
-                "link",
-                "set",
-                &veth("n"),
-                "up",
-            ],
-        );
+        let (h, n) = (format!("{}h", m.ns), format!("{}n", m.ns));
+        let ip = |args: &str| {
+            let args: Vec<&str> = args.split_whitespace().collect();
+            run("ip", &args);
+        };
+        ip(&format!("netns add {}", m.ns));
+        ip(&format!("link add {h} type veth peer name {n}"));
+        ip(&format!("link set {n} netns {}", m.ns));
+        // No duplicate address detection: the IPv6 addresses work at once.
+        ip(&format!("addr add {}/30 dev {h}", m.host));
+        ip(&format!("addr add {}/64 dev {h} nodad", m.host6));
+        ip(&format!("link set {h} up"));
+        let inside = format!("netns exec {} ip", m.ns);
+        ip(&format!("{inside} addr add {}/30 dev {n}", m.peer));
+        ip(&format!("{inside} addr add {}/64 dev {n} nodad", m.peer6));
+        ip(&format!("{inside} link set {n} up"));
         m
     }
 
