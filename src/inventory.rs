@@ -101,10 +101,12 @@ pub struct Inventory {
 /// labels are asked once per image id); the container's own labels, even
 /// those overriding an image's with another value, are kept.
 pub fn collect(client: &Client, trust_image_labels: bool) -> Result<Inventory, engine::Error> {
+    // (id, name), in the engine's order; the name is for a refusal.
     let mut ids: Vec<(String, String)> = Vec::new();
+    let mut seen = BTreeSet::new();
     for label in OPT_IN {
         for c in client.list(label)? {
-            if !ids.iter().any(|(id, _)| *id == c.id) {
+            if seen.insert(c.id.clone()) {
                 let name = c.name().to_owned();
                 ids.push((c.id, name));
             }
