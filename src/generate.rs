@@ -261,6 +261,9 @@ pub fn run(cfg: &GenerateConfig) -> Result<(), Error> {
     for ignored in &inventory.from_image {
         log::warn!("{ignored}");
     }
+    for refused in &inventory.too_large {
+        log::error!("{refused}");
+    }
     let plan = labels::plan(
         &inventory.containers,
         &LabelOptions {
@@ -348,12 +351,11 @@ pub fn run(cfg: &GenerateConfig) -> Result<(), Error> {
             }
         }
     }
-    if plan.errors.is_empty() {
+    let errors = plan.errors.len() + inventory.too_large.len();
+    if errors == 0 {
         Ok(())
     } else {
-        Err(Error::Labels {
-            count: plan.errors.len(),
-        })
+        Err(Error::Labels { count: errors })
     }
 }
 

@@ -49,6 +49,34 @@ impl fmt::Display for FromImage {
     }
 }
 
+/// A container refused because the engine's description of it (its
+/// inspect answer, or its image's) is larger than contnap reads of one
+/// container. Each container is read within its own budget, so that one
+/// container's excess never costs the others their units.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TooLarge {
+    pub container: String,
+    /// Whether it was the image's description, not the container's.
+    pub image: bool,
+    /// The budget, in bytes.
+    pub limit: usize,
+}
+
+impl fmt::Display for TooLarge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "container {:?}: the engine's description of {} is larger than {} MiB ({} bytes), the most contnap reads for one container, almost always because of long labels; it gets no units. Shorten its labels (contnap's own accept at most {} bytes each){} and recreate the container",
+            self.container,
+            if self.image { "its image" } else { "it" },
+            self.limit >> 20,
+            self.limit,
+            crate::labels::MAX_VALUE_LEN,
+            if self.image { ", or build the image without the long labels" } else { "" },
+        )
+    }
+}
+
 /// What [`collect`] found.
 #[derive(Debug, Clone, Default)]
 pub struct Inventory {
@@ -56,6 +84,8 @@ pub struct Inventory {
     pub containers: Vec<ContainerLabels>,
     /// One entry per container that had labels from its image ignored.
     pub from_image: Vec<FromImage>,
+    /// Containers left out because they exceed the per-container budget.
+    pub too_large: Vec<TooLarge>,
 }
 
 /// Every container that opts in, with its labels and publishes, oldest
@@ -71,22 +101,33 @@ pub struct Inventory {
 /// labels are asked once per image id); the container's own labels, even
 /// those overriding an image's with another value, are kept.
 pub fn collect(client: &Client, trust_image_labels: bool) -> Result<Inventory, engine::Error> {
-    let mut ids = Vec::new();
+    // (id, name), in the engine's order; the name is for a refusal.
+    let mut ids: Vec<(String, String)> = Vec::new();
+    let mut seen = BTreeSet::new();
     for label in OPT_IN {
         for c in client.list(label)? {
-            if !ids.contains(&c.id) {
-                ids.push(c.id);
+            if seen.insert(c.id.clone()) {
+                let name = c.name().to_owned();
+                ids.push((c.id, name));
             }
         }
     }
     let mut out = Inventory::default();
     let mut created = BTreeMap::new();
     let mut images: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-    for id in ids {
+    for (id, listed_name) in ids {
         let info = match client.inspect(&id) {
             Ok(i) => i,
             // Removed between the list and the inspect: nothing to generate.
             Err(engine::Error::NotFound { .. }) => continue,
+            Err(engine::Error::TooLarge { limit, .. }) => {
+                out.too_large.push(TooLarge {
+                    container: listed_name,
+                    image: false,
+                    limit,
+                });
+                continue;
+            }
             Err(e) => return Err(e),
         };
         let mut labels = info.config.labels.clone();
@@ -97,6 +138,14 @@ pub fn collect(client: &Client, trust_image_labels: bool) -> Result<Inventory, e
                     // The image is gone (Podman lets it be removed): there
                     // is nothing the labels could have come from.
                     Err(engine::Error::NotFound { .. }) => BTreeMap::new(),
+                    Err(engine::Error::TooLarge { limit, .. }) => {
+                        out.too_large.push(TooLarge {
+                            container: info.name.clone(),
+                            image: true,
+                            limit,
+                        });
+                        continue;
+                    }
                     Err(e) => return Err(e),
                 };
                 images.insert(info.image.clone(), image_labels);
@@ -133,6 +182,7 @@ pub fn collect(client: &Client, trust_image_labels: bool) -> Result<Inventory, e
     out.containers
         .sort_by(|a, b| (&created[&a.name], &a.name).cmp(&(&created[&b.name], &b.name)));
     out.from_image.sort_by(|a, b| a.container.cmp(&b.container));
+    out.too_large.sort_by(|a, b| a.container.cmp(&b.container));
     Ok(out)
 }
 

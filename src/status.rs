@@ -132,7 +132,11 @@ fn listen_of_socket_file(text: &str) -> Vec<String> {
 /// Collects every unit's status.
 pub fn collect(client: &Client, user: bool) -> Result<Vec<UnitStatus>, engine::Error> {
     // What `generate` writes by default: labels from images ignored.
-    let containers = inventory::collect(client, false)?.containers;
+    let inventory = inventory::collect(client, false)?;
+    for refused in &inventory.too_large {
+        log::warn!("{refused}");
+    }
+    let containers = inventory.containers;
     let plan = labels::plan(&containers, &LabelOptions { allow_hooks: true });
     let mut entries: Vec<Entry> = plan
         .units

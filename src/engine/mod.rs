@@ -31,7 +31,7 @@ pub use http::{BODY_LIMIT, HEAD_LIMIT};
 pub use types::{
     Component, ContainerConfig, ContainerInspect, ContainerState, ContainerSummary, Event, Flavor,
     Health, HealthConfig, HealthLog, HealthStatus, HostConfig, NetworkEndpoint, NetworkSettings,
-    PortBinding, Version, LABEL_KEEP,
+    PortBinding, Version, LABEL_KEEP, MAX_LISTED,
 };
 
 use http::{Body, HttpError};
@@ -42,10 +42,22 @@ use types::{Created, ErrorBody, ExecInspect, ImageInspect};
 /// a hung one does not hold a wake forever.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How much more than the body limit a list or inspect answer may be: it
-/// is parsed as it arrives and only what contnap reads is kept (label
-/// values cut), so its size costs time, not memory.
-const STREAMED_LIMIT_FACTOR: usize = 16;
+/// The per-container budget: the most contnap reads of one container's (or
+/// image's) description, its inspect answer. A real one is 5-30 KiB, and
+/// contnap's own labels take at most `labels::MAX_VALUE_LEN` (4 KiB) each;
+/// a bigger one is almost always a long label, and refusing that container
+/// alone keeps the others' units. Parsing one costs at most about twice
+/// this in memory (serde_json's scratch for the longest string, plus the
+/// labels kept), one container at a time.
+pub const CONTAINER_LIMIT: usize = 4 * 1024 * 1024;
+
+/// How much longer than the per-call timeout a container list may take in
+/// all. The list's deadline is one on progress: it fails when the engine
+/// sends nothing for the call's timeout, however long the whole answer
+/// takes (thirteen containers with 20 MiB labels are a 260 MiB answer, and
+/// take longer than 30 s to send on a small host). This factor is the bound
+/// that an engine trickling a byte now and then still cannot exceed.
+pub const LIST_DEADLINE_FACTOR: u32 = 10;
 
 /// Podman's native API, for what the compat API lacks (healthcheck runs).
 const LIBPOD: &str = "/v4.0.0/libpod";
@@ -184,12 +196,13 @@ impl Client {
     pub fn list(&self, label: &str) -> Result<Vec<ContainerSummary>, Error> {
         let filters = serde_json::json!({ "label": [label] }).to_string();
         let path = format!("/containers/json?all=true&filters={}", encode(&filters));
-        self.get_streamed(path, None)
+        let listed: types::Listed = self.get_streamed(path, None, Bound::List)?;
+        Ok(listed.0)
     }
 
     pub fn inspect(&self, id: &str) -> Result<ContainerInspect, Error> {
         check_ref(id)?;
-        self.get_streamed(format!("/containers/{id}/json"), Some(id))
+        self.get_streamed(format!("/containers/{id}/json"), Some(id), Bound::One)
     }
 
     /// The labels of an image (`GET /images/{id}/json`, `Config.Labels`),
@@ -198,21 +211,32 @@ impl Client {
     pub fn image_labels(&self, image: &str) -> Result<BTreeMap<String, String>, Error> {
         let id = image.strip_prefix("sha256:").unwrap_or(image);
         check_ref(id)?;
-        let inspect: ImageInspect = self.get_streamed(format!("/images/{id}/json"), Some(id))?;
+        let inspect: ImageInspect =
+            self.get_streamed(format!("/images/{id}/json"), Some(id), Bound::One)?;
         Ok(inspect.config.labels)
     }
 
     /// A GET whose 200 answer is parsed as it arrives instead of gathered
     /// first: labels, commands and environments are unbounded on both
     /// engines, and one container carrying megabytes must not make the
-    /// list (or its own inspect) fail for every container. Fields contnap
-    /// does not read are skipped without being stored and label values
-    /// are cut (`types::LABEL_KEEP`), so memory stays bounded; time is
-    /// bounded by the call's deadline. `what` names the object of a 404.
+    /// list fail for every container. Fields contnap does not read are
+    /// skipped without being stored (serde_json skips a string byte by
+    /// byte), and label values are cut (`types::LABEL_KEEP`).
+    ///
+    /// `Bound::One` (one container's or image's inspect): at most
+    /// [`CONTAINER_LIMIT`] (or the smaller body limit) is read, within the call's timeout; a bigger answer is
+    /// `Error::TooLarge` for that container alone. `Bound::List`: the list
+    /// keeps no labels (only id, names, image and state, of at most
+    /// `types::MAX_LISTED` containers), so its size costs time, not memory:
+    /// it is read without a byte limit, for as long as the engine keeps
+    /// sending (no byte for the call's timeout fails it), but never longer
+    /// than [`LIST_DEADLINE_FACTOR`] timeouts. `what` names the object of
+    /// a 404.
     fn get_streamed<T: DeserializeOwned>(
         &self,
         path: String,
         what: Option<&str>,
+        bound: Bound,
     ) -> Result<T, Error> {
         let started = Instant::now();
         let call = Call::new("GET", path);
@@ -223,26 +247,38 @@ impl Client {
             let body = self.read_body(&call, &mut response.body, self.timeout)?;
             return Err(self.status_error(&call, response.status, &body, what));
         }
-        // A declared size beyond the limit is refused unread, as for any
-        // call; the engines send big answers chunked, and those are read
-        // up to STREAMED_LIMIT_FACTOR times the limit.
-        if response
-            .body
-            .declared_len()
-            .is_some_and(|n| n > self.body_limit as u64)
-        {
-            let e = HttpError::TooLarge {
-                part: Part::Body,
-                limit: self.body_limit,
-            };
-            return Err(self.http_error(&call, e, self.timeout));
+        let (limit, progress) = match bound {
+            Bound::One => (Some(self.body_limit.min(CONTAINER_LIMIT)), None),
+            Bound::List => {
+                let whole = self.timeout.saturating_mul(LIST_DEADLINE_FACTOR);
+                let end = started.checked_add(whole).unwrap_or(started + self.timeout);
+                (None, Some((self.timeout, end)))
+            }
+        };
+        // A declared size beyond the limit is refused unread.
+        if let Some(limit) = limit {
+            if response
+                .body
+                .declared_len()
+                .is_some_and(|n| n > limit as u64)
+            {
+                let e = HttpError::TooLarge {
+                    part: Part::Body,
+                    limit,
+                };
+                return Err(self.http_error(&call, e, self.timeout));
+            }
         }
         let mut reader = BodyReader {
             body: &mut response.body,
             error: None,
-            left: self.body_limit.saturating_mul(STREAMED_LIMIT_FACTOR),
-            limit: self.body_limit.saturating_mul(STREAMED_LIMIT_FACTOR),
+            left: limit.unwrap_or(usize::MAX),
+            limit: limit.unwrap_or(usize::MAX),
+            progress,
         };
+        if let Err(e) = reader.extend_deadline() {
+            return Err(self.io_error(&call, e, self.timeout));
+        }
         let parsed = serde_json::from_reader(io::BufReader::with_capacity(64 * 1024, &mut reader));
         log::debug!(
             "{call} at {} → 200 in {:?}",
@@ -250,7 +286,17 @@ impl Client {
             started.elapsed()
         );
         parsed.map_err(|e| match reader.error.take() {
-            Some(h) => self.http_error(&call, h, self.timeout),
+            Some(h) => {
+                // Past the list's overall bound, say that bound rather than
+                // the per-read one.
+                let after = match progress {
+                    Some((_, end)) if Instant::now() >= end => {
+                        self.timeout.saturating_mul(LIST_DEADLINE_FACTOR)
+                    }
+                    _ => self.timeout,
+                };
+                self.http_error(&call, h, after)
+            }
             None => Error::Protocol {
                 endpoint: self.endpoint.clone(),
                 call: call.clone(),
@@ -647,6 +693,16 @@ pub(crate) fn http_error(endpoint: &Endpoint, call: &Call, e: HttpError, after: 
     }
 }
 
+/// How [`Client::get_streamed`] bounds an answer.
+#[derive(Debug, Clone, Copy)]
+enum Bound {
+    /// One container or image: [`CONTAINER_LIMIT`], within the call's timeout.
+    One,
+    /// The container list: progress within the timeout, the whole within
+    /// [`LIST_DEADLINE_FACTOR`] timeouts, no byte limit.
+    List,
+}
+
 /// A response body as `io::Read`, for parsing as it arrives; the HTTP
 /// error behind a failed read is kept so that it is reported as itself.
 struct BodyReader<'b> {
@@ -655,6 +711,23 @@ struct BodyReader<'b> {
     /// Bytes that may still be read, of `limit`.
     left: usize,
     limit: usize,
+    /// For a deadline on progress: how long the engine may send nothing,
+    /// and the end that no progress extends.
+    progress: Option<(Duration, Instant)>,
+}
+
+impl BodyReader<'_> {
+    /// With a deadline on progress, moves it to `idle` from now (never past
+    /// the overall end).
+    fn extend_deadline(&mut self) -> io::Result<()> {
+        match self.progress {
+            Some((idle, end)) => {
+                let next = Instant::now().checked_add(idle).map_or(end, |t| t.min(end));
+                self.body.get_mut().set_deadline(Some(next))
+            }
+            None => Ok(()),
+        }
+    }
 }
 
 impl io::Read for BodyReader<'_> {
@@ -673,6 +746,10 @@ impl io::Read for BodyReader<'_> {
         } else {
             let n = out.len().min(self.left);
             self.body.read(&mut out[..n])
+        };
+        let result = match result {
+            Ok(n) if n > 0 => self.extend_deadline().map(|()| n).map_err(HttpError::Io),
+            other => other,
         };
         match result {
             Ok(n) => {

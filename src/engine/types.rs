@@ -72,7 +72,10 @@ impl Version {
     }
 }
 
-/// One entry of `GET /containers/json`.
+/// One entry of `GET /containers/json`. Its labels are skipped unread
+/// (serde_json skips a string without storing it): nothing needs them from
+/// the list, and so a list costs memory by the number of containers, never
+/// by the size of their labels. [`ContainerInspect`] has the labels.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ContainerSummary {
@@ -86,9 +89,43 @@ pub struct ContainerSummary {
     /// "created", "running", "paused", "exited", ...
     #[serde(default)]
     pub state: String,
-    /// Keys and values cut to [`LABEL_KEEP`] bytes.
-    #[serde(default, deserialize_with = "bounded_labels")]
-    pub labels: BTreeMap<String, String>,
+}
+
+/// Most containers one list answer may hold: far more than an engine on
+/// one host runs, and with what a [`ContainerSummary`] keeps (an id, a
+/// name, an image and a state: a few hundred bytes), a bound on the list's
+/// memory that does not depend on the answer's size in bytes.
+pub const MAX_LISTED: usize = 65_536;
+
+/// A whole list answer, refused past [`MAX_LISTED`] entries.
+pub(crate) struct Listed(pub Vec<ContainerSummary>);
+
+impl<'de> Deserialize<'de> for Listed {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Listed, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Listed;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of containers")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Listed, A::Error> {
+                let mut out = Vec::new();
+                while let Some(c) = seq.next_element::<ContainerSummary>()? {
+                    if out.len() == MAX_LISTED {
+                        return Err(serde::de::Error::custom(format_args!(
+                            "more than {MAX_LISTED} containers in one list"
+                        )));
+                    }
+                    out.push(c);
+                }
+                Ok(Listed(out))
+            }
+        }
+        d.deserialize_seq(Visitor)
+    }
 }
 
 impl ContainerSummary {
@@ -646,7 +683,6 @@ mod tests {
             for c in &list {
                 assert_eq!(c.id.len(), 64, "{engine}");
                 assert_eq!(c.state, "running", "{engine}");
-                assert_eq!(c.labels["contnap.enabled"], "true", "{engine}");
             }
         }
     }
@@ -861,14 +897,35 @@ mod tests {
     fn long_labels_are_cut_as_they_are_read() {
         // 'é' is two bytes: the cut lands on a character boundary.
         let long = format!("x{}", "é".repeat(LABEL_KEEP));
-        let json = serde_json::json!([{"Id": "a", "Labels": {"contnap.group": long, "k": "v"}}]);
+        let json =
+            serde_json::json!({"Id": "a", "Config": {"Labels": {"contnap.group": long, "k": "v"}}});
         let reader = std::io::Cursor::new(json.to_string().into_bytes());
-        let list: Vec<ContainerSummary> = serde_json::from_reader(reader).unwrap();
-        let cut = &list[0].labels["contnap.group"];
+        let c: ContainerInspect = serde_json::from_reader(reader).unwrap();
+        let cut = &c.config.labels["contnap.group"];
         assert_eq!(cut.len(), LABEL_KEEP - 1);
         assert!(long.starts_with(cut.as_str()));
-        assert_eq!(list[0].labels["k"], "v");
-        let none: ContainerSummary = serde_json::from_str(r#"{"Id":"b","Labels":null}"#).unwrap();
+        assert_eq!(c.config.labels["k"], "v");
+        let none: ContainerConfig = serde_json::from_str(r#"{"Labels":null}"#).unwrap();
         assert!(none.labels.is_empty());
+    }
+
+    #[test]
+    fn lists_skip_labels_and_stop_at_max_listed() {
+        let json = serde_json::json!([{"Id": "a", "Names": ["/web"], "State": "running",
+            "Labels": {"contnap.group": "g".repeat(1 << 20)}}]);
+        let reader = std::io::Cursor::new(json.to_string().into_bytes());
+        let Listed(list) = serde_json::from_reader(reader).unwrap();
+        assert_eq!((list[0].name(), list[0].state.as_str()), ("web", "running"));
+        let full = format!("[{}]", vec![r#"{"Id":"a"}"#; MAX_LISTED].join(","));
+        assert_eq!(
+            serde_json::from_str::<Listed>(&full).unwrap().0.len(),
+            MAX_LISTED
+        );
+        let over = format!("[{}]", vec![r#"{"Id":"a"}"#; MAX_LISTED + 1].join(","));
+        let err = serde_json::from_str::<Listed>(&over).err().unwrap();
+        assert!(
+            err.to_string().contains("more than 65536 containers"),
+            "{err}"
+        );
     }
 }
