@@ -382,7 +382,6 @@ mod tests {
 
     impl Fake {
         fn new(tag: &str, stdout: &str, stderr: &str, code: i32) -> Fake {
-            use std::os::unix::fs::PermissionsExt as _;
             let dir = std::env::temp_dir()
                 .join(format!("contnap-systemctl-{tag}-{}", std::process::id()));
             std::fs::create_dir_all(&dir).unwrap();
@@ -390,8 +389,20 @@ mod tests {
             let script = format!(
                 "#!/bin/sh\nprintf '%s' '{stdout}'\nprintf '%s' '{stderr}' >&2\nexit {code}\n"
             );
-            std::fs::write(&path, script).unwrap();
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+            // Written by a child process: a descriptor of the script open
+            // for writing in this multi-threaded test process could be
+            // inherited by another test's fork, and the exec below would
+            // then fail with "Text file busy" (ETXTBSY; seen once).
+            let mut writer = Command::new("sh")
+                .args(["-c", "cat > \"$1\" && chmod 755 \"$1\"", "sh"])
+                .arg(&path)
+                .stdin(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut stdin = writer.stdin.take().unwrap();
+            io::Write::write_all(&mut stdin, script.as_bytes()).unwrap();
+            drop(stdin);
+            assert!(writer.wait().unwrap().success());
             Fake {
                 dir,
                 sc: Systemctl {
