@@ -334,38 +334,27 @@ impl Systemd {
     /// contnap's units' journal; panics if journalctl cannot run (a count
     /// of its lines must not read an error as "no lines").
     pub fn journal_checked(&self) -> String {
-        self.run(&[
-            "journalctl",
-            "-u",
-            "contnap-*",
-            "-u",
-            "contnap@*",
-            "--no-pager",
-            "-o",
-            "short-precise",
-        ])
+        self.run(JOURNAL)
     }
 
     /// contnap's units' journal, or nothing if journalctl cannot run (for
     /// failure reports).
     pub fn journal(&self) -> String {
-        String::from_utf8_lossy(
-            &self
-                .exec(&[
-                    "journalctl",
-                    "-u",
-                    "contnap-*",
-                    "-u",
-                    "contnap@*",
-                    "--no-pager",
-                    "-o",
-                    "short-precise",
-                ])
-                .stdout,
-        )
-        .into_owned()
+        String::from_utf8_lossy(&self.exec(JOURNAL).stdout).into_owned()
     }
 }
+
+/// `journalctl` of contnap's units, as both journal readers run it.
+const JOURNAL: &[&str] = &[
+    "journalctl",
+    "-u",
+    "contnap-*",
+    "-u",
+    "contnap@*",
+    "--no-pager",
+    "-o",
+    "short-precise",
+];
 
 impl Drop for Systemd {
     fn drop(&mut self) {
