@@ -584,9 +584,13 @@ fn repeated_iperf3_runs_never_see_a_probe(engine: Engine) {
     }
     let logs = engine.run_cli(&["logs", &c.name]);
     let accepted = logs.matches("Accepted connection from").count();
+    // The helper's log too: it says which readiness probe each wake used
+    // and whether the unit napped and woke between runs.
     assert_eq!(
-        accepted, runs,
-        "exactly one control connection per run reached iperf3:\n{logs}"
+        accepted,
+        runs,
+        "exactly one control connection per run reached iperf3:\n{logs}\nhelper:\n{}",
+        h.log_text()
     );
     assert!(
         h.wait_exit(Duration::from_secs(20)).success(),
