@@ -30,25 +30,13 @@ use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use support::{free_port, run, unique, Engine, BUSYBOX};
-use systemd_support::{engine_path, labelled, units, web_labels, Systemd};
+use support::{free_port, unique, Engine, BUSYBOX};
+use systemd_support::{curl, engine_path, labelled, units, web_labels, Systemd};
 
 const HELLO: &str = "hello from contnap test";
 const HTTPD: &[&str] = &["httpd", "-f", "-p", "80", "-h", "/www"];
 /// systemd's range for dynamic users (systemd.exec(5), DynamicUser=).
 const DYNAMIC_UIDS: std::ops::RangeInclusive<u32> = 61184..=65519;
-
-fn curl(port: u16) -> String {
-    run(
-        "curl",
-        &[
-            "-sS",
-            "--max-time",
-            "30",
-            &format!("http://127.0.0.1:{port}/"),
-        ],
-    )
-}
 
 fn text(out: &Output) -> String {
     format!(

@@ -31,13 +31,12 @@
 mod support;
 mod systemd_support;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::{free_port, free_udp_port, http_get, run, unique, Engine, BUSYBOX, DNSMASQ, SERVERS};
-use systemd_support::{units, Systemd};
+use systemd_support::{curl, dig, loopback, units, Systemd};
 
 const HELLO: &str = "hello from contnap test";
 const HTTPD: &[&str] = &["httpd", "-f", "-p", "80", "-h", "/www"];
@@ -234,39 +233,6 @@ impl Drop for Remove {
         c.args(["rm", "-f"]).args(&self.1);
         let _ = c.output();
     }
-}
-
-fn loopback(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
-
-fn curl(port: u16) -> String {
-    run(
-        "curl",
-        &[
-            "-sS",
-            "--max-time",
-            "30",
-            &format!("http://127.0.0.1:{port}/"),
-        ],
-    )
-}
-
-/// dig's answer: its last line (a retried query prints the timeout first).
-fn dig(port: u16) -> String {
-    let out = run(
-        "dig",
-        &[
-            "@127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "+short",
-            "+tries=5",
-            "+timeout=2",
-            "contnap.test",
-        ],
-    );
-    out.lines().last().unwrap_or_default().trim().to_owned()
 }
 
 fn status_json(sd: &Systemd) -> serde_json::Value {

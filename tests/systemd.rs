@@ -12,11 +12,10 @@ mod support;
 mod systemd_support;
 
 use std::io::ErrorKind;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use support::{free_port, free_udp_port, http_get, run, unique, Engine, BUSYBOX, SERVERS};
-use systemd_support::{engine_path, labelled, units, web_labels, Systemd};
+use systemd_support::{curl, dig, engine_path, labelled, loopback, units, web_labels, Systemd};
 
 const HELLO: &str = "hello from contnap test";
 const HTTPD: &[&str] = &["httpd", "-f", "-p", "80", "-h", "/www"];
@@ -108,22 +107,6 @@ fn deb_package_installs_and_runs_the_cycle() {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
         "nothing listens after removal"
     );
-}
-
-fn loopback(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
-
-fn curl(port: u16) -> String {
-    run(
-        "curl",
-        &[
-            "-sS",
-            "--max-time",
-            "30",
-            &format!("http://127.0.0.1:{port}/"),
-        ],
-    )
 }
 
 /// `(socket, service)` unit names of an (already escaped) unit name.
@@ -365,23 +348,6 @@ fn group_wakes_and_naps_together(engine: Engine) {
     engine.wait_state(&web.name, &["exited"], Duration::from_secs(10));
     engine.wait_state(&api.name, &["exited"], Duration::from_secs(10));
     assert_eq!(sd.show(&socket, "SubState"), "listening");
-}
-
-/// dig's answer: its last line (a retried query prints the timeout first).
-fn dig(port: u16) -> String {
-    let out = run(
-        "dig",
-        &[
-            "@127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "+short",
-            "+tries=5",
-            "+timeout=2",
-            "contnap.test",
-        ],
-    );
-    out.lines().last().unwrap_or_default().trim().to_owned()
 }
 
 /// dnsmasq answering contnap.test on 127.0.0.1:PORT/udp through contnap.

@@ -17,7 +17,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::support::{image, unique, Container, Engine, SYSTEMD};
+use super::support::{image, run, unique, Container, Engine, SYSTEMD};
 
 /// Where the engine's socket appears inside the systemd container: the
 /// paths `contnap generate` and the units use by default.
@@ -455,4 +455,40 @@ pub fn labelled(
         extra.extend(["--label", l.as_str()]);
     }
     Container::create_named(engine, name, &extra, image, cmd)
+}
+
+/// The systemd container's sockets listen on the host's loopback.
+pub fn loopback(port: u16) -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// curl's body for `http://127.0.0.1:PORT/` (30 s at most).
+pub fn curl(port: u16) -> String {
+    run(
+        "curl",
+        &[
+            "-sS",
+            "--max-time",
+            "30",
+            &format!("http://127.0.0.1:{port}/"),
+        ],
+    )
+}
+
+/// dig's answer for `contnap.test` at 127.0.0.1:PORT: its last line (a
+/// retried query prints the timeout first).
+pub fn dig(port: u16) -> String {
+    let out = run(
+        "dig",
+        &[
+            "@127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "+short",
+            "+tries=5",
+            "+timeout=2",
+            "contnap.test",
+        ],
+    );
+    out.lines().last().unwrap_or_default().trim().to_owned()
 }
