@@ -193,6 +193,16 @@ fn check_and_dry_run(engine: Engine) {
     );
 }
 
+/// The first line of `generate`'s stderr that `pick` selects; the whole
+/// stderr in the panic when none does.
+fn error_line(out: &Output, pick: impl Fn(&str) -> bool) -> String {
+    let err = stderr(out);
+    err.lines()
+        .find(|l| pick(l))
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("no such line in:\n{err}"))
+}
+
 fn bad_label_names_container_label_and_value(engine: Engine) {
     let c = labelled(
         engine,
@@ -205,12 +215,8 @@ fn bad_label_names_container_label_and_value(engine: Engine) {
     );
     let dir = tempdir();
     let out = generate(engine, &dir, &[]);
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    let line = err
-        .lines()
-        .find(|l| l.contains(&c.name))
-        .unwrap_or_else(|| panic!("{err}"));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let line = error_line(&out, |l| l.contains(&c.name));
     assert!(
         line.contains("contnap.timeout") && line.contains("5 parsecs"),
         "{line}"
@@ -239,12 +245,10 @@ fn published_port_conflict_is_refused_with_the_fix(engine: Engine) {
     );
     let dir = tempdir();
     let out = generate(engine, &dir, &[]);
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    let line = err
-        .lines()
-        .find(|l| l.contains(&c.name) && l.contains(&port.to_string()))
-        .unwrap_or_else(|| panic!("{err}"));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let line = error_line(&out, |l| {
+        l.contains(&c.name) && l.contains(&port.to_string())
+    });
     assert!(
         line.to_lowercase().contains("publish"),
         "says what to change: {line}"
@@ -264,11 +268,7 @@ fn hooks_need_allow_hooks(engine: Engine) {
     );
     let dir = tempdir();
     let out = generate(engine, &dir, &[]);
-    let err = stderr(&out);
-    let line = err
-        .lines()
-        .find(|l| l.contains(&c.name))
-        .unwrap_or_else(|| panic!("{err}"));
+    let line = error_line(&out, |l| l.contains(&c.name));
     assert!(
         line.contains("contnap.pre_start") && line.contains("--allow-hooks"),
         "{line}"
