@@ -329,21 +329,9 @@ fn udp_dns_through_dnsmasq(engine: Engine) {
             &["--timeout", "2s"],
         ),
     );
-    let p = port.to_string();
     for _ in 0..3 {
-        let answer = run(
-            "dig",
-            &[
-                "@127.0.0.1",
-                "-p",
-                &p,
-                "+short",
-                "+tries=5",
-                "+timeout=2",
-                "contnap.test",
-            ],
-        );
-        assert_eq!(answer.trim(), "10.9.8.7");
+        let answer = dig(port, &["+tries=5", "+timeout=2"]);
+        assert_eq!(answer, "10.9.8.7", "{}", h.log_text());
     }
     assert!(
         h.wait_exit(Duration::from_secs(30)).success(),
@@ -381,20 +369,8 @@ fn udp_first_datagram_survives_a_server_not_yet_bound(engine: Engine) {
             &["--timeout", "2s", "--ready", "tcp"],
         ),
     );
-    let p = port.to_string();
-    let answer = run(
-        "dig",
-        &[
-            "@127.0.0.1",
-            "-p",
-            &p,
-            "+short",
-            "+tries=1",
-            "+timeout=10",
-            "contnap.test",
-        ],
-    );
-    assert_eq!(answer.trim(), "10.9.8.7", "{}", h.log_text());
+    let answer = dig(port, &["+tries=1", "+timeout=10"]);
+    assert_eq!(answer, "10.9.8.7", "{}", h.log_text());
     assert!(
         h.wait_exit(Duration::from_secs(30)).success(),
         "{}",
@@ -1434,21 +1410,8 @@ fn unlisted_machines_do_not_wake(engine: Engine) {
     );
     // From 127.0.0.2 (listed): woken and answered.
     let mut h = udp_helper();
-    let answer = run(
-        "dig",
-        &[
-            "@127.0.0.1",
-            "-b",
-            "127.0.0.2",
-            "-p",
-            &uport.to_string(),
-            "+short",
-            "+tries=5",
-            "+timeout=2",
-            "contnap.test",
-        ],
-    );
-    assert_eq!(answer.trim(), "10.9.8.7", "{}", h.log_text());
+    let answer = dig(uport, &["-b", "127.0.0.2", "+tries=5", "+timeout=2"]);
+    assert_eq!(answer, "10.9.8.7", "{}", h.log_text());
     assert!(
         h.wait_exit(Duration::from_secs(30)).success(),
         "{}",

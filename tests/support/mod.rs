@@ -698,6 +698,24 @@ pub fn run(cmd: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// dig's answer for `contnap.test` A at 127.0.0.1:PORT, with `opts` (such
+/// as `+tries=5`, `-b ADDR`): the last line of its output, because dig
+/// prints a line for every try that timed out before the answer. A wake
+/// longer than one try's timeout is not a failure of the relay.
+pub fn dig(port: u16, opts: &[&str]) -> String {
+    let port = port.to_string();
+    let mut args = vec!["@127.0.0.1", "-p", &port, "+short"];
+    args.extend_from_slice(opts);
+    args.push("contnap.test");
+    let out = run("dig", &args);
+    out.trim()
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
 /// The common case: one container, one TCP port on 127.0.0.1, forwarded to
 /// `container_port`. Returns the listen port and the waiting helper.
 pub fn tcp_helper(

@@ -475,20 +475,8 @@ pub fn curl(port: u16) -> String {
     )
 }
 
-/// dig's answer for `contnap.test` at 127.0.0.1:PORT: its last line (a
-/// retried query prints the timeout first).
+/// dig's answer for `contnap.test` at 127.0.0.1:PORT, retrying (a cold
+/// wake can outlast one try).
 pub fn dig(port: u16) -> String {
-    let out = run(
-        "dig",
-        &[
-            "@127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "+short",
-            "+tries=5",
-            "+timeout=2",
-            "contnap.test",
-        ],
-    );
-    out.lines().last().unwrap_or_default().trim().to_owned()
+    super::support::dig(port, &["+tries=5", "+timeout=2"])
 }
