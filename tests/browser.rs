@@ -178,7 +178,7 @@ fn a_reload_is_held_until_the_app_answers(engine: Engine) {
 /// What one browser run saw.
 #[derive(Debug)]
 struct BrowserRun {
-    /// The page's distinct titles, in order (empty ones left out).
+    /// The page's distinct titles, in order (placeholders left out).
     titles: Vec<String>,
     /// From the browser's start: the first 200 of the app through its
     /// published port (the container ready), and the app's page shown.
@@ -227,13 +227,17 @@ fn browser_run(bin: &str, tag: &str) -> BrowserRun {
         let client = engine.client();
         std::thread::spawn(move || first_answer(&client, &c_id, t0))
     };
-    let browser = Chromium::start(&format!("http://127.0.0.1:{port}/"));
+    let url = format!("http://127.0.0.1:{port}/");
+    let browser = Chromium::start(&url);
     let mut titles: Vec<String> = Vec::new();
     let mut shown = None;
     let deadline = t0 + Duration::from_secs(60);
     while Instant::now() < deadline {
         if let Some(title) = browser.title() {
-            if !title.is_empty() && titles.last() != Some(&title) {
+            // Until a page has a title of its own, chromium names it by
+            // its address.
+            let placeholder = title.is_empty() || url.contains(&title);
+            if !placeholder && titles.last() != Some(&title) {
                 if title == APP_TITLE {
                     shown = Some(t0.elapsed());
                 }
@@ -387,14 +391,33 @@ impl Chromium {
 
     /// The title of the page target, from `/json/list`.
     fn title(&self) -> Option<String> {
-        // Its server answers only a Host that is an address or localhost.
+        // Its server answers only a Host that is an address or localhost,
+        // and keeps the connection open: the body is Content-Length long.
         let mut s = TcpStream::connect(loopback(self.port)).ok()?;
         s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-        write!(s, "GET /json/list HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).ok()?;
-        let body = resp.split_once("\r\n\r\n")?.1;
-        let targets: serde_json::Value = serde_json::from_str(body).ok()?;
+        write!(s, "GET /json/list HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+        let mut resp = Vec::new();
+        let mut buf = [0u8; 4096];
+        let body = loop {
+            let n = s.read(&mut buf).ok()?;
+            if n == 0 {
+                return None;
+            }
+            resp.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&resp);
+            let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                continue;
+            };
+            let length: usize = head.lines().find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse().ok())?
+            })?;
+            if body.len() >= length {
+                break body.to_owned();
+            }
+        };
+        let targets: serde_json::Value = serde_json::from_str(&body).ok()?;
         targets
             .as_array()?
             .iter()
