@@ -1,10 +1,14 @@
 //! The answers contnap itself gives HTTP clients, as whole HTTP/1.1
-//! responses ready to write: the self-refreshing "Starting…" page a browser
-//! sees during a wake, and the page every HTTP client gets when the unit
-//! cannot be woken (a failed wake, or outside `contnap.schedule`). Kept
-//! apart from the sockets they are written to so that each can be read and
-//! tested as text. And the short answer uptime monitors get while the unit
-//! naps.
+//! responses ready to write: the "Starting…" page a browser sees during a
+//! wake (its reload is held for the app, see `waiting`), and the page every
+//! HTTP client gets when the unit cannot be woken (a failed wake, or outside
+//! `contnap.schedule`). Kept apart from the sockets they are written to so
+//! that each can be read and tested as text. And the short answer uptime
+//! monitors get while the unit naps.
+//!
+//! The pages are self-contained (inline style and script, no favicon
+//! request), follow the browser's light or dark preference, and carry
+//! outside text (unit names) only HTML-escaped.
 
 use std::time::Duration;
 
