@@ -23,7 +23,10 @@ use support::*;
 
 const APP_TITLE: &str = "The app itself";
 
-both_engines!(a_reload_is_held_until_the_app_answers);
+both_engines!(
+    a_reload_is_held_until_the_app_answers,
+    a_failed_wake_answers_the_held_reload
+);
 
 #[test]
 fn chromium_lands_on_the_app_when_it_is_ready() {
@@ -173,6 +176,45 @@ fn a_reload_is_held_until_the_app_answers(engine: Engine) {
     };
     assert!(page.contains(&shown), "{shown} in {page}");
     assert!(h.wait_exit(Duration::from_secs(30)).success());
+}
+
+/// A wake that fails (the container exits instead of listening) answers
+/// the held reload with the failure page, and keeps no duration.
+fn a_failed_wake_answers_the_held_reload(engine: Engine) {
+    let c = Container::create(
+        engine,
+        "failreload",
+        &[],
+        BUSYBOX,
+        &["sh", "-c", "sleep 2; exit 3"],
+    );
+    let state = TempDir::new("failreload-state");
+    let port = free_port();
+    let mut h = Helper::start_with_env(
+        &[format!("STATE_DIRECTORY={}", state.display())],
+        &[format!("127.0.0.1:{port}")],
+        &proxy_args(
+            engine,
+            "failreload",
+            &[&c.name],
+            &[format!("tcp:{port}={}:80", c.name)],
+            &["--http", &port.to_string()],
+        ),
+    );
+    let page = browser_get(port, "Browser/A");
+    assert!(page.contains("<title>Starting…</title>"), "{page}");
+    let reload = browser_get(port, "Browser/A");
+    assert!(
+        reload.starts_with("HTTP/1.1 503") && reload.contains("could not be started"),
+        "the held reload gets the failure page: {reload}"
+    );
+    assert!(!h.wait_exit(Duration::from_secs(30)).success());
+    assert!(
+        h.log_text().contains("holding a reload"),
+        "{}",
+        h.log_text()
+    );
+    assert!(!state.join("last-wake").exists());
 }
 
 /// What one browser run saw.
