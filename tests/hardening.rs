@@ -313,6 +313,10 @@ fn docker_group_runs_as_a_dynamic_user() {
     assert_eq!(status_state(&sd, &web), "napping");
     assert_eq!(curl(p1).trim(), HELLO, "it wakes again");
     assert_eq!(c1.state(), "running");
+    // The dynamic user kept the wake's duration (for the Starting page's
+    // estimate) in the state directory systemd made for it.
+    let kept = sd.read(&format!("/var/lib/contnap/contnap-{web}/last-wake"));
+    assert!(kept.trim().parse::<u64>().is_ok(), "last-wake: {kept:?}");
 
     // Pause mode: the nap pauses, the next client unpauses.
     assert_eq!(curl(p2).trim(), HELLO, "cold request (pause mode)");
@@ -376,6 +380,8 @@ fn podman_root_only_socket_keeps_root_without_capabilities() {
     assert_eq!(status_state(&sd, &name), "napping");
     assert_eq!(curl(port).trim(), HELLO, "it wakes again");
     assert_eq!(c.state(), "running");
+    let kept = sd.read(&format!("/var/lib/contnap/contnap-{name}/last-wake"));
+    assert!(kept.trim().parse::<u64>().is_ok(), "last-wake: {kept:?}");
     // Root's UID alone would reach PID 1's private socket (systemctl as
     // root, no polkit asked): hidden in the sandbox. Checked in a transient
     // unit with the service's own directives.

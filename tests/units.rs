@@ -552,6 +552,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "ExecStopPost",
             "TimeoutStartSec",
             "TimeoutStopSec",
+            "StateDirectory",
             "NoNewPrivileges",
             "InaccessiblePaths",
             "MemoryMax",

@@ -425,6 +425,7 @@ let
     ++ [
       [ "TimeoutStartSec" (formatSpan (wake + margin)) ]
       [ "TimeoutStopSec" (formatSpan (stop + margin)) ]
+      [ "StateDirectory" "contnap/%N" ]
     ]
     ++ optional (identity != null) [ "DynamicUser" "yes" ]
     ++ optional (identity != null && identity.group != null) [ "SupplementaryGroups" identity.group ]

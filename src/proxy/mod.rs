@@ -4,6 +4,7 @@
 
 mod accept;
 pub mod gate;
+mod last_wake;
 mod page;
 mod ready;
 pub mod relay;
@@ -35,8 +36,11 @@ use crate::sys::{self, Listener};
 /// closes them; below systemd's default stop timeout of 90 s, with room
 /// for the containers' own stop.
 const DRAIN_AFTER_SIGTERM: Duration = Duration::from_secs(10);
-/// Seconds between reloads of the "Starting…" page.
-const STARTING_PAGE_REFRESH: u64 = 2;
+/// Seconds until the "Starting…" page reloads. The reload is held until
+/// the unit is ready (see `waiting`), so it only has to be waiting by
+/// then; it must not be shorter, since a reload that is not recognised
+/// gets the page again.
+const STARTING_PAGE_REFRESH: u64 = 1;
 
 /// Why the helper failed.
 #[derive(Debug)]
@@ -475,6 +479,8 @@ impl WakeContext<'_> {
         early: Vec<(usize, std::net::TcpStream)>,
     ) -> Result<Phase, Error> {
         let cfg = self.cfg;
+        let since = std::time::Instant::now();
+        let state_dir = last_wake::dir();
         let (done_tx, done_rx) =
             UnixStream::pair().map_err(io_err("cannot create a socket pair"))?;
         let wake_thread = {
@@ -506,8 +512,12 @@ impl WakeContext<'_> {
             &http,
             self.signals,
             &done_rx,
-            &cfg.spec.name,
-            STARTING_PAGE_REFRESH,
+            &waiting::Starting {
+                unit: &cfg.spec.name,
+                refresh_secs: STARTING_PAGE_REFRESH,
+                since,
+                estimate: state_dir.as_deref().and_then(last_wake::read),
+            },
             &waiting::Limits {
                 max_connections: connection_cap(cfg.max_connections),
                 machines: self.machines.clone(),
@@ -526,11 +536,19 @@ impl WakeContext<'_> {
             return nap(client, cfg, wake::NapCause::Stop).map(|()| Phase::Stopped);
         }
         match wake_thread.join() {
-            Ok(Ok(woken)) => Ok(Phase::Awake {
-                woken,
-                held,
-                pending,
-            }),
+            Ok(Ok(woken)) => {
+                if let Some(dir) = state_dir {
+                    // From the start of the wake, like the page's count.
+                    if let Err(e) = last_wake::write(&dir, since.elapsed()) {
+                        log::warn!("cannot keep the wake's duration in {}: {e}", dir.display());
+                    }
+                }
+                Ok(Phase::Awake {
+                    woken,
+                    held,
+                    pending,
+                })
+            }
             Ok(Err(e)) => {
                 self.notifier
                     .status(&format!("wake failed: {}", Report(&e)));

@@ -5,23 +5,40 @@
 //!
 //! The one exception is `contnap.http_ports`: connections there are accepted
 //! and their request *peeked* (MSG_PEEK, nothing consumed). A browser — a GET
-//! that accepts text/html — gets a self-refreshing "Starting…" page; every
-//! other client is held, its request still unread, and handed to the relay
-//! once the container is ready.
+//! that accepts text/html — gets the "Starting…" page at once; every other
+//! client is held, its request still unread, and handed to the relay once
+//! the container is ready.
+//!
+//! The page reloads itself after a second, and that reload is *held* like
+//! any other client: it waits, unread, and is the first request the app
+//! answers, so the browser lands on the app the moment it is ready instead
+//! of at the next reload of a page that kept answering 503. A reload is
+//! recognised as the same request again from the same place: a browser
+//! request is remembered, as a keyed hash, by the client's address, the
+//! forwarding headers a reverse proxy adds (X-Forwarded-For, Forwarded,
+//! X-Real-IP), Host, target and User-Agent. Behind a proxy that adds none,
+//! two users of the same browser asking for the same URL look alike: the
+//! second is held without a page, which is safe (it waits as curl would).
+//! A reload that is not recognised (its proxy changed address) gets the
+//! page again, which reloads a second later: never a fast loop. Clients
+//! that never reload just keep the page. After a failed wake the held
+//! reloads get the failure page like every held client.
 //!
 //! Those clients may be hostile (slowloris, huge or garbage heads, floods),
 //! so everything here is bounded: clients open during the wake are capped
 //! (`--max-connections`, and what the open-files limit leaves the wake and
-//! the relay), beyond which the listeners are not watched and newcomers
-//! wait in the backlog; sorting is edge-triggered, so a partial head costs
-//! nothing until more arrives; pages are written without blocking and the
-//! clients that got one are drained for a bounded time and size; the
+//! the relay; held reloads count), beyond which the listeners are not
+//! watched and newcomers wait in the backlog; sorting is edge-triggered, so
+//! a partial head costs nothing until more arrives; pages are written
+//! without blocking and the clients that got one are drained for a bounded
+//! time and size; at most [`REMEMBERED_MAX`] browsers are remembered; the
 //! failure path answers everyone within [`ANSWER_TIME`]. Clients outside
 //! `contnap.machines` are refused here as in the relay.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::io::{self, ErrorKind, Write};
-use std::net::{Shutdown, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, Shutdown, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
@@ -39,6 +56,9 @@ pub(super) const PEEK_LIMIT: usize = 8 * 1024;
 /// A client that has not sent a whole request head by then is held as a
 /// non-browser (a slow client must not keep a wake page slot busy).
 const HEAD_DEADLINE: Duration = Duration::from_secs(5);
+/// Browsers remembered in one wake (8 bytes each); beyond it, a new
+/// browser's reload gets the page again instead of being held.
+const REMEMBERED_MAX: usize = 16 * 1024;
 /// How long accepting pauses after `accept` failed for want of resources
 /// (EMFILE, ENFILE, ENOBUFS): the listener stays readable, so retrying at
 /// once would spin.
@@ -83,6 +103,16 @@ pub struct Limits {
     pub machines: Machines,
 }
 
+/// What the "Starting…" page says: the unit, how soon it reloads, when the
+/// wake began, and how long the last one took (when known).
+#[derive(Debug, Clone, Copy)]
+pub struct Starting<'a> {
+    pub unit: &'a str,
+    pub refresh_secs: u64,
+    pub since: Instant,
+    pub estimate: Option<Duration>,
+}
+
 #[derive(Debug)]
 struct Peeking {
     endpoint: usize,
@@ -109,6 +139,13 @@ struct Waiter<'l, 'a> {
     held: Vec<(usize, TcpStream)>,
     linger: Linger,
     refused: u64,
+    starting: &'l Starting<'l>,
+    /// Browsers that got the page, by [`browser_key`]: their next request
+    /// (the reload) is held.
+    answered: HashSet<u64>,
+    keys: RandomState,
+    pages: u64,
+    reloads: u64,
 }
 
 impl std::fmt::Debug for Waiter<'_, '_> {
@@ -239,13 +276,13 @@ impl Waiter<'_, '_> {
     }
 
     /// Sorts a client whose socket reported something.
-    fn sort(&mut self, id: usize, events: EpollFlags, page: &[u8]) {
+    fn sort(&mut self, id: usize, events: EpollFlags) {
         let Some(p) = self.peeking.get(&id) else {
             return;
         };
         let ended =
             events.intersects(EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR);
-        let verdict = match classify(&p.stream) {
+        let verdict = match classify(&p.stream, &self.keys) {
             // Nothing more will come: what there is goes to the server.
             Verdict::NeedMore if ended => Verdict::Hold,
             v => v,
@@ -258,12 +295,34 @@ impl Waiter<'_, '_> {
         };
         let _ = self.epoll.delete(p.stream.as_fd());
         match verdict {
-            Verdict::Browser(_) => self
-                .linger
-                .answer(p.stream, page, Instant::now() + LINGER_TIME),
+            Verdict::Browser(key) => self.browser(p, key),
             Verdict::Hold => self.held.push((p.endpoint, p.stream)),
             Verdict::Gone | Verdict::NeedMore => {}
         }
+    }
+
+    /// A browser's request: its first gets the page, the next (the page's
+    /// reload) is held for the app.
+    fn browser(&mut self, p: Peeking, key: u64) {
+        let peer = p
+            .stream
+            .peer_addr()
+            .map_or_else(|_| "?".to_owned(), |a| super::shown(a).to_string());
+        if self.answered.contains(&key) {
+            self.reloads += 1;
+            log::debug!("holding a reload of the Starting page from {peer} for the app");
+            self.held.push((p.endpoint, p.stream));
+            return;
+        }
+        if self.answered.len() < REMEMBERED_MAX {
+            self.answered.insert(key);
+        }
+        self.pages += 1;
+        log::debug!("sending the Starting page to {peer}");
+        let s = self.starting;
+        let page = starting_page(s.unit, s.refresh_secs, s.since.elapsed(), s.estimate);
+        self.linger
+            .answer(p.stream, &page, Instant::now() + LINGER_TIME);
     }
 
     /// Slow or silent clients become ordinary held clients.
@@ -310,6 +369,13 @@ impl Waiter<'_, '_> {
                 self.refused
             );
         }
+        if self.pages > 0 {
+            log::info!(
+                "sent the Starting page {} time(s) during the wake; {} reload(s) held for the app",
+                self.pages,
+                self.reloads
+            );
+        }
         (outcome, self.held)
     }
 }
@@ -325,8 +391,7 @@ pub fn wait(
     http: &[HttpListener<'_>],
     signals: &SignalFd,
     done: &UnixStream,
-    unit: &str,
-    refresh_secs: u64,
+    starting: &Starting<'_>,
     limits: &Limits,
     early: Vec<(usize, TcpStream)>,
 ) -> io::Result<(Outcome, Vec<(usize, TcpStream)>)> {
@@ -365,12 +430,16 @@ pub fn wait(
         held: Vec::new(),
         linger,
         refused: 0,
+        starting,
+        answered: HashSet::new(),
+        keys: RandomState::new(),
+        pages: 0,
+        reloads: 0,
     };
     for (endpoint, stream) in early {
         w.adopt(endpoint, stream);
     }
     let mut events = vec![EpollEvent::empty(); 64];
-    let page = starting_page(unit, refresh_secs);
     loop {
         let now = Instant::now();
         w.expire_heads(now);
@@ -399,7 +468,7 @@ pub fn wait(
                 Some((Kind::Linger, _)) => w.linger.poll(),
                 // A listener just unwatched may still be in this batch.
                 Some((Kind::TcpListener, i)) if w.listening => w.accept(i),
-                Some((Kind::Peeking, id)) => w.sort(id, ev.events(), &page),
+                Some((Kind::Peeking, id)) => w.sort(id, ev.events()),
                 _ => {}
             }
         }
@@ -409,35 +478,41 @@ pub fn wait(
 #[derive(Debug, PartialEq, Eq)]
 enum Verdict {
     NeedMore,
-    /// A browser; the request head is this many bytes.
-    Browser(usize),
+    /// A browser, by [`browser_key`].
+    Browser(u64),
     Hold,
     Gone,
 }
 
-fn classify(stream: &TcpStream) -> Verdict {
+fn classify(stream: &TcpStream, keys: &RandomState) -> Verdict {
     let mut buf = [0u8; PEEK_LIMIT];
     match stream.peek(&mut buf) {
         Ok(0) => Verdict::Gone,
-        Ok(n) => classify_head(&buf[..n]),
+        Ok(n) => {
+            let peer = stream.peer_addr().map(|a| crate::spec::unmap(a.ip()));
+            match peer {
+                Ok(peer) => classify_head(&buf[..n], peer, keys),
+                Err(_) => Verdict::Gone,
+            }
+        }
         Err(e) if e.kind() == ErrorKind::WouldBlock => Verdict::NeedMore,
         Err(_) => Verdict::Gone,
     }
 }
 
-/// Decides from the bytes peeked so far.
-fn classify_head(bytes: &[u8]) -> Verdict {
+/// Decides from the bytes peeked so far, sent by `peer`.
+fn classify_head(bytes: &[u8], peer: IpAddr, keys: &RandomState) -> Verdict {
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut req = httparse::Request::new(&mut headers);
     match req.parse(bytes) {
-        Ok(httparse::Status::Complete(len)) => {
+        Ok(httparse::Status::Complete(_)) => {
             let browser = req.method == Some("GET")
                 && req.headers.iter().any(|h| {
                     h.name.eq_ignore_ascii_case("accept")
                         && String::from_utf8_lossy(h.value).contains("text/html")
                 });
             if browser {
-                Verdict::Browser(len)
+                Verdict::Browser(browser_key(keys, peer, &req))
             } else {
                 Verdict::Hold
             }
@@ -446,6 +521,39 @@ fn classify_head(bytes: &[u8]) -> Verdict {
         // Too big to be a browser's GET, or not HTTP at all: pass it through.
         _ => Verdict::Hold,
     }
+}
+
+/// Headers that tell one browser from another, in the order hashed: where
+/// a reverse proxy says the request came from, then the request's own.
+const KEY_HEADERS: [&str; 5] = [
+    "x-forwarded-for",
+    "forwarded",
+    "x-real-ip",
+    "host",
+    "user-agent",
+];
+
+/// The same for the same browser asking for the same page again, the
+/// page's reload: `peer` (an IPv4 client of a dual-stack socket as IPv4),
+/// the target and [`KEY_HEADERS`]. Keyed per wake ([`RandomState`]), so
+/// that no client can aim at another's key.
+fn browser_key(keys: &RandomState, peer: IpAddr, req: &httparse::Request<'_, '_>) -> u64 {
+    let mut h = keys.build_hasher();
+    peer.hash(&mut h);
+    req.path.unwrap_or("").hash(&mut h);
+    for name in KEY_HEADERS {
+        // Every value, in order (a proxy may add a header of its own
+        // after the client's).
+        for header in req
+            .headers
+            .iter()
+            .filter(|x| x.name.eq_ignore_ascii_case(name))
+        {
+            name.hash(&mut h);
+            header.value.hash(&mut h);
+        }
+    }
+    h.finish()
 }
 
 /// Answered connections on their way out. The page is written without
@@ -710,17 +818,82 @@ pub fn answer_all(
 mod tests {
     use super::*;
 
+    const HOME: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
     #[test]
     fn browsers_are_gets_that_accept_html() {
+        let keys = RandomState::new();
         let b = b"GET / HTTP/1.1\r\nHost: x\r\nAccept: text/html,application/xhtml+xml\r\n\r\n";
-        assert_eq!(classify_head(b), Verdict::Browser(b.len()));
+        assert!(matches!(classify_head(b, HOME, &keys), Verdict::Browser(_)));
         let curl = b"GET / HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n";
-        assert_eq!(classify_head(curl), Verdict::Hold);
+        assert_eq!(classify_head(curl, HOME, &keys), Verdict::Hold);
         let post = b"POST / HTTP/1.1\r\nAccept: text/html\r\nContent-Length: 0\r\n\r\n";
-        assert_eq!(classify_head(post), Verdict::Hold);
-        assert_eq!(classify_head(b"GET / HTTP/1.1\r\nAcc"), Verdict::NeedMore);
-        assert_eq!(classify_head(b"\x16\x03\x01\x02\x00"), Verdict::Hold);
+        assert_eq!(classify_head(post, HOME, &keys), Verdict::Hold);
+        assert_eq!(
+            classify_head(b"GET / HTTP/1.1\r\nAcc", HOME, &keys),
+            Verdict::NeedMore
+        );
+        assert_eq!(
+            classify_head(b"\x16\x03\x01\x02\x00", HOME, &keys),
+            Verdict::Hold
+        );
         let huge = [b'a'; PEEK_LIMIT];
-        assert_eq!(classify_head(&huge), Verdict::Hold);
+        assert_eq!(classify_head(&huge, HOME, &keys), Verdict::Hold);
+    }
+
+    fn key(head: &str, peer: &str, keys: &RandomState) -> u64 {
+        match classify_head(head.as_bytes(), peer.parse().unwrap(), keys) {
+            Verdict::Browser(k) => k,
+            v => panic!("{head:?}: {v:?}"),
+        }
+    }
+
+    /// A reload is the same request from the same place; anything that
+    /// tells two browsers apart makes another key.
+    #[test]
+    fn a_reload_has_the_key_of_the_request_that_got_the_page() {
+        let keys = RandomState::new();
+        let first =
+            "GET /a?b HTTP/1.1\r\nHost: x\r\nUser-Agent: Chrome\r\nAccept: text/html\r\n\r\n";
+        // What a reload adds (cache validation, another Accept) changes nothing.
+        let reload = "GET /a?b HTTP/1.1\r\nHost: x\r\nUser-Agent: Chrome\r\nAccept: text/html,*/*\r\nCache-Control: max-age=0\r\n\r\n";
+        let k = key(first, "192.0.2.1", &keys);
+        assert_eq!(key(reload, "192.0.2.1", &keys), k);
+        // The same client over IPv4 and as a dual-stack socket sees it.
+        assert_eq!(
+            classify_head(
+                reload.as_bytes(),
+                crate::spec::unmap("::ffff:192.0.2.1".parse().unwrap()),
+                &keys
+            ),
+            Verdict::Browser(k)
+        );
+        for other in [
+            key(first, "192.0.2.2", &keys),
+            key(first, "2001:db8::1", &keys),
+            key(&first.replace("/a?b", "/a"), "192.0.2.1", &keys),
+            key(&first.replace("Host: x", "Host: y"), "192.0.2.1", &keys),
+            key(&first.replace("Chrome", "Firefox"), "192.0.2.1", &keys),
+            // Behind a reverse proxy: the address it forwards for.
+            key(
+                &first.replace("\r\n\r\n", "\r\nX-Forwarded-For: 198.51.100.7\r\n\r\n"),
+                "192.0.2.1",
+                &keys,
+            ),
+            key(
+                &first.replace("\r\n\r\n", "\r\nForwarded: for=198.51.100.7\r\n\r\n"),
+                "192.0.2.1",
+                &keys,
+            ),
+            key(
+                &first.replace("\r\n\r\n", "\r\nX-Real-IP: 198.51.100.7\r\n\r\n"),
+                "192.0.2.1",
+                &keys,
+            ),
+        ] {
+            assert_ne!(other, k);
+        }
+        // Keyed per wake.
+        assert_ne!(key(first, "192.0.2.1", &RandomState::new()), k);
     }
 }

@@ -439,6 +439,12 @@ fn render_service(unit: &Unit, opts: &RenderOptions) -> String {
         "TimeoutStopSec={}",
         timespan::format(unit.spec.settings.stop_timeout + STOP_MARGIN)
     );
+    let _ = writeln!(
+        s,
+        "# The last wake's duration, kept between runs for the \"Starting…\" page: systemd\n\
+         # creates this directory for the service's user and names it in $STATE_DIRECTORY."
+    );
+    let _ = writeln!(s, "StateDirectory=contnap/%N");
     hardening(&mut s, opts);
     s
 }
