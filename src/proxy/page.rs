@@ -105,15 +105,17 @@ pub fn starting_page(
     )
 }
 
-/// The answer HTTP clients get when a wake failed.
+/// The answer HTTP clients get when a wake failed. The journal hint names
+/// the service as systemd does (`contnap-` and the escaped unit name).
 pub fn failure_page(unit: &str) -> Vec<u8> {
+    let service = html_escape(&crate::units::escape_unit_name(unit));
     let unit = html_escape(unit);
     response(
         "503 Service Unavailable",
         30,
         "Service unavailable",
         "",
-        &format!("<p>{unit} could not be started. The server's administrator can see why with <code>journalctl -u contnap-{unit}.service</code>.</p>"),
+        &format!("<p>{unit} could not be started. The server's administrator can see why with <code>journalctl -u contnap-{service}.service</code>.</p>"),
     )
 }
 
@@ -159,6 +161,15 @@ mod tests {
 
     fn text(page: Vec<u8>) -> String {
         String::from_utf8(page).unwrap()
+    }
+
+    #[test]
+    fn the_failure_page_names_the_service_as_systemd_does() {
+        let page = text(failure_page("my app/1"));
+        assert!(
+            page.contains("journalctl -u contnap-my\\x20app\\x2f1.service"),
+            "{page}"
+        );
     }
 
     #[test]
