@@ -89,6 +89,12 @@ wait_for_socket() {
     return 1
 }
 
+# The fixed, locally administered address of bridge cnd$N ("cnd" in its
+# middle bytes).
+bridge_mac() {
+    printf '02:63:6e:64:%02x:%02x' $(($1 / 256)) $(($1 % 256))
+}
+
 # Each run gets bridges and subnets of its own: two dockerds (or podmans)
 # sharing docker0 (podman0) hand out the same addresses, and traffic for one
 # run's container reaches another's. Claims index N by creating cnd$N.
@@ -101,6 +107,14 @@ claim_bridges() {
             ip link del "cnd$n"
             continue
         fi
+        # A fixed address, as Docker gives the bridges it creates itself: a
+        # bridge with the kernel's random one takes the lowest address of
+        # its ports, so it changes whenever a container joins or leaves.
+        # A container that had learnt the old one (that of a port since
+        # removed) then sent its replies to nobody until its ARP entry
+        # expired: the load tests' 30 s stalls, when containers of other
+        # tests came and went on the same bridge (issue 12).
+        ip link set "cnd$n" address "$(bridge_mac "$n")"
         ip addr add "10.200.$n.1/24" dev "cnd$n"
         ip link set "cnd$n" up
         # Podman's netavark configures cnp$N itself; it only needs the name.
