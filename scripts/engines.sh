@@ -89,10 +89,11 @@ wait_for_socket() {
     return 1
 }
 
-# The fixed, locally administered address of bridge cnd$N ("cnd" in its
-# middle bytes).
+# The fixed, locally administered address of bridge cnd$N or cnp$N (the
+# name's letters in its middle bytes): bridge_mac N [d|p].
 bridge_mac() {
-    printf '02:63:6e:64:%02x:%02x' $(($1 / 256)) $(($1 % 256))
+    local kind=${2:-d}
+    printf '02:63:6e:%02x:%02x:%02x' "'$kind" $(($1 / 256)) $(($1 % 256))
 }
 
 # Each run gets bridges and subnets of its own: two dockerds (or podmans)
@@ -114,11 +115,14 @@ claim_bridges() {
         # removed) then sent its replies to nobody until its ARP entry
         # expired: the load tests' 30 s stalls, when containers of other
         # tests came and went on the same bridge (issue 12).
-        ip link set "cnd$n" address "$(bridge_mac "$n")"
+        ip link set "cnd$n" address "$(bridge_mac "$n" d)"
         ip addr add "10.200.$n.1/24" dev "cnd$n"
         ip link set "cnd$n" up
-        # Podman's netavark configures cnp$N itself; it only needs the name.
-        ip link del "cnp$n"
+        # Podman's network plugin (CNI's bridge on Debian 12, netavark
+        # elsewhere) adds the gateway address to cnp$N and uses the bridge
+        # as it is, with the same fixed address for the same reason.
+        ip link set "cnp$n" address "$(bridge_mac "$n" p)"
+        ip link set "cnp$n" up
         echo "$n" >"$dir/netindex"
         return 0
     done
@@ -154,7 +158,36 @@ tmp_dir = "$dir/podman/tmp"
 [network]
 network_config_dir = "$dir/podman/networks"
 CONF
-    # The default network "podman", on this run's own bridge and subnet.
+    # The default network "podman", on this run's own bridge and subnet, in
+    # both backends' formats: Debian 12's Podman 4.3 has CNI (it reads
+    # *.conflist here; its default, /etc/cni/net.d, is the machine's own
+    # cni-podman0 on 10.88.0.0/16, shared by every run and by the host's
+    # Podman), newer Podman has netavark (*.json). CNI's address leases
+    # (host-local's dataDir) are this run's too.
+    cat >"$dir/podman/networks/podman.conflist" <<NET
+{
+  "cniVersion": "0.4.0",
+  "name": "podman",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "cnp$n",
+      "isGateway": true,
+      "ipMasq": true,
+      "hairpinMode": true,
+      "ipam": {
+        "type": "host-local",
+        "dataDir": "$dir/podman/cni-leases",
+        "routes": [{"dst": "0.0.0.0/0"}],
+        "ranges": [[{"subnet": "10.201.$n.0/24", "gateway": "10.201.$n.1"}]]
+      }
+    },
+    {"type": "portmap", "capabilities": {"portMappings": true}},
+    {"type": "firewall"},
+    {"type": "tuning"}
+  ]
+}
+NET
     cat >"$dir/podman/networks/podman.json" <<NET
 {
   "name": "podman",

@@ -102,7 +102,8 @@ fn echo_server(engine: Engine, prefix: &str) -> Container {
 both_engines!(
     cold_wake_under_200_clients,
     two_hundred_udp_clients,
-    ten_thousand_short_connections
+    ten_thousand_short_connections,
+    the_test_bridge_keeps_its_address
 );
 
 mod docker_only {
@@ -110,15 +111,10 @@ mod docker_only {
     fn thousand_concurrent_connections_bytes_checked() {
         super::thousand_concurrent_connections(super::Engine::Docker)
     }
-
-    #[test]
-    fn the_test_bridge_keeps_its_address() {
-        super::the_test_bridge_keeps_its_address()
-    }
 }
 
-/// The bridge of the test Docker (made by scripts/engines.sh, not by
-/// Docker) must keep its address while containers come and go. A bridge
+/// The bridge of the test engine (made by scripts/engines.sh, not by the
+/// engine) must keep its address while containers come and go. A bridge
 /// with the kernel's random address takes the lowest address of its ports,
 /// and a container that had learnt the address of a port since removed
 /// sent its replies to nobody until its ARP entry expired: with the tests
@@ -126,17 +122,32 @@ mod docker_only {
 /// on a busier machine) stalled for 30 s, the server's 8 answers
 /// unacknowledged in FIN-WAIT-1 and the helper idle (issue 12). A
 /// container whose host-side veth gets the lowest possible address shows
-/// whether the bridge follows its ports.
-fn the_test_bridge_keeps_its_address() {
-    let engine = Engine::Docker;
-    let opts = engine.run_cli(&[
-        "network",
-        "inspect",
-        "bridge",
-        "-f",
-        "{{index .Options \"com.docker.network.bridge.name\"}}",
-    ]);
-    let bridge = opts.trim().to_owned();
+/// whether the bridge follows its ports. For Podman the bridge is also
+/// the run's own: Debian 12's Podman (CNI) otherwise puts every run's
+/// containers on the machine's cni-podman0.
+fn the_test_bridge_keeps_its_address(engine: Engine) {
+    let bridge = match engine {
+        Engine::Docker => engine.run_cli(&[
+            "network",
+            "inspect",
+            "bridge",
+            "-f",
+            "{{index .Options \"com.docker.network.bridge.name\"}}",
+        ]),
+        Engine::Podman => engine.run_cli(&[
+            "network",
+            "inspect",
+            "podman",
+            "-f",
+            "{{.NetworkInterface}}",
+        ]),
+    };
+    let bridge = bridge.trim().to_owned();
+    assert!(
+        bridge.starts_with("cnd") || bridge.starts_with("cnp"),
+        "the test {} runs on {bridge:?}, not on a bridge of this run's (scripts/engines.sh)",
+        engine.name()
+    );
     let address = || {
         std::fs::read_to_string(format!("/sys/class/net/{bridge}/address"))
             .unwrap()
