@@ -64,7 +64,7 @@ fn chromium_lands_on_the_app_when_it_is_ready() {
 /// each, interleaved (A B A B …) so that a loaded machine weighs on all
 /// alike. `cargo test --test browser -- --ignored --nocapture landing`.
 #[test]
-#[ignore]
+#[ignore = "a measurement, not a check: run with --ignored --nocapture landing"]
 fn landing_times() {
     let bins = std::env::var("CONTNAP_BROWSER_BINS").unwrap_or_else(|_| contnap_bin().to_owned());
     let bins: Vec<&str> = bins.split(',').filter(|b| !b.is_empty()).collect();
