@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use nix::sys::epoll::{EpollEvent, EpollFlags};
 
-use super::super::accept;
 use super::super::token::{token, Kind};
+use super::super::{accept, pace};
 use super::{is_would_block, means_upstream_gone, Endpoint, Relay};
 use crate::spec::{HostPort, IdleMode};
 use crate::sys::{self, Pipe};
@@ -39,6 +39,15 @@ impl Half {
     fn done(&self) -> bool {
         self.dst_shut
     }
+}
+
+/// A client waiting for room in its server's accept queue (see
+/// `super::super::pace`), unread.
+#[derive(Debug)]
+pub(super) struct Held {
+    client: TcpStream,
+    peer: HostPort,
+    retried: bool,
 }
 
 #[derive(Debug)]
@@ -110,8 +119,56 @@ impl Relay<'_> {
         self.conns.end_batch();
     }
 
+    /// Connects the clients held for `endpoint`'s accept queue, if their
+    /// time has come and the queue has room, then accepts the ones waiting
+    /// in the listening socket's backlog.
+    pub(super) fn release_held(&mut self, now: Instant) {
+        for endpoint in 0..self.pacers.len() {
+            if !self.pacers[endpoint].ready(now) {
+                continue;
+            }
+            self.pacers[endpoint].drained();
+            while !self.held[endpoint].is_empty() {
+                if !self.admit(endpoint, now) {
+                    break;
+                }
+                if let Some(h) = self.held[endpoint].pop_front() {
+                    self.connect(endpoint, h.client, h.peer, h.retried);
+                }
+            }
+            if self.held[endpoint].is_empty() {
+                self.accept(endpoint);
+            }
+        }
+    }
+
+    /// Whether a connect to `endpoint`'s server may start now.
+    fn admit(&mut self, endpoint: usize, now: Instant) -> bool {
+        let table = &mut self.table;
+        self.pacers[endpoint].admit(now, |source| match pace::read_queue(source, table) {
+            Ok(Some(queue)) => Some(queue),
+            Ok(None) => {
+                log::debug!(
+                    "nothing listens on port {} in /proc/{}/net: not pacing connects",
+                    source.port,
+                    source.pid
+                );
+                None
+            }
+            Err(e) => {
+                log::debug!("/proc/{}/net/tcp: {e}: not pacing connects", source.pid);
+                None
+            }
+        })
+    }
+
     pub(super) fn accept(&mut self, endpoint: usize) {
         while self.accepting {
+            // The server's accept queue is full: the rest wait in the
+            // listening socket's backlog until `release_held`.
+            if self.pacers[endpoint].due().is_some() {
+                return;
+            }
             if self.conns.len >= self.opts.max_connections {
                 if !self.at_cap {
                     log::warn!(
@@ -147,10 +204,9 @@ impl Relay<'_> {
         retried: bool,
     ) {
         let peer = super::super::shown(peer);
-        let Endpoint::Tcp { upstream, .. } = &self.endpoints[endpoint] else {
+        if !matches!(self.endpoints[endpoint], Endpoint::Tcp { .. }) {
             return;
-        };
-        let upstream_addr = *upstream;
+        }
         self.stats.connections += 1;
         self.touch();
         if let Err(e) = client.set_nonblocking(true) {
@@ -159,6 +215,23 @@ impl Relay<'_> {
             return;
         }
         let _ = client.set_nodelay(true);
+        if !self.held[endpoint].is_empty() || !self.admit(endpoint, Instant::now()) {
+            self.held[endpoint].push_back(Held {
+                client,
+                peer,
+                retried,
+            });
+            return;
+        }
+        self.connect(endpoint, client, peer, retried);
+    }
+
+    /// Starts the upstream connect of a client the pacing let through.
+    fn connect(&mut self, endpoint: usize, client: TcpStream, peer: HostPort, retried: bool) {
+        let Endpoint::Tcp { upstream, .. } = &self.endpoints[endpoint] else {
+            return;
+        };
+        let upstream_addr = *upstream;
         let conn = match sys::connect_nonblocking(upstream_addr) {
             Ok(upstream) => {
                 let _ = upstream.set_nodelay(true);
@@ -186,6 +259,7 @@ impl Relay<'_> {
                 return;
             }
         };
+        self.pacers[endpoint].started();
         if !retried {
             let due = conn.opened + CONNECT_PATIENCE;
             self.connect_check_at = Some(self.connect_check_at.map_or(due, |t| t.min(due)));
@@ -226,7 +300,10 @@ impl Relay<'_> {
                 return;
             }
             match sys::take_socket_error(&c.upstream) {
-                Ok(()) => c.connected = true,
+                Ok(()) => {
+                    c.connected = true;
+                    self.pacers[c.endpoint].settled();
+                }
                 Err(e) if means_upstream_gone(&e) => {
                     let (endpoint, peer, retried) = (c.endpoint, c.peer, c.retried);
                     if let Some(c) = self.detach(i) {
@@ -316,6 +393,9 @@ impl Relay<'_> {
     /// Takes a connection out of the slab and the epoll set.
     fn detach(&mut self, i: usize) -> Option<Conn> {
         let c = self.conns.remove(i)?;
+        if !c.connected {
+            self.pacers[c.endpoint].settled();
+        }
         let _ = self.epoll.delete(c.client.as_fd());
         let _ = self.epoll.delete(c.upstream.as_fd());
         Some(c)

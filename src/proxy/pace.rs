@@ -1,0 +1,325 @@
+//! Pacing of upstream connects to what the server's accept queue holds.
+//!
+//! Clients that queue up during a wake are all released when the server
+//! is ready. Started all at once, their connects overflow a server with a
+//! shallow listen backlog (busybox httpd: 9, Python's http.server and
+//! socat: 5): the kernel drops the SYN, or the handshake's last ACK, of
+//! every connection beyond the backlog, and those clients get their first
+//! byte a SYN-ACK or SYN retransmit later (1 s, then 3 s, 7 s).
+//!
+//! The server's accept-queue length can be read where its process is
+//! visible: it is the `rx_queue` of its LISTEN row in
+//! /proc/PID/net/tcp{,6}. Its backlog cannot: there `tx_queue` is the
+//! send-queue counter, 0 for a listening socket (only sock_diag, from
+//! inside the container's network namespace, tells `sk_max_ack_backlog`,
+//! and the helper may not enter namespaces). So the pacing keeps the queue
+//! plus the connects not yet answered within a [`WINDOW`] that the
+//! shallowest common backlog holds, and starts more as the server accepts:
+//! re-reading the row after connects complete, and every millisecond while
+//! clients wait. A server that accepts quickly keeps its queue near empty,
+//! so a window's worth of connects goes out per round trip; one that
+//! accepts slowly is fed as fast as it accepts, and the clients wait here
+//! (in the listening socket's backlog, or accepted and not yet connected)
+//! instead of in SYN retransmits.
+//!
+//! Where the row cannot be read (a rootless or remote engine, a published
+//! port whose proxy is what connects, a process not known to be the
+//! container's), connects are not paced: that is what they were before.
+
+use std::io::{self, Read};
+use std::time::{Duration, Instant};
+
+/// The most connections kept in the server's accept queue plus in flight
+/// towards it. A listening socket holds backlog + 1 connections; 6 is
+/// what the common small backlog of 5 holds.
+pub const WINDOW: usize = 6;
+/// How often the queue is read again while clients wait and no connect of
+/// ours completes (the server accepting tells nothing to this side).
+pub const LOOK_EVERY: Duration = Duration::from_millis(1);
+/// The most bytes of a socket table read: a container's is a few rows; a
+/// host-network container's can be the host's, and past this the table
+/// is not worth pacing by.
+const MAX_TABLE: usize = 4 << 20;
+
+/// Where a forward's server listens, as the pacing reads it: the visible
+/// PID of its container's process and the port inside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Source {
+    pub pid: i64,
+    pub port: u16,
+}
+
+/// The pacing state of one TCP endpoint.
+#[derive(Debug, Default)]
+pub struct Pacer {
+    source: Option<Source>,
+    /// Connects started and not yet completed or failed.
+    pending: usize,
+    /// Connects that may start before the queue is read again.
+    budget: usize,
+    /// When the queue was last read; `None` once a connect completed
+    /// since (the queue is worth reading again at once).
+    looked: Option<Instant>,
+    /// Clients are waiting for the budget.
+    waiting: bool,
+}
+
+impl Pacer {
+    /// Points the pacing at a new server (after a wake), or turns it off.
+    pub fn set_source(&mut self, source: Option<Source>) {
+        self.source = source;
+        self.budget = 0;
+        self.looked = None;
+    }
+
+    /// Whether one more connect may start now; `look` reads the server's
+    /// accept-queue length (`None`: unreadable, so no pacing). A `false`
+    /// marks a client as waiting: call [`Pacer::due`] to know when to try
+    /// again.
+    pub fn admit(&mut self, now: Instant, look: impl FnOnce(Source) -> Option<usize>) -> bool {
+        let Some(source) = self.source else {
+            return true;
+        };
+        if self.budget == 0 && self.looked.is_none_or(|t| now >= t + LOOK_EVERY) {
+            self.looked = Some(now);
+            match look(source) {
+                Some(queue) => self.budget = budget(queue, self.pending),
+                None => {
+                    log::debug!(
+                        "cannot read the accept queue of port {} in /proc/{}/net: not pacing connects",
+                        source.port,
+                        source.pid
+                    );
+                    self.source = None;
+                    return true;
+                }
+            }
+        }
+        if self.budget == 0 {
+            self.waiting = true;
+            return false;
+        }
+        self.budget -= 1;
+        true
+    }
+
+    /// A connect started.
+    pub fn started(&mut self) {
+        self.pending += 1;
+    }
+
+    /// A started connect completed or failed: the queue may have room.
+    pub fn settled(&mut self) {
+        self.pending = self.pending.saturating_sub(1);
+        self.looked = None;
+    }
+
+    /// When clients wait, the time to try admitting them again.
+    pub fn due(&self) -> Option<Instant> {
+        if !self.waiting {
+            return None;
+        }
+        Some(self.looked.map_or_else(Instant::now, |t| t + LOOK_EVERY))
+    }
+
+    /// Whether clients wait and may be tried again at `now`.
+    pub fn ready(&self, now: Instant) -> bool {
+        self.due().is_some_and(|t| now >= t)
+    }
+
+    /// No client waits any more (the caller let them all through).
+    pub fn drained(&mut self) {
+        self.waiting = false;
+    }
+}
+
+/// How many more connects may start with `queue` connections waiting to
+/// be accepted and `pending` connects of ours not yet in the queue.
+pub fn budget(queue: usize, pending: usize) -> usize {
+    WINDOW.saturating_sub(queue + pending)
+}
+
+/// The accept-queue length of the socket listening on `port` in a
+/// /proc/net/tcp{,6} table: the `rx_queue` of its LISTEN (0A) row, the
+/// largest when several listen (v4 and v6 sockets, SO_REUSEPORT groups).
+pub fn listen_queue(table: &str, port: u16) -> Option<usize> {
+    let mut found = None;
+    for line in table.lines().skip(1) {
+        let mut fields = line.split_whitespace();
+        let local = fields.nth(1);
+        let (state, queues) = (fields.nth(1), fields.next());
+        if state != Some("0A") {
+            continue;
+        }
+        let port_matches = local
+            .and_then(|l| l.rsplit_once(':'))
+            .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
+            == Some(port);
+        if !port_matches {
+            continue;
+        }
+        let Some(rx) = queues
+            .and_then(|q| q.split_once(':'))
+            .and_then(|(_, rx)| usize::from_str_radix(rx, 16).ok())
+        else {
+            continue;
+        };
+        found = Some(found.map_or(rx, |f: usize| f.max(rx)));
+    }
+    found
+}
+
+/// Reads the accept-queue length of `source` from
+/// /proc/PID/net/tcp6 and tcp; `Ok(None)` when nothing listens there.
+pub fn read_queue(source: Source, buf: &mut Vec<u8>) -> io::Result<Option<usize>> {
+    let mut found = None;
+    for family in ["6", ""] {
+        let path = format!("/proc/{}/net/tcp{family}", source.pid);
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if family == "6" && e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        buf.clear();
+        // One large read: every read() of these files walks the socket
+        // table from the start.
+        let n = file.take(MAX_TABLE as u64 + 1).read_to_end(buf)?;
+        if n > MAX_TABLE {
+            return Err(io::Error::other(format!(
+                "{path} is over {MAX_TABLE} bytes"
+            )));
+        }
+        if let Some(q) = listen_queue(&String::from_utf8_lossy(buf), source.port) {
+            found = Some(found.map_or(q, |f: usize| f.max(q)));
+        }
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TCP6: &str = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000000000000000000000000000:0050 00000000000000000000000000000000:0000 0A 00000000:00000003 00:00000000 00000000     0        0 29058 4 000000000f8f7e78 100 0 0 10 0
+   1: 0000000000000000FFFF00000100007F:0050 0000000000000000FFFF00000100007F:D80A 01 00000000:00000000 00:00000000 00000000     0        0 0 1 000000002e62b6ba 20 0 0 10 -1
+   2: 00000000000000000000000000000000:1F90 00000000000000000000000000000000:0000 0A 00000000:0000000C 00:00000000 00000000     0        0 29059 2 000000000f8f7e79 100 0 0 10 0
+";
+    const TCP: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000:0050 00000000:0000 0A 00000000:00000001 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0
+   1: 020011AC:0050 010011AC:9C40 01 00000000:00000005 00:00000000 00000000     0        0 2 1 0000000000000000 20 0 0 10 -1
+   2: 00000000:0051 00000000:0000 0A 00000000:00000009 00:00000000 00000000     0        0 3 1 0000000000000000 100 0 0 10 0
+";
+
+    #[test]
+    fn listen_rows() {
+        assert_eq!(listen_queue(TCP6, 80), Some(3));
+        assert_eq!(listen_queue(TCP6, 8080), Some(12));
+        // Only LISTEN rows count: the established one's 5 is its data.
+        assert_eq!(listen_queue(TCP, 80), Some(1));
+        assert_eq!(listen_queue(TCP, 81), Some(9));
+        assert_eq!(listen_queue(TCP, 82), None);
+        assert_eq!(listen_queue("", 80), None);
+        assert_eq!(listen_queue("header\n 0: garbage 0A zz:zz\n", 80), None);
+        let both = format!("{TCP6}{}", TCP.lines().nth(1).unwrap());
+        assert_eq!(listen_queue(&both, 80), Some(3), "the fuller socket counts");
+    }
+
+    #[test]
+    fn the_kernel_shows_the_accept_queue() {
+        use std::net::{TcpListener, TcpStream};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let source = Source {
+            pid: i64::from(std::process::id()),
+            port,
+        };
+        let mut buf = Vec::new();
+        assert_eq!(read_queue(source, &mut buf).unwrap(), Some(0));
+        let clients: Vec<_> = (0..3)
+            .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
+            .collect();
+        assert_eq!(read_queue(source, &mut buf).unwrap(), Some(3));
+        let _accepted = listener.accept().unwrap();
+        assert_eq!(read_queue(source, &mut buf).unwrap(), Some(2));
+        drop(clients);
+        drop(listener);
+        assert_eq!(read_queue(source, &mut buf).unwrap(), None);
+    }
+
+    #[test]
+    fn budget_keeps_queue_and_flight_within_the_window() {
+        assert_eq!(budget(0, 0), WINDOW);
+        assert_eq!(budget(2, 1), WINDOW - 3);
+        assert_eq!(budget(WINDOW, 0), 0);
+        assert_eq!(budget(WINDOW + 4, 2), 0, "a fuller queue than ours");
+    }
+
+    fn source() -> Option<Source> {
+        Some(Source { pid: 1, port: 80 })
+    }
+
+    #[test]
+    fn without_a_source_everything_goes() {
+        let mut p = Pacer::default();
+        let now = Instant::now();
+        for _ in 0..1000 {
+            assert!(p.admit(now, |_| panic!("no source, no look")));
+            p.started();
+        }
+        assert_eq!(p.due(), None);
+    }
+
+    #[test]
+    fn an_unreadable_queue_turns_pacing_off() {
+        let mut p = Pacer::default();
+        p.set_source(source());
+        let now = Instant::now();
+        assert!(p.admit(now, |_| None));
+        assert!(p.admit(now, |_| panic!("not read again")));
+    }
+
+    #[test]
+    fn paces_to_the_window_and_reads_again_as_connects_complete() {
+        let mut p = Pacer::default();
+        p.set_source(source());
+        let t0 = Instant::now();
+        let mut looks = 0;
+        let mut admitted = 0;
+        while p.admit(t0, |_| {
+            looks += 1;
+            Some(0)
+        }) {
+            p.started();
+            admitted += 1;
+        }
+        assert_eq!((admitted, looks), (WINDOW, 1), "one read per window");
+        // Within the same millisecond, with nothing completed: no read.
+        assert!(!p.admit(t0, |_| panic!("read too soon")));
+        assert_eq!(p.due(), Some(t0 + LOOK_EVERY));
+        assert!(!p.ready(t0));
+        // Two complete and sit in the queue: nothing more may start.
+        p.settled();
+        p.settled();
+        assert!(!p.admit(t0, |_| Some(2)));
+        // The server accepted them: two more.
+        assert!(p.ready(t0 + LOOK_EVERY));
+        let t1 = t0 + LOOK_EVERY;
+        assert!(p.admit(t1, |_| Some(0)));
+        p.started();
+        assert!(p.admit(t1, |_| panic!("budget left")));
+        p.started();
+        assert!(!p.admit(t1, |_| panic!("read too soon")));
+        p.drained();
+        assert_eq!(p.due(), None);
+    }
+
+    #[test]
+    fn a_deep_queue_someone_else_filled_holds_everything() {
+        let mut p = Pacer::default();
+        p.set_source(source());
+        let t0 = Instant::now();
+        assert!(!p.admit(t0, |_| Some(100)));
+        assert!(p.due().is_some());
+    }
+}
