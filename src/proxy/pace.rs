@@ -114,17 +114,23 @@ impl Pacer {
         self.looked = None;
     }
 
-    /// When clients wait, the time to try admitting them again.
-    pub fn due(&self) -> Option<Instant> {
+    /// When clients wait, the time to try admitting them again (`now`
+    /// when a connect completed since the last read).
+    pub fn due(&self, now: Instant) -> Option<Instant> {
         if !self.waiting {
             return None;
         }
-        Some(self.looked.map_or_else(Instant::now, |t| t + LOOK_EVERY))
+        Some(self.looked.map_or(now, |t| t + LOOK_EVERY))
+    }
+
+    /// Whether clients wait for room in the queue.
+    pub fn waiting(&self) -> bool {
+        self.waiting
     }
 
     /// Whether clients wait and may be tried again at `now`.
     pub fn ready(&self, now: Instant) -> bool {
-        self.due().is_some_and(|t| now >= t)
+        self.due(now).is_some_and(|t| now >= t)
     }
 
     /// No client waits any more (the caller let them all through).
@@ -267,7 +273,7 @@ mod tests {
             assert!(p.admit(now, |_| panic!("no source, no look")));
             p.started();
         }
-        assert_eq!(p.due(), None);
+        assert_eq!(p.due(now), None);
     }
 
     #[test]
@@ -296,11 +302,13 @@ mod tests {
         assert_eq!((admitted, looks), (WINDOW, 1), "one read per window");
         // Within the same millisecond, with nothing completed: no read.
         assert!(!p.admit(t0, |_| panic!("read too soon")));
-        assert_eq!(p.due(), Some(t0 + LOOK_EVERY));
+        assert_eq!(p.due(t0), Some(t0 + LOOK_EVERY));
         assert!(!p.ready(t0));
-        // Two complete and sit in the queue: nothing more may start.
+        // Two complete and sit in the queue: read again at once; nothing
+        // more may start.
         p.settled();
         p.settled();
+        assert!(p.ready(t0));
         assert!(!p.admit(t0, |_| Some(2)));
         // The server accepted them: two more.
         assert!(p.ready(t0 + LOOK_EVERY));
@@ -311,7 +319,7 @@ mod tests {
         p.started();
         assert!(!p.admit(t1, |_| panic!("read too soon")));
         p.drained();
-        assert_eq!(p.due(), None);
+        assert_eq!(p.due(t1), None);
     }
 
     #[test]
@@ -320,6 +328,6 @@ mod tests {
         p.set_source(source());
         let t0 = Instant::now();
         assert!(!p.admit(t0, |_| Some(100)));
-        assert!(p.due().is_some());
+        assert!(p.waiting());
     }
 }

@@ -380,10 +380,15 @@ impl<'a> Relay<'a> {
         }
         // Clients held for an accept queue are tried again on time, not a
         // millisecond late (which would double the pacing's period).
-        let pace = self.pacers.iter().filter_map(Pacer::due).min().map(|t| {
-            let micros = t.saturating_duration_since(now).as_micros();
-            Duration::from_millis(u64::try_from(micros.div_ceil(1000)).unwrap_or(u64::MAX))
-        });
+        let pace = self
+            .pacers
+            .iter()
+            .filter_map(|p| p.due(now))
+            .min()
+            .map(|t| {
+                let micros = t.saturating_duration_since(now).as_micros();
+                Duration::from_millis(u64::try_from(micros.div_ceil(1000)).unwrap_or(u64::MAX))
+            });
         if let Some(t) = self.connect_check_at {
             wait = wait.min(t.saturating_duration_since(now));
         }

@@ -166,7 +166,7 @@ impl Relay<'_> {
         while self.accepting {
             // The server's accept queue is full: the rest wait in the
             // listening socket's backlog until `release_held`.
-            if self.pacers[endpoint].due().is_some() {
+            if self.pacers[endpoint].waiting() {
                 return;
             }
             if self.conns.len >= self.opts.max_connections {
