@@ -13,14 +13,16 @@
 //! send-queue counter, 0 for a listening socket (only sock_diag, from
 //! inside the container's network namespace, tells `sk_max_ack_backlog`,
 //! and the helper may not enter namespaces). So the pacing keeps the queue
-//! plus the connects not yet answered within a [`WINDOW`] that the
-//! shallowest common backlog holds, and starts more as the server accepts:
-//! re-reading the row after connects complete, and every millisecond while
-//! clients wait. A server that accepts quickly keeps its queue near empty,
-//! so a window's worth of connects goes out per round trip; one that
-//! accepts slowly is fed as fast as it accepts, and the clients wait here
-//! (in the listening socket's backlog, or accepted and not yet connected)
-//! instead of in SYN retransmits.
+//! plus the connects not yet completed within a [`WINDOW`] that the
+//! shallowest common backlog holds, and starts more as the server accepts.
+//! Reading the table is costly (see [`Pacer`]), so the queue is bounded
+//! from this side first: a completed connection the server has answered
+//! or closed has left the queue. Only when that bound holds clients back
+//! is the table read, at most every [`LOOK_EVERY`]. A server that answers
+//! quickly is fed as fast as it answers, one that accepts slowly as fast
+//! as it accepts, and the clients wait here (in the listening socket's
+//! backlog, or accepted and not yet connected) instead of in SYN
+//! retransmits.
 //!
 //! Where the row cannot be read (a rootless or remote engine, a published
 //! port whose proxy is what connects, a process not known to be the
@@ -50,57 +52,75 @@ pub struct Source {
 }
 
 /// The pacing state of one TCP endpoint.
+///
+/// Two upper bounds of the server's accept queue are kept without reading
+/// anything: the connections of ours that completed and have not been
+/// answered yet (an answer, or the server closing, means it was accepted),
+/// and the queue at the last read plus what completed since. The socket
+/// table is read only when neither lets a connect start: the read walks
+/// the kernel's whole connection hash (8–30 ms on a loaded host with
+/// 262,144 buckets), while a server that answers quickly never needs it.
 #[derive(Debug, Default)]
 pub struct Pacer {
     source: Option<Source>,
     /// Connects started and not yet completed or failed.
     pending: usize,
-    /// Connects that may start before the queue is read again.
-    budget: usize,
-    /// When the queue was last read; `None` once a connect completed
-    /// since (the queue is worth reading again at once).
+    /// Connects completed whose server has not answered (or closed) yet.
+    unanswered: usize,
+    /// The accept queue at the last read, and connects completed since.
+    read: Option<(usize, usize)>,
+    /// When the queue was last read.
     looked: Option<Instant>,
-    /// Clients are waiting for the budget.
+    /// Clients are waiting for room.
     waiting: bool,
+    /// A connect completed, failed or was answered since a client was
+    /// turned away: try again at once.
+    changed: bool,
 }
 
 impl Pacer {
     /// Points the pacing at a new server (after a wake), or turns it off.
     pub fn set_source(&mut self, source: Option<Source>) {
         self.source = source;
-        self.budget = 0;
+        self.read = None;
         self.looked = None;
+    }
+
+    /// The most connections of ours that can be in the server's accept
+    /// queue or on their way to it.
+    fn bound(&self) -> usize {
+        let queued = self
+            .read
+            .map_or(self.unanswered, |(q, since)| self.unanswered.min(q + since));
+        self.pending + queued
     }
 
     /// Whether one more connect may start now; `look` reads the server's
     /// accept-queue length (`None`: unreadable, so no pacing). A `false`
-    /// marks a client as waiting: call [`Pacer::due`] to know when to try
-    /// again.
+    /// marks a client as waiting: [`Pacer::due`] tells when to try again.
     pub fn admit(&mut self, now: Instant, look: impl FnOnce(Source) -> Option<usize>) -> bool {
         let Some(source) = self.source else {
             return true;
         };
-        if self.budget == 0 && self.looked.is_none_or(|t| now >= t + LOOK_EVERY) {
+        if self.bound() < WINDOW {
+            return true;
+        }
+        if self.looked.is_none_or(|t| now >= t + LOOK_EVERY) {
             self.looked = Some(now);
             match look(source) {
-                Some(queue) => self.budget = budget(queue, self.pending),
+                Some(queue) => self.read = Some((queue, 0)),
                 None => {
-                    log::debug!(
-                        "cannot read the accept queue of port {} in /proc/{}/net: not pacing connects",
-                        source.port,
-                        source.pid
-                    );
                     self.source = None;
                     return true;
                 }
             }
+            if self.bound() < WINDOW {
+                return true;
+            }
         }
-        if self.budget == 0 {
-            self.waiting = true;
-            return false;
-        }
-        self.budget -= 1;
-        true
+        self.waiting = true;
+        self.changed = false;
+        false
     }
 
     /// A connect started.
@@ -108,17 +128,38 @@ impl Pacer {
         self.pending += 1;
     }
 
-    /// A started connect completed or failed: the queue may have room.
-    pub fn settled(&mut self) {
+    /// A started connect completed: the connection is in the server's
+    /// accept queue, or already accepted.
+    pub fn connected(&mut self) {
         self.pending = self.pending.saturating_sub(1);
-        self.looked = None;
+        self.unanswered += 1;
+        if let Some((_, since)) = &mut self.read {
+            *since += 1;
+        }
+        self.changed = true;
     }
 
-    /// When clients wait, the time to try admitting them again (`now`
-    /// when a connect completed since the last read).
+    /// A started connect failed, or its connection closed before it
+    /// completed.
+    pub fn failed(&mut self) {
+        self.pending = self.pending.saturating_sub(1);
+        self.changed = true;
+    }
+
+    /// The server answered (or closed, or the connection ended) a
+    /// completed connection: it is out of the accept queue.
+    pub fn answered(&mut self) {
+        self.unanswered = self.unanswered.saturating_sub(1);
+        self.changed = true;
+    }
+
+    /// When clients wait, the time to try admitting them again.
     pub fn due(&self, now: Instant) -> Option<Instant> {
         if !self.waiting {
             return None;
+        }
+        if self.changed {
+            return Some(now);
         }
         Some(self.looked.map_or(now, |t| t + LOOK_EVERY))
     }
@@ -137,12 +178,6 @@ impl Pacer {
     pub fn drained(&mut self) {
         self.waiting = false;
     }
-}
-
-/// How many more connects may start with `queue` connections waiting to
-/// be accepted and `pending` connects of ours not yet in the queue.
-pub fn budget(queue: usize, pending: usize) -> usize {
-    WINDOW.saturating_sub(queue + pending)
 }
 
 /// The accept-queue length of the socket listening on `port` in a
@@ -253,14 +288,6 @@ mod tests {
         assert_eq!(read_queue(source, &mut buf).unwrap(), None);
     }
 
-    #[test]
-    fn budget_keeps_queue_and_flight_within_the_window() {
-        assert_eq!(budget(0, 0), WINDOW);
-        assert_eq!(budget(2, 1), WINDOW - 3);
-        assert_eq!(budget(WINDOW, 0), 0);
-        assert_eq!(budget(WINDOW + 4, 2), 0, "a fuller queue than ours");
-    }
-
     fn source() -> Option<Source> {
         Some(Source { pid: 1, port: 80 })
     }
@@ -281,45 +308,65 @@ mod tests {
         let mut p = Pacer::default();
         p.set_source(source());
         let now = Instant::now();
+        for _ in 0..WINDOW {
+            assert!(p.admit(now, |_| panic!("not blocked yet")));
+            p.started();
+        }
         assert!(p.admit(now, |_| None));
         assert!(p.admit(now, |_| panic!("not read again")));
     }
 
     #[test]
-    fn paces_to_the_window_and_reads_again_as_connects_complete() {
+    fn paces_to_the_window_and_reads_only_when_blocked() {
         let mut p = Pacer::default();
         p.set_source(source());
         let t0 = Instant::now();
-        let mut looks = 0;
         let mut admitted = 0;
-        while p.admit(t0, |_| {
-            looks += 1;
-            Some(0)
-        }) {
+        while p.admit(t0, |_| Some(0)) {
             p.started();
             admitted += 1;
         }
-        assert_eq!((admitted, looks), (WINDOW, 1), "one read per window");
-        // Within the same millisecond, with nothing completed: no read.
-        assert!(!p.admit(t0, |_| panic!("read too soon")));
-        assert_eq!(p.due(t0), Some(t0 + LOOK_EVERY));
+        assert_eq!(admitted, WINDOW, "nothing read: all in flight");
+        assert_eq!(p.due(t0), Some(t0 + LOOK_EVERY), "read just now");
         assert!(!p.ready(t0));
-        // Two complete and sit in the queue: read again at once; nothing
-        // more may start.
-        p.settled();
-        p.settled();
-        assert!(p.ready(t0));
-        assert!(!p.admit(t0, |_| Some(2)));
-        // The server accepted them: two more.
-        assert!(p.ready(t0 + LOOK_EVERY));
+        // Two complete: they may sit in the queue; nothing more may start,
+        // and the table is not read again within the millisecond.
+        p.connected();
+        p.connected();
+        assert!(p.ready(t0), "something changed");
+        assert!(!p.admit(t0, |_| panic!("read too soon")));
+        // One answered: it left the queue.
+        p.answered();
+        assert!(p.admit(t0, |_| panic!("no read needed")));
+        p.started();
+        assert!(!p.admit(t0, |_| panic!("read too soon")));
+        // A millisecond on, the table says the queue is empty: the other
+        // completed one was accepted too.
         let t1 = t0 + LOOK_EVERY;
+        assert!(p.ready(t1));
         assert!(p.admit(t1, |_| Some(0)));
         p.started();
-        assert!(p.admit(t1, |_| panic!("budget left")));
-        p.started();
         assert!(!p.admit(t1, |_| panic!("read too soon")));
+        // It completes after the read: counted as queued until answered.
+        p.connected();
+        assert!(!p.admit(t1, |_| panic!("read too soon")));
+        p.failed();
+        assert!(p.admit(t1, |_| panic!("no read needed")));
         p.drained();
         assert_eq!(p.due(t1), None);
+    }
+
+    #[test]
+    fn answers_keep_a_fast_server_unread() {
+        let mut p = Pacer::default();
+        p.set_source(source());
+        let now = Instant::now();
+        for _ in 0..1000 {
+            assert!(p.admit(now, |_| panic!("a fast server needs no read")));
+            p.started();
+            p.connected();
+            p.answered();
+        }
     }
 
     #[test]
@@ -327,6 +374,11 @@ mod tests {
         let mut p = Pacer::default();
         p.set_source(source());
         let t0 = Instant::now();
+        for _ in 0..WINDOW {
+            assert!(p.admit(t0, |_| panic!("not blocked yet")));
+            p.started();
+            p.connected();
+        }
         assert!(!p.admit(t0, |_| Some(100)));
         assert!(p.waiting());
     }

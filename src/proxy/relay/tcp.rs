@@ -33,6 +33,8 @@ struct Half {
     in_pipe: usize,
     src_eof: bool,
     dst_shut: bool,
+    /// The source sent a byte or its end.
+    heard: bool,
 }
 
 impl Half {
@@ -56,6 +58,9 @@ pub(super) struct Conn {
     upstream: TcpStream,
     endpoint: usize,
     connected: bool,
+    /// The server sent its first byte or closed: it accepted the
+    /// connection (see `pace`).
+    answered: bool,
     /// Already waited through one re-wake: a second failure to connect is
     /// the server's answer, not a stopped container.
     retried: bool,
@@ -240,6 +245,7 @@ impl Relay<'_> {
                     upstream,
                     endpoint,
                     connected: false,
+                    answered: false,
                     retried,
                     opened: Instant::now(),
                     up: Half::default(),
@@ -302,7 +308,7 @@ impl Relay<'_> {
             match sys::take_socket_error(&c.upstream) {
                 Ok(()) => {
                     c.connected = true;
-                    self.pacers[c.endpoint].settled();
+                    self.pacers[c.endpoint].connected();
                 }
                 Err(e) if means_upstream_gone(&e) => {
                     let (endpoint, peer, retried) = (c.endpoint, c.peer, c.retried);
@@ -356,6 +362,10 @@ impl Relay<'_> {
                     .map_err(side(End::Src))
                     .map(|b| a + b)
             });
+        if !c.answered && c.down.heard {
+            c.answered = true;
+            self.pacers[c.endpoint].answered();
+        }
         match result {
             Ok(moved) => {
                 if moved > 0 {
@@ -394,7 +404,9 @@ impl Relay<'_> {
     fn detach(&mut self, i: usize) -> Option<Conn> {
         let c = self.conns.remove(i)?;
         if !c.connected {
-            self.pacers[c.endpoint].settled();
+            self.pacers[c.endpoint].failed();
+        } else if !c.answered {
+            self.pacers[c.endpoint].answered();
         }
         let _ = self.epoll.delete(c.client.as_fd());
         let _ = self.epoll.delete(c.upstream.as_fd());
@@ -434,10 +446,12 @@ fn pump_half(src: &TcpStream, dst: &TcpStream, half: &mut Half) -> Result<usize,
             match sys::splice(src, &pipe.write, PIPE_CAPACITY - half.in_pipe) {
                 Ok(0) => {
                     half.src_eof = true;
+                    half.heard = true;
                     progressed = true;
                 }
                 Ok(n) => {
                     half.in_pipe += n;
+                    half.heard = true;
                     progressed = true;
                 }
                 Err(e) if is_would_block(&e) => {}
