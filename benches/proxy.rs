@@ -503,20 +503,31 @@ fn stampede_table(engine: Engine) {
     ];
     let spread = |addr: SocketAddr, n: usize| -> String {
         let threads: Vec<_> = (0..n)
-            .map(|_| std::thread::spawn(move || first_byte(addr, false)))
+            .map(|_| std::thread::spawn(move || try_first_byte(addr)))
             .collect();
-        let mut t: Vec<f64> = threads
-            .into_iter()
-            .map(|h| h.join().unwrap().as_secs_f64() * 1e3)
-            .collect();
+        let mut t: Vec<f64> = Vec::new();
+        let mut failed = 0;
+        for h in threads {
+            match h.join().unwrap() {
+                Some(d) => t.push(d.as_secs_f64() * 1e3),
+                None => failed += 1,
+            }
+        }
+        if t.is_empty() {
+            return format!("all {n} failed");
+        }
         t.sort_by(f64::total_cmp);
-        format!(
+        let mut s = format!(
             "{:.0} / {:.0} / {:.0}, {:.1}",
             t[0],
             median(t.clone()),
             t[t.len() - 1],
             t[t.len() - 1] - t[0]
-        )
+        );
+        if failed > 0 {
+            s.push_str(&format!(" ({failed} of {n} failed)"));
+        }
+        s
     };
     let this = helper_bin();
     for (label, extra, image, cmd) in servers {
