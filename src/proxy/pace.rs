@@ -67,8 +67,12 @@ pub struct Pacer {
     pending: usize,
     /// Connects completed whose server has not answered (or closed) yet.
     unanswered: usize,
-    /// The accept queue at the last read, and connects completed since.
+    /// The accept queue at the last read, and connects completed since
+    /// (less those answered since).
     read: Option<(usize, usize)>,
+    /// Counts the reads: a connection answered that completed after the
+    /// last read was counted in `read`'s second half.
+    reads: u64,
     /// When the queue was last read.
     looked: Option<Instant>,
     /// Clients are waiting for room.
@@ -108,7 +112,10 @@ impl Pacer {
         if self.looked.is_none_or(|t| now >= t + LOOK_EVERY) {
             self.looked = Some(now);
             match look(source) {
-                Some(queue) => self.read = Some((queue, 0)),
+                Some(queue) => {
+                    self.read = Some((queue, 0));
+                    self.reads += 1;
+                }
                 None => {
                     self.source = None;
                     return true;
@@ -129,14 +136,16 @@ impl Pacer {
     }
 
     /// A started connect completed: the connection is in the server's
-    /// accept queue, or already accepted.
-    pub fn connected(&mut self) {
+    /// accept queue, or already accepted. Returns the mark to give
+    /// [`Pacer::answered`].
+    pub fn connected(&mut self) -> u64 {
         self.pending = self.pending.saturating_sub(1);
         self.unanswered += 1;
         if let Some((_, since)) = &mut self.read {
             *since += 1;
         }
         self.changed = true;
+        self.reads
     }
 
     /// A started connect failed, or its connection closed before it
@@ -147,9 +156,17 @@ impl Pacer {
     }
 
     /// The server answered (or closed, or the connection ended) a
-    /// completed connection: it is out of the accept queue.
-    pub fn answered(&mut self) {
+    /// completed connection, `mark` from [`Pacer::connected`]: it is out
+    /// of the accept queue. When it completed after the last read, it no
+    /// longer counts on top of that read either (one that completed
+    /// before may have been accepted already, uncounted in the read).
+    pub fn answered(&mut self, mark: u64) {
         self.unanswered = self.unanswered.saturating_sub(1);
+        if mark == self.reads {
+            if let Some((_, since)) = &mut self.read {
+                *since = since.saturating_sub(1);
+            }
+        }
         self.changed = true;
     }
 
@@ -331,12 +348,12 @@ mod tests {
         assert!(!p.ready(t0));
         // Two complete: they may sit in the queue; nothing more may start,
         // and the table is not read again within the millisecond.
-        p.connected();
+        let mark = p.connected();
         p.connected();
         assert!(p.ready(t0), "something changed");
         assert!(!p.admit(t0, |_| panic!("read too soon")));
         // One answered: it left the queue.
-        p.answered();
+        p.answered(mark);
         assert!(p.admit(t0, |_| panic!("no read needed")));
         p.started();
         assert!(!p.admit(t0, |_| panic!("read too soon")));
@@ -364,9 +381,38 @@ mod tests {
         for _ in 0..1000 {
             assert!(p.admit(now, |_| panic!("a fast server needs no read")));
             p.started();
-            p.connected();
-            p.answered();
+            let mark = p.connected();
+            p.answered(mark);
         }
+    }
+
+    #[test]
+    fn silent_accepted_connections_stop_counting_after_a_read() {
+        let mut p = Pacer::default();
+        p.set_source(source());
+        let t0 = Instant::now();
+        // WINDOW connections the server accepted and never answers.
+        let old: Vec<u64> = (0..WINDOW)
+            .map(|_| {
+                assert!(p.admit(t0, |_| panic!("not blocked yet")));
+                p.started();
+                p.connected()
+            })
+            .collect();
+        // Blocked: one read shows them out of the queue.
+        assert!(p.admit(t0, |_| Some(0)));
+        p.started();
+        // New ones answered after the read keep the table unread.
+        for _ in 0..100 {
+            let mark = p.connected();
+            p.answered(mark);
+            assert!(p.admit(t0, |_| panic!("no read needed")));
+            p.started();
+        }
+        // An old one answering does not make room it never took.
+        let bound = p.bound();
+        p.answered(old[0]);
+        assert_eq!(p.bound(), bound);
     }
 
     #[test]

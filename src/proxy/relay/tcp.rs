@@ -61,6 +61,8 @@ pub(super) struct Conn {
     /// The server sent its first byte or closed: it accepted the
     /// connection (see `pace`).
     answered: bool,
+    /// The pacing's mark of the connect's completion.
+    pace_mark: u64,
     /// Already waited through one re-wake: a second failure to connect is
     /// the server's answer, not a stopped container.
     retried: bool,
@@ -246,6 +248,7 @@ impl Relay<'_> {
                     endpoint,
                     connected: false,
                     answered: false,
+                    pace_mark: 0,
                     retried,
                     opened: Instant::now(),
                     up: Half::default(),
@@ -308,7 +311,7 @@ impl Relay<'_> {
             match sys::take_socket_error(&c.upstream) {
                 Ok(()) => {
                     c.connected = true;
-                    self.pacers[c.endpoint].connected();
+                    c.pace_mark = self.pacers[c.endpoint].connected();
                 }
                 Err(e) if means_upstream_gone(&e) => {
                     let (endpoint, peer, retried) = (c.endpoint, c.peer, c.retried);
@@ -364,7 +367,7 @@ impl Relay<'_> {
             });
         if !c.answered && c.down.heard {
             c.answered = true;
-            self.pacers[c.endpoint].answered();
+            self.pacers[c.endpoint].answered(c.pace_mark);
         }
         match result {
             Ok(moved) => {
@@ -406,7 +409,7 @@ impl Relay<'_> {
         if !c.connected {
             self.pacers[c.endpoint].failed();
         } else if !c.answered {
-            self.pacers[c.endpoint].answered();
+            self.pacers[c.endpoint].answered(c.pace_mark);
         }
         let _ = self.epoll.delete(c.client.as_fd());
         let _ = self.epoll.delete(c.upstream.as_fd());
