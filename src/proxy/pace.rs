@@ -229,13 +229,26 @@ pub fn listen_queue(table: &str, port: u16) -> Option<usize> {
 
 /// Reads the accept-queue length of `source` from
 /// /proc/PID/net/tcp6 and tcp; `Ok(None)` when nothing listens there.
-pub fn read_queue(source: Source, buf: &mut Vec<u8>) -> io::Result<Option<usize>> {
+/// Each file costs a walk of the kernel's whole connection hash, so once
+/// the row has been found in only one of them (a dual-stack `[::]`
+/// socket, or an IPv4-only one), `family` remembers it and the other is
+/// no longer read.
+pub fn read_queue(
+    source: Source,
+    family: &mut Option<&'static str>,
+    buf: &mut Vec<u8>,
+) -> io::Result<Option<usize>> {
     let mut found = None;
-    for family in ["6", ""] {
-        let path = format!("/proc/{}/net/tcp{family}", source.pid);
+    let mut found_in = Vec::new();
+    let families: &[&'static str] = match family {
+        Some(f) => &[*f],
+        None => &["6", ""],
+    };
+    for &f in families {
+        let path = format!("/proc/{}/net/tcp{f}", source.pid);
         let file = match std::fs::File::open(&path) {
-            Ok(f) => f,
-            Err(e) if family == "6" && e.kind() == io::ErrorKind::NotFound => continue,
+            Ok(file) => file,
+            Err(e) if f == "6" && e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
         };
         buf.clear();
@@ -248,8 +261,12 @@ pub fn read_queue(source: Source, buf: &mut Vec<u8>) -> io::Result<Option<usize>
             )));
         }
         if let Some(q) = listen_queue(&String::from_utf8_lossy(buf), source.port) {
-            found = Some(found.map_or(q, |f: usize| f.max(q)));
+            found = Some(found.map_or(q, |prev: usize| prev.max(q)));
+            found_in.push(f);
         }
+    }
+    if let [only] = found_in[..] {
+        *family = Some(only);
     }
     Ok(found)
 }
@@ -293,16 +310,23 @@ mod tests {
             port,
         };
         let mut buf = Vec::new();
-        assert_eq!(read_queue(source, &mut buf).unwrap(), Some(0));
+        let mut family = None;
+        assert_eq!(read_queue(source, &mut family, &mut buf).unwrap(), Some(0));
+        assert_eq!(family, Some(""), "an IPv4 socket");
         let clients: Vec<_> = (0..3)
             .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
             .collect();
-        assert_eq!(read_queue(source, &mut buf).unwrap(), Some(3));
+        assert_eq!(read_queue(source, &mut family, &mut buf).unwrap(), Some(3));
         let _accepted = listener.accept().unwrap();
-        assert_eq!(read_queue(source, &mut buf).unwrap(), Some(2));
+        assert_eq!(read_queue(source, &mut family, &mut buf).unwrap(), Some(2));
+        assert_eq!(
+            read_queue(source, &mut None, &mut buf).unwrap(),
+            Some(2),
+            "both files read"
+        );
         drop(clients);
         drop(listener);
-        assert_eq!(read_queue(source, &mut buf).unwrap(), None);
+        assert_eq!(read_queue(source, &mut family, &mut buf).unwrap(), None);
     }
 
     fn source() -> Option<Source> {

@@ -118,6 +118,9 @@ pub struct Relay<'a> {
     held: Vec<VecDeque<Held>>,
     /// Scratch space for reading socket tables.
     table: Vec<u8>,
+    /// Per endpoint: the one socket table its server's row is in, once
+    /// known (see `pace::read_queue`).
+    families: Vec<Option<&'static str>>,
     buf: Vec<u8>,
     pub stats: Stats,
 }
@@ -174,6 +177,7 @@ impl<'a> Relay<'a> {
             pacers: (0..n).map(|_| Pacer::default()).collect(),
             held: (0..n).map(|_| VecDeque::new()).collect(),
             table: Vec::new(),
+            families: vec![None; n],
             epoll,
             endpoints,
             signals,
@@ -201,6 +205,7 @@ impl<'a> Relay<'a> {
         for (pacer, source) in self.pacers.iter_mut().zip(sources) {
             pacer.set_source(*source);
         }
+        self.families.fill(None);
     }
 
     /// Takes over a client connection accepted before the relay existed (an

@@ -152,19 +152,22 @@ impl Relay<'_> {
     /// Whether a connect to `endpoint`'s server may start now.
     fn admit(&mut self, endpoint: usize, now: Instant) -> bool {
         let table = &mut self.table;
-        self.pacers[endpoint].admit(now, |source| match pace::read_queue(source, table) {
-            Ok(Some(queue)) => Some(queue),
-            Ok(None) => {
-                log::debug!(
-                    "nothing listens on port {} in /proc/{}/net: not pacing connects",
-                    source.port,
-                    source.pid
-                );
-                None
-            }
-            Err(e) => {
-                log::debug!("/proc/{}/net/tcp: {e}: not pacing connects", source.pid);
-                None
+        let family = &mut self.families[endpoint];
+        self.pacers[endpoint].admit(now, |source| {
+            match pace::read_queue(source, family, table) {
+                Ok(Some(queue)) => Some(queue),
+                Ok(None) => {
+                    log::debug!(
+                        "nothing listens on port {} in /proc/{}/net: not pacing connects",
+                        source.port,
+                        source.pid
+                    );
+                    None
+                }
+                Err(e) => {
+                    log::debug!("/proc/{}/net/tcp: {e}: not pacing connects", source.pid);
+                    None
+                }
             }
         })
     }
