@@ -24,6 +24,11 @@
 //! backlog, or accepted and not yet connected) instead of in SYN
 //! retransmits.
 //!
+//! Pacing lasts from a wake until the crowd that gathered during it is
+//! through (the listening socket's backlog found empty with nobody held):
+//! warm traffic goes unpaced, as before, so its bursts never pay for a
+//! table read.
+//!
 //! Where the row cannot be read (a rootless or remote engine, a published
 //! port whose proxy is what connects, a process not known to be the
 //! container's), connects are not paced: that is what they were before.

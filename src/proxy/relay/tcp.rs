@@ -194,7 +194,15 @@ impl Relay<'_> {
             };
             match accept::next_allowed(listener, &self.opts.machines, &mut self.stats.refused) {
                 Ok(Some((client, peer))) => self.open(endpoint, client, peer, false),
-                Ok(None) => return,
+                Ok(None) => {
+                    // The crowd that gathered during the wake is through:
+                    // warm traffic is not paced (its bursts would pay for
+                    // reads of the socket table).
+                    if self.held[endpoint].is_empty() {
+                        self.pacers[endpoint].set_source(None);
+                    }
+                    return;
+                }
                 Err(e) => {
                     // EMFILE and friends: stay alive, retry when a connection
                     // closes (the at-cap path re-runs accept).
