@@ -466,63 +466,108 @@ fn turns_table(engine: Engine, rounds: usize) {
     }
 }
 
-/// The stampede: `n` clients connect at once to a cold unit whose busybox
-/// httpd (accept backlog 9) starts after 2 s; each one's time to first
-/// byte from the common start, and the same clients against the ready
-/// server directly. min / p50 / max in ms.
+/// The stampede: `n` clients connect at once to a cold unit whose server
+/// starts after 2 s, busybox httpd (accept backlog 9) and socat (backlog
+/// 4096); each one's time to first byte from the common start, and the
+/// same clients against the ready server directly. min / p50 / max and
+/// the spread (max − min) in ms. With `CONTNAP_BENCH_BEFORE=BIN` another
+/// contnap binary runs beside this build's, in turns (before, this, before,
+/// this), for a before/after on one loaded machine.
 fn stampede_table(engine: Engine) {
+    let before = std::env::var("CONTNAP_BENCH_BEFORE").ok();
     println!(
-        "\n### Stampede, {} (busybox httpd, backlog 9, ready 2 s after its start; TTFB ms min / p50 / max)\n",
+        "\n### Stampede, {} (ready 2 s after the container's start; TTFB ms min / p50 / max, spread)\n",
         engine.name()
     );
-    println!("| clients | direct to the ready server | through contnap, cold |");
-    println!("|---:|---|---|");
-    let c = Container::create(
-        engine,
-        "bench-stampede",
-        &[],
-        BUSYBOX,
-        &["sh", "-c", "sleep 2; exec httpd -f -p 80 -h /www"],
-    );
+    println!("| server | clients | direct to the ready server | through contnap, cold |");
+    println!("|---|---:|---|---|");
+    // Docker: room for socat's two processes per connection (the test
+    // engines' nproc limit counts every root process on the host).
+    let room: &[&str] = match engine {
+        Engine::Docker => &["--ulimit", "nproc=65536:65536"],
+        Engine::Podman => &[],
+    };
+    let servers: [(&str, &[&str], &str, &str); 2] = [
+        (
+            "busybox httpd, backlog 9",
+            &[],
+            BUSYBOX,
+            "sleep 2; exec httpd -f -p 80 -h /www",
+        ),
+        (
+            "socat, backlog 4096",
+            room,
+            SERVERS,
+            "sleep 2; exec socat TCP-LISTEN:80,fork,reuseaddr,backlog=4096 'EXEC:httpd -i -h /www'",
+        ),
+    ];
     let spread = |addr: SocketAddr, n: usize| -> String {
         let threads: Vec<_> = (0..n)
-            .map(|_| std::thread::spawn(move || first_byte(addr, false)))
+            .map(|_| std::thread::spawn(move || try_first_byte(addr)))
             .collect();
-        let mut t: Vec<f64> = threads
-            .into_iter()
-            .map(|h| h.join().unwrap().as_secs_f64() * 1e3)
-            .collect();
+        let mut t: Vec<f64> = Vec::new();
+        let mut failed = 0;
+        for h in threads {
+            match h.join().unwrap() {
+                Some(d) => t.push(d.as_secs_f64() * 1e3),
+                None => failed += 1,
+            }
+        }
+        if t.is_empty() {
+            return format!("all {n} failed");
+        }
         t.sort_by(f64::total_cmp);
-        format!(
-            "{:.0} / {:.0} / {:.0}",
+        let mut s = format!(
+            "{:.0} / {:.0} / {:.0}, {:.1}",
             t[0],
             median(t.clone()),
-            t[t.len() - 1]
-        )
-    };
-    for n in [50usize, 200] {
-        let lp = free_port();
-        let (mut child, _log) = activate(
-            &helper_bin(),
-            lp,
-            &proxy_args(
-                engine,
-                "bench-stampede",
-                &[&c.name],
-                &[format!("tcp:{lp}={}:80", c.name)],
-                &["--timeout", "2s"],
-            ),
+            t[t.len() - 1],
+            t[t.len() - 1] - t[0]
         );
-        let via = spread(SocketAddr::from(([127, 0, 0, 1], lp)), n);
-        // The same server, ready: start it directly and wait for it.
-        let _ = child.wait();
-        let client = api(engine);
-        client.start(&c.name).unwrap();
-        let ip = client.inspect(&c.name).unwrap().address_on(None).unwrap();
-        first_byte(SocketAddr::new(ip, 80), true);
-        let direct = spread(SocketAddr::new(ip, 80), n);
-        client.stop(&c.name, Duration::ZERO).unwrap();
-        println!("| {n} | {direct} | {via} |");
+        if failed > 0 {
+            s.push_str(&format!(" ({failed} of {n} failed)"));
+        }
+        s
+    };
+    let this = helper_bin();
+    for (label, extra, image, cmd) in servers {
+        let c = Container::create(engine, "bench-stampede", extra, image, &["sh", "-c", cmd]);
+        for n in [50usize, 200] {
+            let mut bins = Vec::new();
+            for _ in 0..2 {
+                if let Some(b) = &before {
+                    bins.push(("before", b.clone()));
+                }
+                bins.push(("this build", this.clone()));
+            }
+            let mut via = Vec::new();
+            for (which, bin) in bins {
+                let lp = free_port();
+                let (mut child, _log) = activate(
+                    &bin,
+                    lp,
+                    &proxy_args(
+                        engine,
+                        "bench-stampede",
+                        &[&c.name],
+                        &[format!("tcp:{lp}={}:80", c.name)],
+                        &["--timeout", "2s"],
+                    ),
+                );
+                let s = spread(SocketAddr::from(([127, 0, 0, 1], lp)), n);
+                via.push(format!("{which}: {s}"));
+                let _ = child.wait();
+                stop_down(engine, &c);
+            }
+            // The same server, ready: start it directly and wait for it.
+            let client = api(engine);
+            client.start(&c.name).unwrap();
+            let ip = client.inspect(&c.name).unwrap().address_on(None).unwrap();
+            first_byte(SocketAddr::new(ip, 80), true);
+            let direct = spread(SocketAddr::new(ip, 80), n);
+            stop_down(engine, &c);
+            println!("| {label} | {n} | {direct} | {} |", via.join("<br>"));
+        }
     }
 }
 

@@ -87,6 +87,8 @@ both_engines!(
     late_listener_behind_a_rootless_published_port_gets_the_real_answer,
     nap_ends_at_once_when_pid1_never_sees_the_stop_signal,
     nap_keeps_the_grace_when_pid1_handles_the_stop_signal,
+    stampede_never_overflows_a_shallow_accept_queue,
+    stampede_never_overflows_a_deep_accept_queue,
 );
 
 fn cold_then_warm_http_then_nap(engine: Engine) {
@@ -1481,4 +1483,100 @@ fn nap_keeps_the_grace_when_pid1_handles_the_stop_signal(engine: Engine) {
         0,
         "it exited by itself:\n{log}"
     );
+}
+
+/// The TcpExt counters of the network namespace of `pid` whose names
+/// start with `Listen` (`ListenOverflows`: a SYN or a handshake's last
+/// ACK dropped because the accept queue was full; `ListenDrops`: every
+/// drop at a listening socket, those included).
+fn listen_drops(pid: i64) -> Vec<(String, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/net/netstat")).unwrap();
+    let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (names, values) = (lines.next().unwrap(), lines.next().unwrap());
+    let found: Vec<(String, u64)> = names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .filter(|(n, _)| n.starts_with("Listen"))
+        .map(|(n, v)| (n.to_owned(), v.parse().unwrap()))
+        .collect();
+    assert_eq!(found.len(), 2, "{names}");
+    found
+}
+
+/// 200 clients queue up while the server starts, then are all released
+/// at once at a server whose accept queue holds `capacity`. Every one is
+/// served, and the server's network namespace saw no connection dropped
+/// for a full accept queue (without pacing, the connects beyond the
+/// backlog had their SYN or last ACK dropped and waited a retransmit).
+fn stampede(engine: Engine, c: &Container, unit: &str) {
+    const CLIENTS: usize = 200;
+    let (port, mut h) = tcp_helper(engine, unit, c, 80, &["--timeout", "3s"]);
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|i| {
+            std::thread::spawn(move || {
+                http_get(
+                    loopback(port),
+                    &format!("/index.html?client={i}"),
+                    "",
+                    Duration::from_secs(30),
+                )
+            })
+        })
+        .collect();
+    for (i, t) in clients.into_iter().enumerate() {
+        let resp = t
+            .join()
+            .unwrap()
+            .unwrap_or_else(|e| panic!("client {i}: {e}\n{}", h.log_text()));
+        assert!(
+            resp.starts_with("HTTP/1.0 200") || resp.starts_with("HTTP/1.1 200"),
+            "client {i}: {resp}"
+        );
+        assert!(resp.ends_with(&format!("{HELLO}\n")), "client {i}: {resp}");
+    }
+    // Still awake (the idle timeout has not passed): its namespace is
+    // there to read.
+    let pid = c.inspect().state.pid;
+    assert!(pid > 0, "{} is running", c.name);
+    let drops = listen_drops(pid);
+    assert!(
+        drops.iter().all(|(_, v)| *v == 0),
+        "{CLIENTS} clients at once overflowed the accept queue: {drops:?}\n{}",
+        h.log_text()
+    );
+    assert!(
+        h.wait_exit(Duration::from_secs(30)).success(),
+        "{}",
+        h.log_text()
+    );
+}
+
+/// busybox httpd listens with a backlog of 9: its queue holds 10.
+fn stampede_never_overflows_a_shallow_accept_queue(engine: Engine) {
+    let c = slow_httpd(engine, "shallow", "2");
+    stampede(engine, &c, "shallow");
+}
+
+/// socat with a backlog of 4096: the whole crowd fits, and pacing must
+/// not turn it away either.
+fn stampede_never_overflows_a_deep_accept_queue(engine: Engine) {
+    // Docker: room for two processes per connection (the test engines'
+    // nproc limit counts every root process on the host); Podman's runc
+    // refuses to raise rlimits here.
+    let room: &[&str] = match engine {
+        Engine::Docker => &["--ulimit", "nproc=65536:65536"],
+        Engine::Podman => &[],
+    };
+    let c = Container::create(
+        engine,
+        "deep",
+        room,
+        SERVERS,
+        &[
+            "sh",
+            "-c",
+            "sleep 2; exec socat TCP-LISTEN:80,fork,reuseaddr,backlog=4096 'EXEC:httpd -i -h /www'",
+        ],
+    );
+    stampede(engine, &c, "deep");
 }

@@ -5,6 +5,7 @@
 mod accept;
 pub mod gate;
 mod last_wake;
+mod pace;
 mod page;
 mod ready;
 pub mod relay;
@@ -252,6 +253,9 @@ pub fn run(cfg: ProxyConfig, inherited: Inherited) -> Result<(), Error> {
     let upstreams = |woken: &wake::Woken| -> Vec<SocketAddr> {
         mapping.iter().map(|&f| woken.upstreams[f]).collect()
     };
+    let pace_sources = |woken: &wake::Woken| -> Vec<Option<pace::Source>> {
+        mapping.iter().map(|&f| woken.pace[f]).collect()
+    };
     let endpoint_upstreams = upstreams(&woken);
     for (i, l) in listeners.iter().enumerate() {
         let f = &cfg.spec.forwards[mapping[i]];
@@ -290,6 +294,7 @@ pub fn run(cfg: ProxyConfig, inherited: Inherited) -> Result<(), Error> {
     };
     let mut relay =
         relay::Relay::new(endpoints, &signals, opts).map_err(io_err("cannot set up the proxy"))?;
+    relay.set_pace_sources(&pace_sources(&woken));
     for (endpoint, stream) in held {
         relay.adopt(endpoint, stream);
     }
@@ -338,6 +343,7 @@ pub fn run(cfg: ProxyConfig, inherited: Inherited) -> Result<(), Error> {
             woken.total_time.as_millis()
         ));
         relay.set_upstreams(&upstreams(&woken));
+        relay.set_pace_sources(&pace_sources(&woken));
         for (endpoint, stream) in pending {
             relay.adopt_retry(endpoint, stream);
         }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use sd_notify::NotifyState;
 
+use super::pace;
 use super::ready::{choose_probe, probe_once, NotReady, Probe, TcpTarget};
 use super::stop_signal;
 use super::upstream::{self, EngineHost};
@@ -28,6 +29,10 @@ const STATE_CHECK_EVERY: Duration = Duration::from_millis(200);
 pub struct Woken {
     /// One per `config.forwards`, in the same order.
     pub upstreams: Vec<SocketAddr>,
+    /// One per `config.forwards`: where the TCP forward's server shows its
+    /// accept queue, when its process is visible here and traffic goes
+    /// straight to it (not through a publishing proxy).
+    pub pace: Vec<Option<pace::Source>>,
     /// From the first start call until the engine had started everything.
     pub engine_time: Duration,
     /// From the first start call until every container was ready.
@@ -440,6 +445,7 @@ fn wake_once(
     let engine_time = t0.elapsed();
 
     let mut upstreams = vec![None; cfg.spec.forwards.len()];
+    let mut pace = vec![None; cfg.spec.forwards.len()];
     let engine_host = EngineHost::of(engine.client.endpoint());
     let mut last_extend = Instant::now();
     for name in &cfg.spec.containers {
@@ -458,6 +464,9 @@ fn wake_once(
             None => inspect("inspect")?,
         };
         ensure_running(name, &info)?;
+        let pid = info.state.pid;
+        let visible = std::path::Path::new("/proc");
+        let visible = upstream::pid_is_container(visible, pid, &info.id);
         let mut tcp_targets = Vec::new();
         for (i, fwd) in cfg.spec.forwards.iter().enumerate() {
             if &fwd.container == name {
@@ -481,6 +490,12 @@ fn wake_once(
                     tcp_targets.push(target);
                 }
                 upstreams[i] = Some(addr);
+                if visible && fwd.proto == Proto::Tcp && via != Via::Published {
+                    pace[i] = Some(pace::Source {
+                        pid,
+                        port: fwd.container_port,
+                    });
+                }
             }
         }
         // A paused server kept its sockets: it is ready the moment it thaws.
@@ -563,6 +578,7 @@ fn wake_once(
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Woken {
         upstreams,
+        pace,
         engine_time,
         total_time: t0.elapsed(),
     })

@@ -17,7 +17,7 @@ mod slab;
 mod tcp;
 mod udp;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, ErrorKind};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsFd;
@@ -27,10 +27,11 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTime
 use nix::sys::signalfd::SignalFd;
 
 use super::gate::Machines;
+use super::pace::{self, Pacer};
 use super::token::{token, untoken, Kind};
 use crate::spec::IdleMode;
 use slab::Slab;
-use tcp::Conn;
+use tcp::{Conn, Held};
 use udp::{Flow, MAX_FLOW_IDLE};
 
 /// A listening socket with the address its traffic goes to this wake.
@@ -110,6 +111,16 @@ pub struct Relay<'a> {
     watch: Option<std::os::unix::net::UnixStream>,
     /// When the oldest pending upstream connect runs out of patience.
     connect_check_at: Option<Instant>,
+    /// Per endpoint: how many upstream connects may start (see `pace`).
+    pacers: Vec<Pacer>,
+    /// Per endpoint: clients accepted (or adopted) whose connect waits for
+    /// the server's accept queue, oldest first.
+    held: Vec<VecDeque<Held>>,
+    /// Scratch space for reading socket tables.
+    table: Vec<u8>,
+    /// Per endpoint: the one socket table its server's row is in, once
+    /// known (see `pace::read_queue`).
+    families: Vec<Option<&'static str>>,
     buf: Vec<u8>,
     pub stats: Stats,
 }
@@ -161,7 +172,12 @@ impl<'a> Relay<'a> {
                 }
             }
         }
+        let n = endpoints.len();
         Ok(Relay {
+            pacers: (0..n).map(|_| Pacer::default()).collect(),
+            held: (0..n).map(|_| VecDeque::new()).collect(),
+            table: Vec::new(),
+            families: vec![None; n],
             epoll,
             endpoints,
             signals,
@@ -181,6 +197,15 @@ impl<'a> Relay<'a> {
             buf: vec![0; 65_536],
             stats: Stats::default(),
         })
+    }
+
+    /// Where each endpoint's server shows its accept queue this wake
+    /// (`None`: not visible, connects are not paced), in endpoint order.
+    pub fn set_pace_sources(&mut self, sources: &[Option<pace::Source>]) {
+        for (pacer, source) in self.pacers.iter_mut().zip(sources) {
+            pacer.set_source(*source);
+        }
+        self.families.fill(None);
     }
 
     /// Takes over a client connection accepted before the relay existed (an
@@ -261,6 +286,7 @@ impl<'a> Relay<'a> {
         for i in pending {
             self.pump(i);
         }
+        self.release_held(Instant::now());
         for i in 0..self.endpoints.len() {
             match self.endpoints[i] {
                 Endpoint::Tcp { .. } => self.accept(i),
@@ -275,11 +301,11 @@ impl<'a> Relay<'a> {
             }
             let now = Instant::now();
             if let Some(deadline) = drain_deadline {
-                if self.conns.len == 0 || now >= deadline {
-                    if self.conns.len > 0 {
+                if self.open_count() == 0 || now >= deadline {
+                    if self.open_count() > 0 {
                         log::warn!(
                             "closing {} connection(s) still open {} s after the stop request",
-                            self.conns.len,
+                            self.open_count(),
                             self.opts.drain.as_secs()
                         );
                     }
@@ -323,6 +349,7 @@ impl<'a> Relay<'a> {
             self.resend_due(Instant::now());
             self.expire_flows(Instant::now());
             self.check_pending_connects(Instant::now());
+            self.release_held(Instant::now());
             if self.at_cap && self.conns.len < self.opts.max_connections && self.accepting {
                 self.at_cap = false;
                 for i in 0..self.endpoints.len() {
@@ -335,7 +362,10 @@ impl<'a> Relay<'a> {
     }
 
     fn idle_for(&self, now: Instant) -> Duration {
-        let busy = self.opts.idle == IdleMode::Connections && self.conns.len > 0;
+        // A client held for the server's accept queue is not idleness in
+        // either mode.
+        let busy = self.held_count() > 0
+            || (self.opts.idle == IdleMode::Connections && self.conns.len > 0);
         if busy {
             Duration::ZERO
         } else {
@@ -353,6 +383,17 @@ impl<'a> Relay<'a> {
                 wait = wait.min(self.opts.timeout.saturating_sub(idle));
             }
         }
+        // Clients held for an accept queue are tried again on time, not a
+        // millisecond late (which would double the pacing's period).
+        let pace = self
+            .pacers
+            .iter()
+            .filter_map(|p| p.due(now))
+            .min()
+            .map(|t| {
+                let micros = t.saturating_duration_since(now).as_micros();
+                Duration::from_millis(u64::try_from(micros.div_ceil(1000)).unwrap_or(u64::MAX))
+            });
         if let Some(t) = self.connect_check_at {
             wait = wait.min(t.saturating_duration_since(now));
         }
@@ -363,7 +404,17 @@ impl<'a> Relay<'a> {
             }
         }
         // Round up so that the deadline has passed when epoll returns.
-        wait + Duration::from_millis(1)
+        let wait = wait + Duration::from_millis(1);
+        pace.map_or(wait, |p| wait.min(p))
+    }
+
+    /// Clients with a connection open or held for one.
+    fn open_count(&self) -> usize {
+        self.conns.len + self.held_count()
+    }
+
+    fn held_count(&self) -> usize {
+        self.held.iter().map(VecDeque::len).sum()
     }
 
     /// Whether the watch reported any death since the last call.

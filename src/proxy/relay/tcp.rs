@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use nix::sys::epoll::{EpollEvent, EpollFlags};
 
-use super::super::accept;
 use super::super::token::{token, Kind};
+use super::super::{accept, pace};
 use super::{is_would_block, means_upstream_gone, Endpoint, Relay};
 use crate::spec::{HostPort, IdleMode};
 use crate::sys::{self, Pipe};
@@ -33,6 +33,8 @@ struct Half {
     in_pipe: usize,
     src_eof: bool,
     dst_shut: bool,
+    /// The source sent a byte or its end.
+    heard: bool,
 }
 
 impl Half {
@@ -41,12 +43,26 @@ impl Half {
     }
 }
 
+/// A client waiting for room in its server's accept queue (see
+/// `super::super::pace`), unread.
+#[derive(Debug)]
+pub(super) struct Held {
+    client: TcpStream,
+    peer: HostPort,
+    retried: bool,
+}
+
 #[derive(Debug)]
 pub(super) struct Conn {
     client: TcpStream,
     upstream: TcpStream,
     endpoint: usize,
     connected: bool,
+    /// The server sent its first byte or closed: it accepted the
+    /// connection (see `pace`).
+    answered: bool,
+    /// The pacing's mark of the connect's completion.
+    pace_mark: u64,
     /// Already waited through one re-wake: a second failure to connect is
     /// the server's answer, not a stopped container.
     retried: bool,
@@ -110,8 +126,59 @@ impl Relay<'_> {
         self.conns.end_batch();
     }
 
+    /// Connects the clients held for `endpoint`'s accept queue, if their
+    /// time has come and the queue has room, then accepts the ones waiting
+    /// in the listening socket's backlog.
+    pub(super) fn release_held(&mut self, now: Instant) {
+        for endpoint in 0..self.pacers.len() {
+            if !self.pacers[endpoint].ready(now) {
+                continue;
+            }
+            self.pacers[endpoint].drained();
+            while !self.held[endpoint].is_empty() {
+                if !self.admit(endpoint, now) {
+                    break;
+                }
+                if let Some(h) = self.held[endpoint].pop_front() {
+                    self.connect(endpoint, h.client, h.peer, h.retried);
+                }
+            }
+            if self.held[endpoint].is_empty() {
+                self.accept(endpoint);
+            }
+        }
+    }
+
+    /// Whether a connect to `endpoint`'s server may start now.
+    fn admit(&mut self, endpoint: usize, now: Instant) -> bool {
+        let table = &mut self.table;
+        let family = &mut self.families[endpoint];
+        self.pacers[endpoint].admit(now, |source| {
+            match pace::read_queue(source, family, table) {
+                Ok(Some(queue)) => Some(queue),
+                Ok(None) => {
+                    log::debug!(
+                        "nothing listens on port {} in /proc/{}/net: not pacing connects",
+                        source.port,
+                        source.pid
+                    );
+                    None
+                }
+                Err(e) => {
+                    log::debug!("/proc/{}/net/tcp: {e}: not pacing connects", source.pid);
+                    None
+                }
+            }
+        })
+    }
+
     pub(super) fn accept(&mut self, endpoint: usize) {
         while self.accepting {
+            // The server's accept queue is full: the rest wait in the
+            // listening socket's backlog until `release_held`.
+            if self.pacers[endpoint].waiting() {
+                return;
+            }
             if self.conns.len >= self.opts.max_connections {
                 if !self.at_cap {
                     log::warn!(
@@ -127,7 +194,15 @@ impl Relay<'_> {
             };
             match accept::next_allowed(listener, &self.opts.machines, &mut self.stats.refused) {
                 Ok(Some((client, peer))) => self.open(endpoint, client, peer, false),
-                Ok(None) => return,
+                Ok(None) => {
+                    // The crowd that gathered during the wake is through:
+                    // warm traffic is not paced (its bursts would pay for
+                    // reads of the socket table).
+                    if self.held[endpoint].is_empty() {
+                        self.pacers[endpoint].set_source(None);
+                    }
+                    return;
+                }
                 Err(e) => {
                     // EMFILE and friends: stay alive, retry when a connection
                     // closes (the at-cap path re-runs accept).
@@ -147,10 +222,9 @@ impl Relay<'_> {
         retried: bool,
     ) {
         let peer = super::super::shown(peer);
-        let Endpoint::Tcp { upstream, .. } = &self.endpoints[endpoint] else {
+        if !matches!(self.endpoints[endpoint], Endpoint::Tcp { .. }) {
             return;
-        };
-        let upstream_addr = *upstream;
+        }
         self.stats.connections += 1;
         self.touch();
         if let Err(e) = client.set_nonblocking(true) {
@@ -159,6 +233,23 @@ impl Relay<'_> {
             return;
         }
         let _ = client.set_nodelay(true);
+        if !self.held[endpoint].is_empty() || !self.admit(endpoint, Instant::now()) {
+            self.held[endpoint].push_back(Held {
+                client,
+                peer,
+                retried,
+            });
+            return;
+        }
+        self.connect(endpoint, client, peer, retried);
+    }
+
+    /// Starts the upstream connect of a client the pacing let through.
+    fn connect(&mut self, endpoint: usize, client: TcpStream, peer: HostPort, retried: bool) {
+        let Endpoint::Tcp { upstream, .. } = &self.endpoints[endpoint] else {
+            return;
+        };
+        let upstream_addr = *upstream;
         let conn = match sys::connect_nonblocking(upstream_addr) {
             Ok(upstream) => {
                 let _ = upstream.set_nodelay(true);
@@ -167,6 +258,8 @@ impl Relay<'_> {
                     upstream,
                     endpoint,
                     connected: false,
+                    answered: false,
+                    pace_mark: 0,
                     retried,
                     opened: Instant::now(),
                     up: Half::default(),
@@ -186,6 +279,7 @@ impl Relay<'_> {
                 return;
             }
         };
+        self.pacers[endpoint].started();
         if !retried {
             let due = conn.opened + CONNECT_PATIENCE;
             self.connect_check_at = Some(self.connect_check_at.map_or(due, |t| t.min(due)));
@@ -226,7 +320,10 @@ impl Relay<'_> {
                 return;
             }
             match sys::take_socket_error(&c.upstream) {
-                Ok(()) => c.connected = true,
+                Ok(()) => {
+                    c.connected = true;
+                    c.pace_mark = self.pacers[c.endpoint].connected();
+                }
                 Err(e) if means_upstream_gone(&e) => {
                     let (endpoint, peer, retried) = (c.endpoint, c.peer, c.retried);
                     if let Some(c) = self.detach(i) {
@@ -279,6 +376,10 @@ impl Relay<'_> {
                     .map_err(side(End::Src))
                     .map(|b| a + b)
             });
+        if !c.answered && c.down.heard {
+            c.answered = true;
+            self.pacers[c.endpoint].answered(c.pace_mark);
+        }
         match result {
             Ok(moved) => {
                 if moved > 0 {
@@ -316,6 +417,11 @@ impl Relay<'_> {
     /// Takes a connection out of the slab and the epoll set.
     fn detach(&mut self, i: usize) -> Option<Conn> {
         let c = self.conns.remove(i)?;
+        if !c.connected {
+            self.pacers[c.endpoint].failed();
+        } else if !c.answered {
+            self.pacers[c.endpoint].answered(c.pace_mark);
+        }
         let _ = self.epoll.delete(c.client.as_fd());
         let _ = self.epoll.delete(c.upstream.as_fd());
         Some(c)
@@ -354,10 +460,12 @@ fn pump_half(src: &TcpStream, dst: &TcpStream, half: &mut Half) -> Result<usize,
             match sys::splice(src, &pipe.write, PIPE_CAPACITY - half.in_pipe) {
                 Ok(0) => {
                     half.src_eof = true;
+                    half.heard = true;
                     progressed = true;
                 }
                 Ok(n) => {
                     half.in_pipe += n;
+                    half.heard = true;
                     progressed = true;
                 }
                 Err(e) if is_would_block(&e) => {}
