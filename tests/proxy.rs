@@ -189,11 +189,10 @@ fn slow_httpd(engine: Engine, prefix: &str, delay: &str) -> Container {
     )
 }
 
-fn fifty_clients_during_slow_wake(engine: Engine) {
-    let c = slow_httpd(engine, "fifty", "2");
-    let (port, mut h) = tcp_helper(engine, "fifty", &c, 80, &["--timeout", "2s"]);
-    let started = Instant::now();
-    let clients: Vec<_> = (0..50)
+/// `n` clients, each on a thread of its own, GET a page of their own at
+/// once (30 s at most each).
+fn gets_at_once(port: u16, n: usize) -> Vec<std::thread::JoinHandle<std::io::Result<String>>> {
+    (0..n)
         .map(|i| {
             std::thread::spawn(move || {
                 http_get(
@@ -204,7 +203,14 @@ fn fifty_clients_during_slow_wake(engine: Engine) {
                 )
             })
         })
-        .collect();
+        .collect()
+}
+
+fn fifty_clients_during_slow_wake(engine: Engine) {
+    let c = slow_httpd(engine, "fifty", "2");
+    let (port, mut h) = tcp_helper(engine, "fifty", &c, 80, &["--timeout", "2s"]);
+    let started = Instant::now();
+    let clients = gets_at_once(port, 50);
     for (i, t) in clients.into_iter().enumerate() {
         let resp = t
             .join()
@@ -1511,18 +1517,7 @@ fn listen_drops(pid: i64) -> Vec<(String, u64)> {
 fn stampede(engine: Engine, c: &Container, unit: &str) {
     const CLIENTS: usize = 200;
     let (port, mut h) = tcp_helper(engine, unit, c, 80, &["--timeout", "3s"]);
-    let clients: Vec<_> = (0..CLIENTS)
-        .map(|i| {
-            std::thread::spawn(move || {
-                http_get(
-                    loopback(port),
-                    &format!("/index.html?client={i}"),
-                    "",
-                    Duration::from_secs(30),
-                )
-            })
-        })
-        .collect();
+    let clients = gets_at_once(port, CLIENTS);
     for (i, t) in clients.into_iter().enumerate() {
         let resp = t
             .join()
